@@ -1,0 +1,1 @@
+//! Benchmarks (built by the benches issue).

@@ -1,0 +1,1 @@
+//! The Cloudflare Worker (built by the edge-worker issue).

@@ -1,0 +1,20 @@
+//! # ingest-core
+//!
+//! Everything that decides *what a page-view event is*, in one crate that does no I/O
+//! and reads no clock, so it compiles both to `wasm32-unknown-unknown` (the Cloudflare
+//! Worker) and natively (the ClickHouse sink, and any Rust service that links it).
+//!
+//! Raw tracker requests go in as bytes; validated, normalized, enriched, privacy-safe
+//! Arrow [`RecordBatch`](arrow_array::RecordBatch)es of schema v1 come out.
+//! Time, per-request randomness and salts are passed in by the caller.
+#![deny(missing_docs)]
+#![warn(clippy::disallowed_methods)]
+
+mod error;
+mod event;
+mod limits;
+pub mod schema;
+
+pub use error::{Error, Problem, Rejection, Result};
+pub use event::{Event, RawEvent, Timings};
+pub use limits::Limits;

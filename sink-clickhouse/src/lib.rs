@@ -1,0 +1,1 @@
+//! The native sink (built by the sink issue).
