@@ -13,8 +13,15 @@
 mod error;
 mod event;
 mod limits;
+mod normalize;
+mod referrer;
 pub mod schema;
 
 pub use error::{Error, Problem, Rejection, Result};
 pub use event::{Event, RawEvent, Timings};
 pub use limits::Limits;
+pub use normalize::{normalize_url, normalize_url_slow, NormalizeConfig, PageUrl};
+pub use referrer::{
+    normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
+    DOMAIN_SOURCES,
+};

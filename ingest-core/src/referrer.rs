@@ -1,0 +1,389 @@
+//! Referrers: the host an event came from and its *source*, a readable name for
+//! well-known hosts.
+//!
+//! The host is normalized like a page hostname (lowercase, punycode, no trailing dot,
+//! `www.` per [`NormalizeConfig::strip_www`]) by the same fast path / `url` crate pair
+//! as [`crate::normalize_url`]. An empty or unparseable referrer, one that is not
+//! `http`/`https` (`android-app://…`, `about:blank`), and a self-referral (its host
+//! equals the page's hostname) are *direct*: host and source both empty.
+//!
+//! The source comes from two tables, both sorted so they can be searched in
+//! `O(log n)` per label (a test checks the order):
+//!
+//! - [`DOMAIN_SOURCES`]: a host equal to the domain or a subdomain of it (`t.co`,
+//!   `news.ycombinator.com`, `l.facebook.com` under `facebook.com`…). The longest
+//!   matching domain wins, so `gemini.google.com` is Gemini, not Google.
+//! - [`BRAND_SOURCES`]: a brand label followed by a public-suffix-like tail of one label
+//!   (`google.de`) or of two labels whose first is at most three letters
+//!   (`google.co.uk`, `yandex.com.tr`, `yahoo.co.jp`), with any subdomains before it
+//!   (`search.yahoo.com`, `cn.bing.com`). A brand label further left
+//!   (`google.blogspot.com`) does not match.
+//!
+//! Any other host is its own source (`blog.example.org`).
+
+use std::borrow::Cow;
+
+use crate::normalize::{http_host, http_host_slow, NormalizeConfig};
+
+/// Where an event came from. Both fields are empty for direct traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Referrer<'a> {
+    /// The referring host, normalized like a page hostname.
+    pub host: Cow<'a, str>,
+    /// A readable source name from the tables ("Google", "Hacker News"), else the host.
+    pub source: Cow<'a, str>,
+}
+
+/// Known referrer domains: `(domain, source)`, matching the domain and its subdomains.
+/// Sorted by domain.
+pub const DOMAIN_SOURCES: &[(&str, &str)] = &[
+    ("bsky.app", "Bluesky"),
+    ("chat.openai.com", "ChatGPT"),
+    ("chatgpt.com", "ChatGPT"),
+    ("claude.ai", "Claude"),
+    ("copilot.microsoft.com", "Copilot"),
+    ("discord.com", "Discord"),
+    ("fb.me", "Facebook"),
+    ("gemini.google.com", "Gemini"),
+    ("github.com", "GitHub"),
+    ("gitlab.com", "GitLab"),
+    ("kagi.com", "Kagi"),
+    ("lnkd.in", "LinkedIn"),
+    ("lobste.rs", "Lobsters"),
+    ("mail.google.com", "Gmail"),
+    ("mastodon.social", "Mastodon"),
+    ("medium.com", "Medium"),
+    ("mstdn.social", "Mastodon"),
+    ("news.google.com", "Google News"),
+    ("news.ycombinator.com", "Hacker News"),
+    ("outlook.live.com", "Outlook"),
+    ("perplexity.ai", "Perplexity"),
+    ("pin.it", "Pinterest"),
+    ("producthunt.com", "Product Hunt"),
+    ("quora.com", "Quora"),
+    ("search.brave.com", "Brave Search"),
+    ("slack.com", "Slack"),
+    ("stackoverflow.com", "Stack Overflow"),
+    ("startpage.com", "Startpage"),
+    ("substack.com", "Substack"),
+    ("t.co", "Twitter"),
+    ("t.me", "Telegram"),
+    ("threads.net", "Threads"),
+    ("twitter.com", "Twitter"),
+    ("vk.com", "VK"),
+    ("wikipedia.org", "Wikipedia"),
+    ("x.com", "Twitter"),
+    ("ya.ru", "Yandex"),
+    ("youtu.be", "YouTube"),
+];
+
+/// Known brands: `(label, source)`, matching `label.<tld>` and `label.<xx>.<tld>` with
+/// any subdomains (see the module docs). Sorted by label.
+pub const BRAND_SOURCES: &[(&str, &str)] = &[
+    ("baidu", "Baidu"),
+    ("bing", "Bing"),
+    ("duckduckgo", "DuckDuckGo"),
+    ("ecosia", "Ecosia"),
+    ("facebook", "Facebook"),
+    ("google", "Google"),
+    ("instagram", "Instagram"),
+    ("linkedin", "LinkedIn"),
+    ("naver", "Naver"),
+    ("pinterest", "Pinterest"),
+    ("qwant", "Qwant"),
+    ("reddit", "Reddit"),
+    ("seznam", "Seznam"),
+    ("tiktok", "TikTok"),
+    ("yahoo", "Yahoo!"),
+    ("yandex", "Yandex"),
+    ("youtube", "YouTube"),
+];
+
+/// Normalizes a referrer URL against the page's (already normalized) hostname.
+///
+/// ```
+/// use ingest_core::{normalize_referrer, NormalizeConfig};
+/// let cfg = NormalizeConfig::default();
+/// let r = normalize_referrer("https://www.google.co.uk/search?q=x", "example.com", &cfg);
+/// assert_eq!((&*r.host, &*r.source), ("google.co.uk", "Google"));
+/// let own = normalize_referrer("https://www.example.com/prev", "example.com", &cfg);
+/// assert_eq!((&*own.host, &*own.source), ("", ""));
+/// ```
+pub fn normalize_referrer<'a>(
+    referrer: &'a str,
+    page_hostname: &str,
+    cfg: &NormalizeConfig,
+) -> Referrer<'a> {
+    if referrer.is_empty() {
+        return Referrer::default();
+    }
+    with_source(http_host(referrer, cfg), page_hostname)
+}
+
+/// [`normalize_referrer`] with the `url` crate only (the reference for tests and benches).
+pub fn normalize_referrer_slow<'a>(
+    referrer: &'a str,
+    page_hostname: &str,
+    cfg: &NormalizeConfig,
+) -> Referrer<'a> {
+    with_source(http_host_slow(referrer, cfg), page_hostname)
+}
+
+fn with_source<'a>(host: Option<Cow<'a, str>>, page_hostname: &str) -> Referrer<'a> {
+    match host {
+        Some(host) if host != page_hostname => {
+            let source = match referrer_source(&host) {
+                Some(name) => Cow::Borrowed(name),
+                None => host.clone(),
+            };
+            Referrer { host, source }
+        }
+        _ => Referrer::default(),
+    }
+}
+
+/// The source name of a normalized referrer host, if it is a well-known one.
+///
+/// ```
+/// assert_eq!(ingest_core::referrer_source("old.reddit.com"), Some("Reddit"));
+/// assert_eq!(ingest_core::referrer_source("blog.example.org"), None);
+/// ```
+pub fn referrer_source(host: &str) -> Option<&'static str> {
+    // Longest suffix first: the whole host, then without its first label, and so on.
+    let mut suffix = host;
+    loop {
+        if let Ok(i) = DOMAIN_SOURCES.binary_search_by(|(d, _)| (*d).cmp(suffix)) {
+            return Some(DOMAIN_SOURCES[i].1);
+        }
+        match suffix.split_once('.') {
+            Some((_, rest)) => suffix = rest,
+            None => break,
+        }
+    }
+    let mut labels = host.rsplit('.');
+    let _tld = labels.next()?;
+    let second = labels.next()?;
+    if let Some(name) = brand(second) {
+        return Some(name);
+    }
+    if second.len() <= 3 {
+        return brand(labels.next()?);
+    }
+    None
+}
+
+fn brand(label: &str) -> Option<&'static str> {
+    BRAND_SOURCES
+        .binary_search_by(|(b, _)| (*b).cmp(label))
+        .ok()
+        .map(|i| BRAND_SOURCES[i].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(referrer: &str, page: &str) -> (String, String) {
+        let cfg = NormalizeConfig::default();
+        let fast = normalize_referrer(referrer, page, &cfg);
+        let slow = normalize_referrer_slow(referrer, page, &cfg);
+        assert_eq!(fast, slow, "fast and slow differ for {referrer:?}");
+        (fast.host.into_owned(), fast.source.into_owned())
+    }
+
+    fn hs(host: &str, source: &str) -> (String, String) {
+        (host.to_owned(), source.to_owned())
+    }
+
+    #[test]
+    fn tables_are_sorted_and_unique() {
+        for table in [DOMAIN_SOURCES, BRAND_SOURCES] {
+            for w in table.windows(2) {
+                assert!(
+                    w[0].0 < w[1].0,
+                    "{:?} must sort before {:?}",
+                    w[0].0,
+                    w[1].0
+                );
+            }
+            for (key, name) in table {
+                assert_eq!(key.to_ascii_lowercase(), *key);
+                assert!(!name.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn search_engines_with_country_domains() {
+        let page = "example.com";
+        assert_eq!(
+            pair("https://www.google.com/", page),
+            hs("google.com", "Google")
+        );
+        assert_eq!(
+            pair("https://www.google.co.uk/url?q=x", page),
+            hs("google.co.uk", "Google")
+        );
+        assert_eq!(pair("https://google.de/", page), hs("google.de", "Google"));
+        assert_eq!(
+            pair("https://www.google.com.br/", page),
+            hs("google.com.br", "Google")
+        );
+        assert_eq!(
+            pair("https://cn.bing.com/search", page),
+            hs("cn.bing.com", "Bing")
+        );
+        assert_eq!(
+            pair("https://duckduckgo.com/", page),
+            hs("duckduckgo.com", "DuckDuckGo")
+        );
+        assert_eq!(
+            pair("https://search.yahoo.co.jp/", page),
+            hs("search.yahoo.co.jp", "Yahoo!")
+        );
+        assert_eq!(
+            pair("https://yandex.com.tr/", page),
+            hs("yandex.com.tr", "Yandex")
+        );
+        assert_eq!(pair("https://ya.ru/", page), hs("ya.ru", "Yandex"));
+        assert_eq!(
+            pair("https://www.baidu.com/link", page),
+            hs("baidu.com", "Baidu")
+        );
+        assert_eq!(
+            pair("https://www.ecosia.org/", page),
+            hs("ecosia.org", "Ecosia")
+        );
+        assert_eq!(
+            pair("https://search.brave.com/", page),
+            hs("search.brave.com", "Brave Search")
+        );
+    }
+
+    #[test]
+    fn social_and_communities() {
+        let page = "example.com";
+        assert_eq!(pair("https://t.co/abc", page), hs("t.co", "Twitter"));
+        assert_eq!(pair("https://x.com/someone", page), hs("x.com", "Twitter"));
+        assert_eq!(pair("https://lnkd.in/xyz", page), hs("lnkd.in", "LinkedIn"));
+        assert_eq!(
+            pair("https://www.linkedin.com/feed", page),
+            hs("linkedin.com", "LinkedIn")
+        );
+        assert_eq!(
+            pair("https://l.facebook.com/l.php", page),
+            hs("l.facebook.com", "Facebook")
+        );
+        assert_eq!(
+            pair("https://m.facebook.com/", page),
+            hs("m.facebook.com", "Facebook")
+        );
+        assert_eq!(
+            pair("https://old.reddit.com/r/rust", page),
+            hs("old.reddit.com", "Reddit")
+        );
+        assert_eq!(
+            pair("https://news.ycombinator.com/item?id=1", page),
+            hs("news.ycombinator.com", "Hacker News")
+        );
+        assert_eq!(
+            pair("https://github.com/a/b", page),
+            hs("github.com", "GitHub")
+        );
+        assert_eq!(
+            pair("https://m.youtube.com/watch", page),
+            hs("m.youtube.com", "YouTube")
+        );
+        assert_eq!(pair("https://youtu.be/x", page), hs("youtu.be", "YouTube"));
+        assert_eq!(
+            pair("https://chatgpt.com/", page),
+            hs("chatgpt.com", "ChatGPT")
+        );
+        assert_eq!(
+            pair("https://www.perplexity.ai/", page),
+            hs("perplexity.ai", "Perplexity")
+        );
+        assert_eq!(
+            pair("https://gemini.google.com/app", page),
+            hs("gemini.google.com", "Gemini")
+        );
+        assert_eq!(
+            pair("https://mastodon.social/@a", page),
+            hs("mastodon.social", "Mastodon")
+        );
+        assert_eq!(
+            pair("https://en.wikipedia.org/wiki/X", page),
+            hs("en.wikipedia.org", "Wikipedia")
+        );
+    }
+
+    #[test]
+    fn unknown_hosts_are_their_own_source() {
+        let page = "example.com";
+        assert_eq!(
+            pair("https://Blog.Example.org/post", page),
+            hs("blog.example.org", "blog.example.org")
+        );
+        assert_eq!(
+            pair("https://google.blogspot.com/", page),
+            hs("google.blogspot.com", "google.blogspot.com")
+        );
+        assert_eq!(
+            pair("https://facebook.github.io/react", page),
+            hs("facebook.github.io", "facebook.github.io")
+        );
+        assert_eq!(
+            pair("https://notgithub.com/", page),
+            hs("notgithub.com", "notgithub.com")
+        );
+        assert_eq!(
+            pair("https://googleusercontent.com/", page),
+            hs("googleusercontent.com", "googleusercontent.com")
+        );
+        assert_eq!(
+            pair("http://localhost:3000/", page),
+            hs("localhost", "localhost")
+        );
+        assert_eq!(
+            pair("https://bücher.de/", page),
+            hs("xn--bcher-kva.de", "xn--bcher-kva.de")
+        );
+    }
+
+    #[test]
+    fn direct_traffic_and_self_referrals_are_empty() {
+        let page = "example.com";
+        for r in [
+            "",
+            "not a url",
+            "/relative",
+            "android-app://com.google.android.gm/",
+            "about:blank",
+            "https://example.com/previous",
+            "https://www.example.com/previous",
+            "HTTPS://EXAMPLE.COM./",
+        ] {
+            assert_eq!(pair(r, page), hs("", ""), "{r:?}");
+        }
+        // A sub-domain of the site is another host, kept.
+        assert_eq!(
+            pair("https://docs.example.com/", page),
+            hs("docs.example.com", "docs.example.com")
+        );
+        // With www kept, www.example.com is not example.com.
+        let keep = NormalizeConfig { strip_www: false };
+        let r = normalize_referrer("https://www.example.com/", "example.com", &keep);
+        assert_eq!(r.host, "www.example.com");
+    }
+
+    #[test]
+    fn ordinary_referrers_borrow() {
+        let r = normalize_referrer(
+            "https://blog.example.org/x",
+            "example.com",
+            &NormalizeConfig::default(),
+        );
+        assert!(matches!(r.host, Cow::Borrowed(_)));
+        assert!(matches!(r.source, Cow::Borrowed(_)));
+    }
+}
