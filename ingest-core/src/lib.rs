@@ -16,6 +16,7 @@ mod limits;
 mod normalize;
 mod referrer;
 pub mod schema;
+mod wire;
 
 pub use error::{Error, Problem, Rejection, Result};
 pub use event::{Event, RawEvent, Timings};
@@ -25,3 +26,4 @@ pub use referrer::{
     normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
     DOMAIN_SOURCES,
 };
+pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};

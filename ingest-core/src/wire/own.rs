@@ -1,0 +1,379 @@
+//! Our own format: one JSON object, a JSON array of objects, or NDJSON.
+//!
+//! The shape is told from the bytes, so one endpoint takes all three:
+//! - first non-blank byte `[` → a JSON array, one event per element;
+//! - several non-blank lines whose first one starts with `{` and ends with `}` →
+//!   NDJSON, one event per line (a raw newline cannot occur inside a JSON string, so a
+//!   line is exactly one value);
+//! - anything else → one JSON value, which may be pretty-printed over several lines.
+//!
+//! For NDJSON a line that is not valid JSON is a rejection of that line, not of the
+//! request; for the other shapes malformed JSON is a request-level error.
+
+use simd_json::Node;
+
+use super::json::{array_iter, decode_event, Dialect, Field, JsonParser};
+use super::{check_body_len, check_events, collect, Parsed};
+use crate::{Error, Limits, Result};
+
+const DIALECT: Dialect = Dialect {
+    lookup: Field::from_own_name,
+    plausible: false,
+};
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+fn trim(line: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let start = line.iter().position(|b| !ws(b)).unwrap_or(line.len());
+    let end = line.iter().rposition(|b| !ws(b)).map_or(start, |e| e + 1);
+    &line[start..end]
+}
+
+/// Is the body NDJSON (more than one non-blank line, the first a one-line object)?
+fn is_ndjson(body: &[u8]) -> bool {
+    let mut lines = body.split(|&b| b == b'\n').filter(|l| !is_blank(l));
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    let first = trim(first);
+    first.first() == Some(&b'{') && first.last() == Some(&b'}') && lines.next().is_some()
+}
+
+pub(super) fn parse<'a>(
+    parser: &mut JsonParser,
+    body: &'a mut [u8],
+    limits: &Limits,
+) -> Result<Parsed<'a>> {
+    check_body_len(body.len(), limits)?;
+    if is_ndjson(body) {
+        return parse_ndjson(parser, body, limits);
+    }
+    let mut tape = parser.take_tape();
+    let res = parser.fill(body, limits.max_depth, "body", &mut tape);
+    let out = res.and_then(|()| {
+        let mut out = Parsed::default();
+        match tape.0.first() {
+            Some(Node::Array { len, .. }) => {
+                check_events(*len, limits)?;
+                for (i, el) in array_iter(&tape.0).enumerate() {
+                    collect(&mut out, i, decode_event(el, &DIALECT, limits, parser));
+                }
+            }
+            Some(Node::Object { .. }) => {
+                check_events(1, limits)?;
+                collect(&mut out, 0, decode_event(&tape.0, &DIALECT, limits, parser));
+            }
+            _ => {
+                return Err(Error::WrongType {
+                    field: "body".into(),
+                    expected: "object, array of objects, or NDJSON",
+                })
+            }
+        }
+        Ok(out)
+    });
+    parser.give_tape(tape);
+    out
+}
+
+fn parse_ndjson<'a>(
+    parser: &mut JsonParser,
+    body: &'a mut [u8],
+    limits: &Limits,
+) -> Result<Parsed<'a>> {
+    let mut out = Parsed::default();
+    let mut tape = parser.take_tape();
+    let mut seen = 0;
+    let mut result = Ok(());
+    for (index, line) in body.split_mut(|&b| b == b'\n').enumerate() {
+        if is_blank(line) {
+            continue;
+        }
+        seen += 1;
+        // Counted before the line is parsed: the request stops at the first line past
+        // the limit.
+        if let Err(e) = check_events(seen, limits) {
+            result = Err(e);
+            break;
+        }
+        match parser.fill(line, limits.max_depth, "event", &mut tape) {
+            Ok(()) => collect(
+                &mut out,
+                index,
+                decode_event(&tape.0, &DIALECT, limits, parser),
+            ),
+            Err(Error::Malformed { reason, .. }) if reason.starts_with("not valid UTF-8") => {
+                // Not UTF-8 is a property of the request (wrong charset), not of a line.
+                result = Err(Error::Malformed {
+                    field: "body".into(),
+                    reason,
+                });
+                break;
+            }
+            Err(error) => collect(&mut out, index, Err(error)),
+        }
+    }
+    parser.give_tape(tape);
+    result.map(|()| out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_own;
+    use super::*;
+    use crate::RawEvent;
+
+    fn parsed(body: &str) -> Parsed<'static> {
+        parsed_with(body, &Limits::default()).unwrap()
+    }
+
+    fn parsed_with(body: &str, limits: &Limits) -> Result<Parsed<'static>> {
+        let b = Box::leak(body.as_bytes().to_vec().into_boxed_slice());
+        parse_own(b, limits)
+    }
+
+    fn one(body: &str) -> RawEvent<'static> {
+        let p = parsed(body);
+        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        assert_eq!(p.events.len(), 1);
+        p.events.into_iter().next().unwrap().1
+    }
+
+    fn reject(body: &str) -> Error {
+        let p = parsed(body);
+        assert!(p.events.is_empty(), "{:?}", p.events);
+        assert_eq!(p.rejected.len(), 1);
+        p.rejected.into_iter().next().unwrap().error
+    }
+
+    const OK: &str = r#"{"site":"a.com","url":"https://a.com/"}"#;
+
+    #[test]
+    fn every_field() {
+        let ev = one(
+            r#"{"site":"a.com","url":"https://a.com/x","name":"signup","referrer":"https://b.com/",
+                "screen_width":390,"ts":1700000000000,"props":{"plan":"pro","seats":3,"trial":false},
+                "ttfb_ms":120,"fcp_ms":800,"lcp_ms":1200,"inp_ms":40,"load_ms":1500,"cls":0.05,
+                "scroll_depth":80,"engagement_ms":5000}"#,
+        );
+        assert_eq!(ev.site.as_deref(), Some("a.com"));
+        assert_eq!(ev.url, "https://a.com/x");
+        assert_eq!(ev.name, "signup");
+        assert_eq!(ev.referrer.as_deref(), Some("https://b.com/"));
+        assert_eq!(ev.screen_width, Some(390));
+        assert_eq!(ev.ts, Some(1_700_000_000_000));
+        assert_eq!(
+            ev.props,
+            vec![
+                ("plan".into(), "pro".into()),
+                ("seats".into(), "3".into()),
+                ("trial".into(), "false".into())
+            ]
+        );
+        let t = ev.timings;
+        assert_eq!(
+            (t.ttfb_ms, t.fcp_ms, t.lcp_ms, t.inp_ms, t.load_ms, t.cls),
+            (
+                Some(120),
+                Some(800),
+                Some(1200),
+                Some(40),
+                Some(1500),
+                Some(0.05)
+            )
+        );
+        assert_eq!(ev.scroll_depth, Some(80));
+        assert_eq!(ev.engagement_ms, Some(5000));
+    }
+
+    #[test]
+    fn defaults_nulls_and_unknown_fields() {
+        let ev = one(
+            r#"{"site":"a.com","url":"https://a.com/","referrer":null,"cls":null,"future_field":{"x":[1,2]}}"#,
+        );
+        assert_eq!(ev.name, "pageview");
+        assert_eq!(ev.referrer, None);
+        assert_eq!(ev.timings.cls, None);
+        // site is optional at this layer: the pipeline rejects its absence.
+        assert_eq!(one(r#"{"url":"u"}"#).site, None);
+    }
+
+    #[test]
+    fn strings_are_borrowed_and_unescaped() {
+        let ev = one(r#"{"site":"a.com","url":"https://a.com/caf\u00e9?q=\"x\""}"#);
+        assert_eq!(ev.url, "https://a.com/café?q=\"x\"");
+        assert!(matches!(ev.url, std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn array_partial_acceptance() {
+        let p = parsed(&format!(
+            r#"[{OK}, {{"site":"a.com"}}, 5, {OK}, {{"url":"u","ts":-1}}]"#
+        ));
+        let idx: Vec<usize> = p.events.iter().map(|(i, _)| *i).collect();
+        assert_eq!(idx, vec![0, 3]);
+        let rej: Vec<(usize, &str)> = p
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.error.field()))
+            .collect();
+        assert_eq!(rej, vec![(1, "url"), (2, "event"), (4, "ts")]);
+    }
+
+    #[test]
+    fn ndjson_blank_lines_crlf_and_bad_lines() {
+        let body = format!("{OK}\r\n\r\n{{\"site\":\"a.com\"}}\r\n{{bad json\n  \n{OK}");
+        let p = parsed(&body);
+        let idx: Vec<usize> = p.events.iter().map(|(i, _)| *i).collect();
+        assert_eq!(idx, vec![0, 5]);
+        assert_eq!(p.rejected.len(), 2);
+        assert_eq!(
+            (p.rejected[0].index, p.rejected[0].error.field()),
+            (2, "url")
+        );
+        assert_eq!(p.rejected[1].index, 3);
+        assert!(matches!(p.rejected[1].error, Error::Malformed { .. }));
+        // A trailing newline is not an event.
+        assert_eq!(parsed(&format!("{OK}\n{OK}\n")).events.len(), 2);
+    }
+
+    #[test]
+    fn single_object_pretty_printed() {
+        let ev = one("{\n  \"site\": \"a.com\",\n  \"url\": \"https://a.com/\",\n  \"props\": {\n    \"k\": \"v\"\n  }\n}\n");
+        assert_eq!(ev.props.len(), 1);
+    }
+
+    #[test]
+    fn request_level_errors() {
+        let err = |b: &str| parsed_with(b, &Limits::default()).unwrap_err();
+        assert!(matches!(err(""), Error::Malformed { field, .. } if field == "body"));
+        assert!(matches!(err("  \n "), Error::Malformed { .. }));
+        assert!(matches!(err("[{\"site\":"), Error::Malformed { .. }));
+        assert!(matches!(err("\"str\""), Error::WrongType { field, .. } if field == "body"));
+        assert!(matches!(err("{\"a\":1} x"), Error::Malformed { .. }));
+        // Invalid UTF-8, in a single body and in one NDJSON line.
+        let bad = |bytes: &[u8]| {
+            let b = Box::leak(bytes.to_vec().into_boxed_slice());
+            parse_own(b, &Limits::default()).unwrap_err()
+        };
+        assert!(
+            matches!(bad(b"{\"site\":\"\xff\",\"url\":\"u\"}"), Error::Malformed { field, .. } if field == "body")
+        );
+        let mut nd = format!("{OK}\n").into_bytes();
+        nd.extend_from_slice(b"{\"site\":\"\xc3\x28\",\"url\":\"u\"}");
+        assert!(matches!(bad(&nd), Error::Malformed { field, .. } if field == "body"));
+    }
+
+    #[test]
+    fn lone_surrogate_escape_is_malformed() {
+        let e = parsed_with(r#"{"site":"a","url":"\ud800"}"#, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Malformed { field, .. } if field == "body"),
+            "{e:?}"
+        );
+        // In NDJSON it rejects the line only.
+        let p = parsed(&format!("{OK}\n{{\"site\":\"a\",\"url\":\"\\udc00x\"}}"));
+        assert_eq!(p.events.len(), 1);
+        assert!(matches!(p.rejected[0].error, Error::Malformed { .. }));
+        // A valid pair is fine.
+        assert_eq!(one(r#"{"site":"a","url":"\ud83d\ude00"}"#).url, "😀");
+    }
+
+    #[test]
+    fn numbers() {
+        let field_err = |b: &str| {
+            let e = reject(b);
+            (e.code(), e.field().to_owned())
+        };
+        let base = |kv: &str| format!(r#"{{"site":"a","url":"u",{kv}}}"#);
+        assert_eq!(
+            field_err(&base(r#""ttfb_ms":4294967296"#)),
+            ("out_of_range", "ttfb_ms".into())
+        );
+        assert_eq!(
+            one(&base(r#""ttfb_ms":4294967295"#)).timings.ttfb_ms,
+            Some(u32::MAX)
+        );
+        assert_eq!(
+            field_err(&base(r#""lcp_ms":-5"#)),
+            ("out_of_range", "lcp_ms".into())
+        );
+        assert_eq!(
+            field_err(&base(r#""fcp_ms":1.5"#)),
+            ("wrong_type", "fcp_ms".into())
+        );
+        assert_eq!(
+            field_err(&base(r#""inp_ms":"3""#)),
+            ("wrong_type", "inp_ms".into())
+        );
+        assert_eq!(
+            field_err(&base(r#""load_ms":true"#)),
+            ("wrong_type", "load_ms".into())
+        );
+        assert_eq!(
+            field_err(&base(r#""ts":18446744073709551615"#)),
+            ("out_of_range", "ts".into())
+        );
+        assert_eq!(one(&base(r#""ts":9223372036854775807"#)).ts, Some(i64::MAX));
+        assert_eq!(
+            field_err(&base(r#""cls":-0.1"#)),
+            ("out_of_range", "cls".into())
+        );
+        assert_eq!(
+            field_err(&base(r#""cls":1e39"#)),
+            ("out_of_range", "cls".into())
+        );
+        assert_eq!(one(&base(r#""cls":1"#)).timings.cls, Some(1.0));
+        assert_eq!(
+            one(&base(r#""screen_width":65536"#)).screen_width,
+            Some(65535)
+        );
+        assert_eq!(
+            field_err(&base(r#""screen_width":-1"#)),
+            ("out_of_range", "screen_width".into())
+        );
+        assert_eq!(
+            field_err(&base(r#""engagement_ms":1e3"#)),
+            ("wrong_type", "engagement_ms".into())
+        );
+        assert_eq!(one(&base(r#""scroll_depth":250"#)).scroll_depth, Some(100));
+    }
+
+    #[test]
+    fn huge_integer_is_an_error_not_a_panic() {
+        // Past u64: simd-json either gives a float (→ wrong type) or a number error.
+        let p = parsed_with(
+            &format!(r#"{{"site":"a","url":"u","ts":{}}}"#, "9".repeat(30)),
+            &Limits::default(),
+        );
+        match p {
+            Ok(p) => assert!(p.events.is_empty()),
+            Err(e) => assert_eq!(e.field(), "body"),
+        }
+    }
+
+    #[test]
+    fn props_strict_types_and_duplicates() {
+        assert!(matches!(
+            reject(r#"{"site":"a","url":"u","props":{"k":{"x":1}}}"#),
+            Error::WrongType { field, .. } if field == "props.k"
+        ));
+        assert!(matches!(
+            reject(r#"{"site":"a","url":"u","props":"{}"}"#),
+            Error::WrongType { field, .. } if field == "props"
+        ));
+        assert!(matches!(
+            reject(r#"{"site":"a","url":"u","props":{"k":"1","k":"1"}}"#),
+            Error::Invalid { field, .. } if field == "props.k"
+        ));
+        assert!(matches!(
+            reject(r#"{"site":"a","url":"u","site":"b"}"#),
+            Error::Invalid { field, .. } if field == "site"
+        ));
+        let ev = one(r#"{"site":"a","url":"u","props":{"empty":"","null":null}}"#);
+        assert_eq!(ev.props, vec![("empty".into(), "".into())]);
+    }
+}
