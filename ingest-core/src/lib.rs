@@ -22,13 +22,10 @@ mod wire;
 pub use error::{Error, Problem, Rejection, Result};
 pub use event::{Event, RawEvent, Timings};
 pub use limits::Limits;
-    normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
-    DOMAIN_SOURCES,
-};
-pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
 pub use normalize::{normalize_url, normalize_url_slow, NormalizeConfig, PageUrl};
 pub use privacy::{client_key, day_of, event_id, visitor_id, DailySalt, DAY_MS};
 pub use referrer::{
     normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
     DOMAIN_SOURCES,
 };
+pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
