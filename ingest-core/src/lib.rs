@@ -29,3 +29,13 @@ pub use referrer::{
     DOMAIN_SOURCES,
 };
 pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
+
+// Rate limits, quotas, the site registry, batching into Arrow, encoding.
+mod ratelimit;
+pub use ratelimit::{Decision, RateLimitConfig, RateLimiter};
+mod quota;
+pub use quota::{
+    check_quota, check_site_quota, month_bounds, plan, Plan, QuotaDecision, QuotaState, PLANS,
+};
+mod sites;
+pub use sites::{SiteConfig, SiteRegistry};
