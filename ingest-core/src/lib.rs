@@ -39,3 +39,11 @@ pub use quota::{
 };
 mod sites;
 pub use sites::{SiteConfig, SiteRegistry};
+mod batch;
+mod conform;
+pub use batch::{event_bytes, events_to_batch, BatchConfig, Batcher};
+pub use conform::{batch_to_events, conform};
+mod encode;
+#[cfg(feature = "parquet")]
+pub use encode::write_parquet;
+pub use encode::{read_ipc, write_ipc, MAX_IPC_EXPANSION, MIN_IPC_DECODED};

@@ -1,0 +1,326 @@
+//! Batching: validated events are appended straight into Arrow builders, and a
+//! [`RecordBatch`] of schema v1 comes out at a row count, a byte size or an age,
+//! whichever comes first. The caller passes the time in and owns the loop.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    FixedSizeBinaryBuilder, Float32Builder, ListBuilder, StringBuilder,
+    TimestampMillisecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::schema;
+
+/// When a [`Batcher`] hands out a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    /// A batch is handed out by [`Batcher::push`] when it holds this many rows.
+    /// Default 10 000.
+    pub max_rows: usize,
+    /// A batch is handed out by [`Batcher::push`] when its estimated Arrow size (see
+    /// [`event_bytes`]) reaches this many bytes. Default 8 MiB.
+    pub max_bytes: usize,
+    /// A batch is handed out (by [`Batcher::poll`], or by the next push) when its oldest
+    /// row was pushed this many ms ago or more. Default 1000.
+    pub max_age_ms: i64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_rows: 10_000,
+            max_bytes: 8 << 20,
+            max_age_ms: 1000,
+        }
+    }
+}
+
+/// Estimated Arrow bytes of one row without its strings: the fixed-width values, one
+/// 4-byte offset per string and list column, and validity bits.
+const ROW_OVERHEAD: usize = 16 + 8 + 19 * 4 + 2 + 8 + 6 * 4 + 1 + 4 + 2 * 4 + 2;
+
+/// The estimated size of one event in Arrow buffers, as counted against
+/// [`BatchConfig::max_bytes`]: string bytes, their offsets, and the fixed-width values.
+pub fn event_bytes(ev: &Event<'_>) -> usize {
+    let strings: usize = string_columns(ev).iter().map(|s| s.len()).sum();
+    let props: usize = ev.props.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    ROW_OVERHEAD + strings + props
+}
+
+/// The 19 string columns of schema v1, in schema order (`site_id` ..= `device`).
+fn string_columns<'e>(ev: &'e Event<'_>) -> [&'e str; 19] {
+    [
+        &ev.site_id,
+        &ev.name,
+        &ev.hostname,
+        &ev.pathname,
+        &ev.referrer_host,
+        &ev.referrer_source,
+        &ev.utm_source,
+        &ev.utm_medium,
+        &ev.utm_campaign,
+        &ev.utm_content,
+        &ev.utm_term,
+        &ev.country,
+        &ev.region,
+        &ev.city,
+        &ev.browser,
+        &ev.browser_version,
+        &ev.os,
+        &ev.os_version,
+        &ev.device,
+    ]
+}
+
+/// One builder per column of schema v1.
+struct Builders {
+    event_id: FixedSizeBinaryBuilder,
+    received_at: TimestampMillisecondBuilder,
+    strings: [StringBuilder; 19],
+    screen_width: UInt16Builder,
+    visitor_id: UInt64Builder,
+    /// ttfb, fcp, lcp, inp, load.
+    timings: [UInt32Builder; 5],
+    cls: Float32Builder,
+    scroll_depth: UInt8Builder,
+    engagement_ms: UInt32Builder,
+    prop_keys: ListBuilder<StringBuilder>,
+    prop_values: ListBuilder<StringBuilder>,
+}
+
+impl Builders {
+    /// Builders sized for `rows` rows of about `bytes` string bytes.
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let item = Arc::new(Field::new("item", DataType::Utf8, false));
+        let per_string = bytes / 19;
+        Builders {
+            event_id: FixedSizeBinaryBuilder::with_capacity(rows, 16),
+            received_at: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            strings: std::array::from_fn(|_| StringBuilder::with_capacity(rows, per_string)),
+            screen_width: UInt16Builder::with_capacity(rows),
+            visitor_id: UInt64Builder::with_capacity(rows),
+            timings: std::array::from_fn(|_| UInt32Builder::with_capacity(rows)),
+            cls: Float32Builder::with_capacity(rows),
+            scroll_depth: UInt8Builder::with_capacity(rows),
+            engagement_ms: UInt32Builder::with_capacity(rows),
+            prop_keys: ListBuilder::with_capacity(StringBuilder::new(), rows)
+                .with_field(item.clone()),
+            prop_values: ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(item),
+        }
+    }
+
+    fn append(&mut self, ev: &Event<'_>) {
+        self.event_id
+            .append_value(ev.event_id)
+            .expect("event_id is 16 bytes by type");
+        self.received_at.append_value(ev.received_at_ms);
+        for (b, s) in self.strings.iter_mut().zip(string_columns(ev)) {
+            b.append_value(s);
+        }
+        self.screen_width.append_value(ev.screen_width);
+        self.visitor_id.append_value(ev.visitor_id);
+        let t = &ev.timings;
+        for (b, v) in self
+            .timings
+            .iter_mut()
+            .zip([t.ttfb_ms, t.fcp_ms, t.lcp_ms, t.inp_ms, t.load_ms])
+        {
+            b.append_option(v);
+        }
+        self.cls.append_option(t.cls);
+        self.scroll_depth.append_option(ev.scroll_depth);
+        self.engagement_ms.append_option(ev.engagement_ms);
+        for (k, v) in &ev.props {
+            self.prop_keys.values().append_value(k);
+            self.prop_values.values().append_value(v);
+        }
+        self.prop_keys.append(true);
+        self.prop_values.append(true);
+    }
+
+    /// The batch of everything appended; the builders are left empty.
+    fn finish(&mut self) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema::COLUMNS.len());
+        cols.push(Arc::new(self.event_id.finish()));
+        cols.push(Arc::new(self.received_at.finish()));
+        for b in &mut self.strings {
+            cols.push(Arc::new(b.finish()));
+        }
+        cols.push(Arc::new(self.screen_width.finish()));
+        cols.push(Arc::new(self.visitor_id.finish()));
+        for b in &mut self.timings {
+            cols.push(Arc::new(b.finish()));
+        }
+        cols.push(Arc::new(self.cls.finish()));
+        cols.push(Arc::new(self.scroll_depth.finish()));
+        cols.push(Arc::new(self.engagement_ms.finish()));
+        cols.push(Arc::new(self.prop_keys.finish()));
+        cols.push(Arc::new(self.prop_values.finish()));
+        // The builders are typed exactly as schema v1 (a unit test holds this).
+        RecordBatch::try_new(schema::schema(), cols).expect("builders match schema v1")
+    }
+}
+
+/// Accumulates events into Arrow builders and hands out [`RecordBatch`]es of schema v1
+/// (version in the schema metadata).
+///
+/// ```
+/// use ingest_core::{BatchConfig, Batcher, Event};
+/// let mut b = Batcher::new(BatchConfig { max_rows: 2, ..BatchConfig::default() });
+/// assert!(b.push(&Event::default(), 0).is_none());
+/// let batch = b.push(&Event::default(), 1).expect("max_rows reached");
+/// assert_eq!(batch.num_rows(), 2);
+/// assert!(b.flush().is_none());
+/// ```
+pub struct Batcher {
+    cfg: BatchConfig,
+    builders: Builders,
+    rows: usize,
+    bytes: usize,
+    /// When the oldest buffered row was pushed (caller's clock, ms).
+    oldest_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("cfg", &self.cfg)
+            .field("rows", &self.rows)
+            .field("bytes", &self.bytes)
+            .field("oldest_ms", &self.oldest_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rows preallocated per batch at most; the builders grow past it when needed.
+const CAPACITY_ROWS: usize = 4096;
+
+impl Batcher {
+    /// An empty batcher.
+    pub fn new(cfg: BatchConfig) -> Self {
+        let rows = cfg.max_rows.clamp(1, CAPACITY_ROWS);
+        let builders = Builders::with_capacity(rows, rows * 64);
+        Batcher {
+            cfg,
+            builders,
+            rows: 0,
+            bytes: 0,
+            oldest_ms: None,
+        }
+    }
+
+    /// Appends one event at `now_ms`; returns the batch (including this event) when it
+    /// reached `max_rows`, `max_bytes`, or `max_age_ms`, whichever first.
+    pub fn push(&mut self, ev: &Event<'_>, now_ms: i64) -> Option<RecordBatch> {
+        self.builders.append(ev);
+        self.rows += 1;
+        self.bytes += event_bytes(ev);
+        let oldest = *self.oldest_ms.get_or_insert(now_ms);
+        let full = self.rows >= self.cfg.max_rows || self.bytes >= self.cfg.max_bytes;
+        if full || now_ms.saturating_sub(oldest) >= self.cfg.max_age_ms {
+            self.flush()
+        } else {
+            None
+        }
+    }
+
+    /// Returns the buffered batch if its oldest row is `max_age_ms` old or more at
+    /// `now_ms`. Call it from a timer.
+    pub fn poll(&mut self, now_ms: i64) -> Option<RecordBatch> {
+        match self.oldest_ms {
+            Some(t) if now_ms.saturating_sub(t) >= self.cfg.max_age_ms => self.flush(),
+            _ => None,
+        }
+    }
+
+    /// Returns whatever is buffered (`None` if nothing is), e.g. at shutdown.
+    pub fn flush(&mut self) -> Option<RecordBatch> {
+        if self.rows == 0 {
+            return None;
+        }
+        let batch = self.builders.finish();
+        // `finish` leaves the builders without capacity: size the next batch like this one.
+        let rows = self.rows.min(CAPACITY_ROWS);
+        self.builders = Builders::with_capacity(rows, self.bytes.min(rows * 256));
+        self.rows = 0;
+        self.bytes = 0;
+        self.oldest_ms = None;
+        Some(batch)
+    }
+
+    /// Rows buffered.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Estimated bytes buffered (see [`event_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// When the oldest buffered row was pushed, if any (to arm a timer).
+    pub fn oldest_ms(&self) -> Option<i64> {
+        self.oldest_ms
+    }
+}
+
+/// All `events` as one batch of schema v1 (zero rows for an empty slice).
+pub fn events_to_batch(events: &[Event<'_>]) -> RecordBatch {
+    let bytes = events.iter().map(event_bytes).sum();
+    let mut b = Builders::with_capacity(events.len(), bytes);
+    for ev in events {
+        b.append(ev);
+    }
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn ev(i: u8) -> Event<'static> {
+        Event {
+            event_id: [i; 16],
+            received_at_ms: 1_700_000_000_000 + i64::from(i),
+            site_id: Cow::Borrowed("example.com"),
+            name: Cow::Borrowed("pageview"),
+            props: vec![(Cow::Borrowed("k"), Cow::Borrowed("v"))],
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn builders_produce_schema_v1() {
+        let b = events_to_batch(&[ev(1), ev(2)]);
+        assert_eq!(b.schema(), schema::schema());
+        assert_eq!(b.num_rows(), 2);
+        let empty = events_to_batch(&[]);
+        assert_eq!(empty.num_rows(), 0);
+        assert_eq!(empty.schema(), schema::schema());
+    }
+
+    #[test]
+    fn flush_resets_counters() {
+        let mut b = Batcher::new(BatchConfig::default());
+        assert!(b.push(&ev(1), 5).is_none());
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.bytes(), event_bytes(&ev(1)));
+        assert_eq!(b.oldest_ms(), Some(5));
+        assert_eq!(b.flush().unwrap().num_rows(), 1);
+        assert!(b.is_empty());
+        assert_eq!(b.bytes(), 0);
+        assert!(b.flush().is_none());
+        assert!(b.poll(i64::MAX).is_none());
+    }
+}

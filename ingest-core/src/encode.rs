@@ -1,0 +1,239 @@
+//! Encoding batches: Arrow IPC stream with LZ4 frame compression (edge → sink), and
+//! Parquet files (feature `parquet`, native only).
+
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_ipc::CompressionType;
+
+use crate::error::{Error, Result};
+use crate::schema;
+
+fn enc_err(field: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Encoding {
+        field: field.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The batches as one Arrow IPC *stream* (schema message, then one message per batch),
+/// buffers compressed with LZ4 frames. Written with the first batch's schema (schema v1
+/// when `batches` is empty); every batch must have that schema.
+///
+/// ```
+/// use ingest_core::{events_to_batch, read_ipc, write_ipc, Event};
+/// let batch = events_to_batch(&[Event::default()]);
+/// let bytes = write_ipc(&[batch.clone()]).unwrap();
+/// assert_eq!(read_ipc(&bytes, 10).unwrap(), vec![batch]);
+/// ```
+pub fn write_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(schema::schema);
+    let opts = IpcWriteOptions::default()
+        .try_with_compression(Some(CompressionType::LZ4_FRAME))
+        .map_err(|e| enc_err("batch", e))?;
+    let mut w = StreamWriter::try_new_with_options(Vec::new(), &schema, opts)
+        .map_err(|e| enc_err("batch", e))?;
+    for b in batches {
+        if b.schema() != schema {
+            return Err(enc_err("batch", "batches with different schemas"));
+        }
+        w.write(b).map_err(|e| enc_err("batch", e))?;
+    }
+    w.into_inner().map_err(|e| enc_err("batch", e))
+}
+
+/// Bytes a stream may decode to per byte received, at most (see [`read_ipc`]). LZ4
+/// cannot expand more than about 255 times; our batches compress 3–10 times.
+pub const MAX_IPC_EXPANSION: usize = 64;
+/// Decoded bytes always allowed, whatever the body size (a small body of many empty
+/// strings still has offsets and fixed-width columns).
+pub const MIN_IPC_DECODED: usize = 16 << 20;
+
+/// Reads an Arrow IPC stream (compressed or not) into its batches.
+///
+/// Refuses, *before* decoding anything, a stream that declares more than `max_rows`
+/// rows in total, or buffers that would decode to more than
+/// `max(MIN_IPC_DECODED, MAX_IPC_EXPANSION × bytes.len())` bytes: a compressed body
+/// cannot make the reader allocate without bound. Every error is
+/// [`Error::Encoding`] with field `"body"`. The batches are returned as written; pass
+/// them through [`crate::conform`] to check them against schema v1.
+pub fn read_ipc(bytes: &[u8], max_rows: usize) -> Result<Vec<RecordBatch>> {
+    let max_decoded = MIN_IPC_DECODED.max(MAX_IPC_EXPANSION.saturating_mul(bytes.len()));
+    prescan(bytes, max_rows, max_decoded)?;
+    let reader = StreamReader::try_new(bytes, None).map_err(|e| enc_err("body", e))?;
+    let mut out = Vec::new();
+    let mut rows = 0usize;
+    for b in reader {
+        let b = b.map_err(|e| enc_err("body", e))?;
+        rows += b.num_rows();
+        if rows > max_rows {
+            return Err(enc_err("body", format!("more than {max_rows} rows")));
+        }
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// Walks the stream's message headers (flatbuffers, verified) without decoding any
+/// body, summing declared rows and decoded buffer sizes.
+fn prescan(bytes: &[u8], max_rows: usize, max_decoded: usize) -> Result<()> {
+    let mut pos = 0usize;
+    let mut rows = 0usize;
+    let mut decoded = 0usize;
+    let read_i32 = |at: usize| -> Result<i32> {
+        let s = bytes
+            .get(at..at + 4)
+            .ok_or_else(|| enc_err("body", "truncated Arrow IPC stream"))?;
+        Ok(i32::from_le_bytes(s.try_into().expect("4 bytes")))
+    };
+    loop {
+        if pos == bytes.len() {
+            return Ok(()); // a stream may end without the end-of-stream marker
+        }
+        let mut len = read_i32(pos)?;
+        pos += 4;
+        if len == -1 {
+            // continuation marker (IPC format >= 0.15), then the length
+            len = read_i32(pos)?;
+            pos += 4;
+        }
+        if len == 0 {
+            return Ok(()); // end of stream
+        }
+        let len = usize::try_from(len).map_err(|_| enc_err("body", "negative message length"))?;
+        let meta = bytes
+            .get(pos..pos + len)
+            .ok_or_else(|| enc_err("body", "truncated Arrow IPC message"))?;
+        pos += len;
+        let msg = arrow_ipc::root_as_message(meta)
+            .map_err(|e| enc_err("body", format!("bad IPC message header: {e}")))?;
+        let body_len = usize::try_from(msg.bodyLength())
+            .map_err(|_| enc_err("body", "negative body length"))?;
+        let body = bytes
+            .get(pos..pos.saturating_add(body_len))
+            .ok_or_else(|| enc_err("body", "truncated Arrow IPC body"))?;
+        pos += body_len;
+        let rb = match msg.header_type() {
+            arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
+            arrow_ipc::MessageHeader::DictionaryBatch => {
+                msg.header_as_dictionary_batch().and_then(|d| d.data())
+            }
+            _ => None,
+        };
+        let Some(rb) = rb else { continue };
+        if msg.header_type() == arrow_ipc::MessageHeader::RecordBatch {
+            rows = rows.saturating_add(usize::try_from(rb.length()).unwrap_or(usize::MAX));
+            if rows > max_rows {
+                return Err(enc_err("body", format!("more than {max_rows} rows")));
+            }
+        }
+        let compressed = rb.compression().is_some();
+        for buf in rb.buffers().into_iter().flatten() {
+            let (off, blen) = (buf.offset(), buf.length());
+            let size = if compressed && blen >= 8 {
+                // A compressed buffer starts with its decoded length (-1: not compressed).
+                let at = usize::try_from(off).unwrap_or(usize::MAX);
+                let prefix = body
+                    .get(at..at.saturating_add(8))
+                    .ok_or_else(|| enc_err("body", "buffer outside the message body"))?;
+                let n = i64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+                if n < 0 {
+                    blen
+                } else {
+                    n
+                }
+            } else {
+                blen
+            };
+            decoded = decoded.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            if decoded > max_decoded {
+                return Err(enc_err(
+                    "body",
+                    format!("decodes to more than {max_decoded} bytes"),
+                ));
+            }
+        }
+    }
+}
+
+/// Writes the batches as one Parquet file (Snappy-compressed, the Arrow schema kept in
+/// the file metadata so a reader gets schema v1 back). Feature `parquet`, native only.
+/// Writing to the caller's `Write` is the caller's I/O, not this crate's.
+#[cfg(feature = "parquet")]
+pub fn write_parquet<W: std::io::Write + Send>(w: W, batches: &[RecordBatch]) -> Result<()> {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(schema::schema);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(w, schema.clone(), Some(props)).map_err(|e| enc_err("batch", e))?;
+    for b in batches {
+        if b.schema() != schema {
+            return Err(enc_err("batch", "batches with different schemas"));
+        }
+        writer.write(b).map_err(|e| enc_err("batch", e))?;
+    }
+    writer.close().map_err(|e| enc_err("batch", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events_to_batch;
+    use crate::Event;
+
+    #[test]
+    fn ipc_round_trip_and_row_limit() {
+        let batch = events_to_batch(&[Event::default(), Event::default()]);
+        let bytes = write_ipc(&[batch.clone(), batch.clone()]).unwrap();
+        assert_eq!(read_ipc(&bytes, 4).unwrap().len(), 2); // at the limit
+        let e = read_ipc(&bytes, 3).unwrap_err(); // past it
+        assert_eq!(e.field(), "body");
+        assert!(e.to_string().contains("more than 3 rows"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_an_encoding_error() {
+        for bytes in [&b""[..], b"\xff\xff\xff\xff", b"hello world", &[0xff; 64]] {
+            let e = read_ipc(bytes, 10).unwrap_err();
+            assert_eq!(e.code(), "encoding");
+            assert_eq!(e.field(), "body");
+        }
+    }
+
+    #[test]
+    fn declared_huge_buffer_is_refused_before_decoding() {
+        let ev = Event {
+            pathname: "/a".repeat(500).into(),
+            ..Event::default()
+        };
+        let batch = events_to_batch(&vec![ev; 100]);
+        let mut bytes = write_ipc(&[batch]).unwrap();
+        assert_eq!(read_ipc(&bytes, 100).unwrap()[0].num_rows(), 100);
+        // Rewrite every compressed buffer's decoded-length prefix to 1 TiB: the reader
+        // would try to allocate it. Find the prefixes by scanning the record batch body.
+        let n = bytes.len();
+        let mut changed = 0;
+        for i in 0..n.saturating_sub(12) {
+            // LZ4 frame magic follows the 8-byte length prefix.
+            if bytes[i + 8..i + 12] == [0x04, 0x22, 0x4d, 0x18] {
+                bytes[i..i + 8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+                changed += 1;
+            }
+        }
+        assert!(changed > 0);
+        let e = read_ipc(&bytes, 100).unwrap_err();
+        assert!(e.to_string().contains("decodes to more than"), "{e}");
+    }
+}
