@@ -1,1 +1,9 @@
-//! The native sink (built by the sink issue).
+//! # sink-clickhouse
+//!
+//! The native sink: receives tracker events and Arrow batches over HTTP, keeps every
+//! acknowledged event in a write-ahead spool on disk, and bulk-loads ClickHouse
+//! (Native format, LZ4 framing, dedup tokens) or, with no ClickHouse configured,
+//! writes Parquet files. See the crate README for the flags and the API.
+#![warn(missing_docs)]
+
+pub mod spool;

@@ -1,0 +1,394 @@
+//! The write-ahead spool: every acknowledged event is on disk before its 2xx.
+//!
+//! Layout of `<data-dir>/spool/`: `spool-id` (random id of this spool, part of every
+//! dedup token), `batch-ids` (see [`batch_ids`]), and segment files
+//! `<20-digit id>.open` (the one being written) / `.seg` (sealed, ready to load).
+//! Damaged sealed segments move to `<data-dir>/quarantine/`.
+//!
+//! The rules (DESIGN.md, "The spool, precisely") and where they are kept:
+//! - a record is one group-commit round or one posted batch, framed with length +
+//!   CRC32C ([`record`]);
+//! - one writer thread, one `fdatasync` per round, replies after it ([`writer`]);
+//! - creating or renaming a segment is followed by an fsync of the directory;
+//! - sealed by size, rows or age; only sealed segments are listed for loading;
+//! - recovery cuts a torn tail of the newest segment and quarantines anything else
+//!   that is damaged ([`Spool::open`]);
+//! - readers stream a segment one record at a time ([`segment::SegmentReader`]).
+
+pub mod batch_ids;
+pub mod ipc;
+pub mod record;
+pub mod segment;
+mod writer;
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use self::batch_ids::BatchIds;
+use self::segment::{parse_name, scan, segment_path, valid_record_after};
+pub use self::segment::{Next, Record, SegmentReader};
+
+/// Spool settings (from the CLI).
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// The spool directory (`<data-dir>/spool`).
+    pub dir: PathBuf,
+    /// Where damaged segments and rejected batches go (`<data-dir>/quarantine`).
+    pub quarantine_dir: PathBuf,
+    /// Refuse new data (503) when the segments on disk reach this many bytes.
+    pub max_bytes: u64,
+    /// Seal the open segment once it holds this many bytes.
+    pub segment_max_bytes: u64,
+    /// Seal the open segment once it holds this many rows.
+    pub segment_max_rows: u64,
+    /// Seal the open segment once it is this old (and not empty).
+    pub segment_max_age: Duration,
+    /// How many recent `/v1/batches` ids are remembered for deduplication.
+    pub batch_ids_keep: usize,
+}
+
+/// Why an append failed. The HTTP layer answers 503 for all of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The spool holds `--spool-max-bytes`.
+    #[error("spool is full")]
+    Full,
+    /// The writer has stopped (shutdown).
+    #[error("spool is closed")]
+    Closed,
+    /// Writing or syncing failed.
+    #[error("spool write failed: {0}")]
+    Io(String),
+}
+
+/// What happened to a posted batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Durably stored now.
+    Stored,
+    /// A batch with the same id was stored before; nothing was written.
+    AlreadyStored,
+}
+
+/// What recovery found at start-up.
+#[derive(Debug, Default, Clone)]
+pub struct Recovered {
+    /// Segments kept for loading.
+    pub segments: usize,
+    /// Rows in them.
+    pub rows: u64,
+    /// Bytes cut from a torn tail.
+    pub cut_bytes: u64,
+    /// Segments moved to quarantine, with the reason.
+    pub quarantined: Vec<(PathBuf, String)>,
+}
+
+/// A sealed segment waiting to be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Segment id.
+    pub id: u64,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+pub(crate) struct Shared {
+    pub(crate) cfg: SpoolConfig,
+    pub(crate) spool_id: String,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) sealed: Notify,
+    pub(crate) broken: AtomicBool,
+    pub(crate) written_bytes: AtomicU64,
+    pub(crate) rounds: AtomicU64,
+}
+
+/// Handle to the spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    tx: mpsc::Sender<writer::Msg>,
+    shared: Arc<Shared>,
+}
+
+impl Spool {
+    /// Recovers the spool in `cfg.dir` and starts its writer thread. Must be called
+    /// inside a tokio runtime.
+    pub fn open(cfg: SpoolConfig) -> io::Result<(Spool, Recovered)> {
+        fs::create_dir_all(&cfg.dir)?;
+        fs::create_dir_all(&cfg.quarantine_dir)?;
+        let spool_id = load_or_create_id(&cfg.dir)?;
+        let mut ids = BatchIds::open(&cfg.dir, cfg.batch_ids_keep)?;
+        let (rec, bytes, next_id) = recover(&cfg, &mut ids)?;
+        let shared = Arc::new(Shared {
+            cfg,
+            spool_id,
+            bytes: AtomicU64::new(bytes),
+            sealed: Notify::new(),
+            broken: AtomicBool::new(false),
+            written_bytes: AtomicU64::new(0),
+            rounds: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(4096);
+        writer::start(shared.clone(), rx, ids, next_id, tx.clone())?;
+        Ok((Spool { tx, shared }, rec))
+    }
+
+    /// Appends the accepted events of one request; resolves once they are fsynced
+    /// (in one record with the other requests of the same round).
+    pub async fn append_events(&self, batch: RecordBatch) -> Result<(), AppendError> {
+        self.check_room()?;
+        let (done, rx) = oneshot::channel();
+        self.send(writer::Msg::Events { batch, done }).await?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Appends one posted batch, already encoded as an IPC stream of `rows` rows.
+    /// A batch whose `id` was stored before is not written again.
+    pub async fn append_batch(
+        &self,
+        id: Option<Vec<u8>>,
+        rows: u32,
+        ipc: Vec<u8>,
+    ) -> Result<Appended, AppendError> {
+        self.check_room()?;
+        let (done, rx) = oneshot::channel();
+        self.send(writer::Msg::Batch {
+            id,
+            rows,
+            ipc,
+            done,
+        })
+        .await?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Seals the open segment now (if it holds anything).
+    pub async fn seal(&self) -> Result<(), AppendError> {
+        let (done, rx) = oneshot::channel();
+        self.send(writer::Msg::Seal { done }).await?;
+        rx.await.map_err(|_| AppendError::Closed)
+    }
+
+    /// Seals the open segment and stops the writer: later appends fail with `Closed`.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.send(writer::Msg::Close { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn send(&self, m: writer::Msg) -> Result<(), AppendError> {
+        self.tx.send(m).await.map_err(|_| AppendError::Closed)
+    }
+
+    fn check_room(&self) -> Result<(), AppendError> {
+        if self.shared.broken.load(Ordering::Relaxed) {
+            return Err(AppendError::Io("spool is in a failed state".into()));
+        }
+        if self.is_full() {
+            return Err(AppendError::Full);
+        }
+        Ok(())
+    }
+
+    /// True when the segments on disk reach `--spool-max-bytes`.
+    pub fn is_full(&self) -> bool {
+        self.bytes() >= self.shared.cfg.max_bytes
+    }
+
+    /// True when a write failed and could not be undone (needs an operator).
+    pub fn is_broken(&self) -> bool {
+        self.shared.broken.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of segment files on disk (open + sealed).
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Total bytes written since start, and group-commit rounds (fsyncs).
+    pub fn written(&self) -> (u64, u64) {
+        (
+            self.shared.written_bytes.load(Ordering::Relaxed),
+            self.shared.rounds.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The random id of this spool (part of every dedup token).
+    pub fn spool_id(&self) -> &str {
+        &self.shared.spool_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SpoolConfig {
+        &self.shared.cfg
+    }
+
+    /// Woken whenever a segment is sealed.
+    pub fn sealed_notify(&self) -> &Notify {
+        &self.shared.sealed
+    }
+
+    /// The sealed segments, oldest first.
+    pub fn sealed(&self) -> io::Result<Vec<Sealed>> {
+        let mut v = Vec::new();
+        for e in fs::read_dir(&self.shared.cfg.dir)? {
+            let e = e?;
+            if let Some((id, true)) = e.file_name().to_str().and_then(parse_name) {
+                v.push(Sealed { id, path: e.path() });
+            }
+        }
+        v.sort_by_key(|s| s.id);
+        Ok(v)
+    }
+
+    /// The insert deduplication token of records `first..=last` of segment `id`:
+    /// the same after any replay of the same segment.
+    pub fn dedup_token(&self, id: u64, first: u32, last: u32) -> String {
+        format!("{}-{id}-{first}-{last}", self.shared.spool_id)
+    }
+
+    /// Deletes a fully loaded segment (and fsyncs the directory).
+    pub fn delete(&self, seg: &Sealed) -> io::Result<()> {
+        let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
+        fs::remove_file(&seg.path)?;
+        fsync_dir(&self.shared.cfg.dir)?;
+        self.shared
+            .bytes
+            .fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Moves a segment to the quarantine folder with a note saying why.
+    pub fn quarantine(&self, seg: &Sealed, reason: &str) -> io::Result<PathBuf> {
+        let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
+        let to = quarantine_file(&self.shared.cfg, &seg.path, reason)?;
+        self.shared
+            .bytes
+            .fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
+        Ok(to)
+    }
+}
+
+/// Fsyncs a directory, so a created, renamed or removed entry survives a crash.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn load_or_create_id(dir: &Path) -> io::Result<String> {
+    let p = dir.join("spool-id");
+    if let Ok(s) = fs::read_to_string(&p) {
+        let s = s.trim();
+        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(s.to_owned());
+        }
+    }
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
+    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let tmp = dir.join("spool-id.tmp");
+    fs::write(&tmp, &id)?;
+    File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &p)?;
+    fsync_dir(dir)?;
+    Ok(id)
+}
+
+fn quarantine_file(cfg: &SpoolConfig, path: &Path, reason: &str) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let mut to = cfg.quarantine_dir.join(&name);
+    let mut n = 1;
+    while to.exists() {
+        to = cfg.quarantine_dir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    let name = to
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    fs::rename(path, &to)?;
+    fs::write(cfg.quarantine_dir.join(format!("{name}.reason")), reason)?;
+    fsync_dir(&cfg.quarantine_dir)?;
+    fsync_dir(&cfg.dir)?;
+    tracing::error!(segment = %path.display(), to = %to.display(), reason, "spool segment quarantined");
+    Ok(to)
+}
+
+/// Scans every segment: keeps good ones (sealing the newest), cuts a torn tail of the
+/// newest, quarantines the rest. Returns (report, bytes on disk, next segment id).
+fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64, u64)> {
+    let mut segs = Vec::new();
+    for e in fs::read_dir(&cfg.dir)? {
+        let e = e?;
+        if let Some((id, sealed)) = e.file_name().to_str().and_then(parse_name) {
+            segs.push((id, sealed, e.path()));
+        }
+    }
+    segs.sort_by_key(|s| s.0);
+    let newest = segs.last().map(|s| s.0);
+    let mut rec = Recovered::default();
+    let mut bytes = 0u64;
+    let quarantine = |rec: &mut Recovered, path: &Path, reason: String| -> io::Result<()> {
+        quarantine_file(cfg, path, &reason)?;
+        rec.quarantined.push((path.to_owned(), reason));
+        Ok(())
+    };
+    for (id, sealed, path) in segs.iter().cloned() {
+        let s = scan(&path)?;
+        let is_newest_open = !sealed && Some(id) == newest;
+        if let Some((off, reason)) = s.bad {
+            let torn_tail = is_newest_open
+                && (s.header.is_some() || s.file_len < record::SEGMENT_HEADER_LEN as u64)
+                && !valid_record_after(&path, off)?;
+            if !torn_tail {
+                quarantine(&mut rec, &path, format!("{reason} at offset {off}"))?;
+                continue;
+            }
+            tracing::warn!(segment = %path.display(), offset = off, cut = s.file_len - s.valid_len, reason, "cutting torn tail of the newest spool segment");
+            rec.cut_bytes += s.file_len - s.valid_len;
+            if s.header.is_some() {
+                let f = fs::OpenOptions::new().write(true).open(&path)?;
+                f.set_len(s.valid_len)?;
+                f.sync_all()?;
+            }
+        }
+        if s.records == 0 {
+            fs::remove_file(&path)?;
+            fsync_dir(&cfg.dir)?;
+            continue;
+        }
+        if !sealed {
+            fs::rename(&path, segment_path(&cfg.dir, id, true))?;
+            fsync_dir(&cfg.dir)?;
+        }
+        for b in &s.batch_ids {
+            ids.remember(b);
+        }
+        rec.segments += 1;
+        rec.rows += s.rows;
+        bytes += s.valid_len;
+    }
+    // Ids of quarantined segments are never reused: their dedup tokens may be known to
+    // the server already.
+    let mut next = segs.iter().map(|s| s.0 + 1).max().unwrap_or(1);
+    for e in fs::read_dir(&cfg.quarantine_dir)? {
+        if let Some((id, _)) = e?.file_name().to_str().and_then(parse_name) {
+            next = next.max(id + 1);
+        }
+    }
+    Ok((rec, bytes, next))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+//! Spool unit tests: group commit, sealing, recovery from torn and corrupted files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{Int32Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::*;
+
+fn cfg(dir: &Path) -> SpoolConfig {
+    SpoolConfig {
+        dir: dir.join("spool"),
+        quarantine_dir: dir.join("quarantine"),
+        max_bytes: 1 << 30,
+        segment_max_bytes: 1 << 30,
+        segment_max_rows: 1 << 40,
+        segment_max_age: Duration::from_secs(3600),
+        batch_ids_keep: 1000,
+    }
+}
+
+fn batch(vals: &[i32]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vals.to_vec()))]).unwrap()
+}
+
+/// All values in all sealed segments, in order.
+fn read_all(spool: &Spool) -> Vec<i32> {
+    let mut out = Vec::new();
+    for s in spool.sealed().unwrap() {
+        let mut r = SegmentReader::open(&s.path).unwrap().unwrap();
+        while let Next::Record(rec) = r.next_record().unwrap() {
+            for b in ipc::decode(rec.ipc()).unwrap() {
+                let a = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+                out.extend(a.values().iter().copied());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_rounds_and_all_survive_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.segments, 0);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            s.append_events(batch(&[i, i])).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (_, rounds) = spool.written();
+    assert!(
+        rounds < 200,
+        "group commit: {rounds} rounds for 200 requests"
+    );
+    spool.close().await;
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.rows, 400);
+    let mut v = read_all(&spool);
+    v.sort();
+    assert_eq!(v, (0..200).flat_map(|i| [i, i]).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn seals_by_rows_and_by_age() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_max_rows = 3;
+    c.segment_max_age = Duration::from_millis(200);
+    let (spool, _) = Spool::open(c).unwrap();
+    spool.append_events(batch(&[1, 2, 3])).await.unwrap();
+    assert_eq!(spool.sealed().unwrap().len(), 1, "sealed at 3 rows");
+    spool.append_events(batch(&[4])).await.unwrap();
+    assert_eq!(spool.sealed().unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(spool.sealed().unwrap().len(), 2, "sealed by age");
+    assert_eq!(read_all(&spool), vec![1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn batch_ids_deduplicate_across_restarts() {
+    let d = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let ipc = ipc::encode(&[batch(&[7])]).unwrap();
+    let a = spool
+        .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
+        .await;
+    let b = spool
+        .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
+        .await;
+    assert_eq!((a, b), (Ok(Appended::Stored), Ok(Appended::AlreadyStored)));
+    spool.close().await;
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let c = spool
+        .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
+        .await;
+    assert_eq!(c, Ok(Appended::AlreadyStored));
+    // Even with the batch-ids file gone, the id is recovered from the unloaded segment.
+    spool.close().await;
+    fs::remove_file(d.path().join("spool").join(batch_ids::FILE_NAME)).unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let c = spool.append_batch(Some(b"id-1".to_vec()), 1, ipc).await;
+    assert_eq!(c, Ok(Appended::AlreadyStored));
+    assert_eq!(read_all(&spool), vec![7]);
+}
+
+#[tokio::test]
+async fn full_spool_refuses_then_recovers_after_delete() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.max_bytes = 1;
+    c.segment_max_rows = 1;
+    let (spool, _) = Spool::open(c).unwrap();
+    // Empty spool: 0 bytes < 1, one write passes and fills it.
+    spool.append_events(batch(&[1])).await.unwrap();
+    assert_eq!(
+        spool.append_events(batch(&[2])).await,
+        Err(AppendError::Full)
+    );
+    for s in spool.sealed().unwrap() {
+        spool.delete(&s).unwrap();
+    }
+    assert_eq!(spool.bytes(), 0);
+    spool.append_events(batch(&[3])).await.unwrap();
+}
+
+/// Writes two sealed-able records in one segment left open (as after a crash), returns
+/// the path of the open segment and the offset where the second record starts.
+async fn crashed_spool(d: &Path) -> (PathBuf, u64) {
+    let (spool, _) = Spool::open(cfg(d)).unwrap();
+    spool.append_events(batch(&[1])).await.unwrap();
+    let first_end = spool.bytes();
+    spool.append_events(batch(&[2])).await.unwrap();
+    // Simulate a crash: copy the open segment aside before close seals it.
+    let open = fs::read_dir(d.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "open"))
+        .unwrap();
+    let bytes = fs::read(&open).unwrap();
+    spool.close().await;
+    for s in spool.sealed().unwrap() {
+        fs::remove_file(s.path).unwrap();
+    }
+    fs::write(&open, bytes).unwrap();
+    (open, first_end)
+}
+
+#[tokio::test]
+async fn torn_tail_of_the_newest_segment_is_cut() {
+    let d = tempfile::tempdir().unwrap();
+    let (open, first_end) = crashed_spool(d.path()).await;
+    let len = fs::metadata(&open).unwrap().len();
+    for cut_at in [first_end + 1, first_end + 19, len - 1] {
+        let bytes = fs::read(&open).unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d2.path().join("spool")).unwrap();
+        let p2 = d2.path().join("spool").join(open.file_name().unwrap());
+        fs::write(&p2, &bytes[..cut_at as usize]).unwrap();
+        let (spool, rec) = Spool::open(cfg(d2.path())).unwrap();
+        assert_eq!(rec.cut_bytes, cut_at - first_end, "cut at {cut_at}");
+        assert!(rec.quarantined.is_empty());
+        assert_eq!(read_all(&spool), vec![1]);
+    }
+    // The intact file replays both records.
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!((rec.rows, rec.cut_bytes), (2, 0));
+    assert_eq!(read_all(&spool), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn corruption_before_a_valid_record_quarantines_even_the_newest() {
+    let d = tempfile::tempdir().unwrap();
+    let (open, first_end) = crashed_spool(d.path()).await;
+    let mut bytes = fs::read(&open).unwrap();
+    bytes[first_end as usize - 3] ^= 0xff; // inside record 1's body; record 2 is fine
+    fs::write(&open, bytes).unwrap();
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.quarantined.len(), 1);
+    assert!(read_all(&spool).is_empty());
+    assert!(d
+        .path()
+        .join("quarantine")
+        .join(open.file_name().unwrap())
+        .exists());
+}
+
+#[tokio::test]
+async fn a_bad_sealed_segment_is_quarantined_and_others_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_max_rows = 1;
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    for i in 0..3 {
+        spool.append_events(batch(&[i])).await.unwrap();
+    }
+    spool.close().await;
+    let segs = spool.sealed().unwrap();
+    assert_eq!(segs.len(), 3);
+    // Truncate the middle sealed one: sealed segments never have a torn tail.
+    let len = fs::metadata(&segs[1].path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[1].path)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    // And garbage in the header of the last.
+    let mut b = fs::read(&segs[2].path).unwrap();
+    b[0] = b'X';
+    fs::write(&segs[2].path, b).unwrap();
+    let (spool, rec) = Spool::open(c).unwrap();
+    assert_eq!(rec.quarantined.len(), 2);
+    assert_eq!(read_all(&spool), vec![0]);
+    // New segments never reuse a quarantined id.
+    spool.append_events(batch(&[9])).await.unwrap();
+    spool.seal().await.unwrap();
+    assert!(spool.sealed().unwrap().last().unwrap().id > segs[2].id);
+}
+
+#[tokio::test]
+async fn an_open_segment_torn_inside_its_header_is_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    fs::create_dir_all(&c.dir).unwrap();
+    let p = segment::segment_path(&c.dir, 5, false);
+    fs::write(
+        &p,
+        &record::SegmentHeader {
+            id: 5,
+            created_at_ms: 0,
+        }
+        .encode()[..10],
+    )
+    .unwrap();
+    let (spool, rec) = Spool::open(c).unwrap();
+    assert!(rec.quarantined.is_empty() && !p.exists());
+    assert_eq!(spool.bytes(), 0);
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_and_keep_only_a_valid_prefix() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x.seg");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut good = record::SegmentHeader {
+        id: 1,
+        created_at_ms: 0,
+    }
+    .encode()
+    .to_vec();
+    record::encode_record(&mut good, record::RecordKind::Events, 1, None, b"abc");
+    for _ in 0..2000 {
+        let mut b = good.clone();
+        match rng.u8(0..3) {
+            0 => b.truncate(rng.usize(0..=b.len())),
+            1 => {
+                let i = rng.usize(0..b.len());
+                b[i] = rng.u8(..);
+            }
+            _ => b.extend((0..rng.usize(0..64)).map(|_| rng.u8(..))),
+        }
+        fs::write(&p, &b).unwrap();
+        let s = segment::scan(&p).unwrap();
+        assert!(s.valid_len <= b.len() as u64);
+        assert!(s.records <= 1);
+    }
+}

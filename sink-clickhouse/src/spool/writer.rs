@@ -1,0 +1,325 @@
+//! The group-commit writer: one thread, many waiting requests, one fsync per round.
+//!
+//! A round is everything queued when the writer comes back from the previous fsync:
+//! the events of all waiting requests become ONE record (one Arrow IPC batch), each
+//! posted batch one record; the round is written with one `write` and one
+//! `fdatasync`, and only then is every request of the round answered.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::RecordBatch;
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch_ids::BatchIds;
+use super::record::{encode_record, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::segment::segment_path;
+use super::{fsync_dir, ipc, AppendError, Appended, Shared};
+
+/// Stop adding to a round past this many bytes of input (bounds the round's buffer).
+const ROUND_MAX_BYTES: usize = 32 << 20;
+
+pub(super) enum Msg {
+    Events {
+        batch: RecordBatch,
+        done: oneshot::Sender<Result<(), AppendError>>,
+    },
+    Batch {
+        id: Option<Vec<u8>>,
+        rows: u32,
+        ipc: Vec<u8>,
+        done: oneshot::Sender<Result<Appended, AppendError>>,
+    },
+    Seal {
+        done: oneshot::Sender<()>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
+    /// Sent periodically so an idle open segment is sealed by age.
+    Tick,
+}
+
+struct Open {
+    id: u64,
+    file: File,
+    len: u64,
+    rows: u64,
+    records: u32,
+    opened: Instant,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    ids: BatchIds,
+    next_id: u64,
+    open: Option<Open>,
+}
+
+pub(super) fn start(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Msg>,
+    ids: BatchIds,
+    next_id: u64,
+    ticks: mpsc::Sender<Msg>,
+) -> io::Result<()> {
+    let every = (shared.cfg.segment_max_age / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(every);
+        loop {
+            iv.tick().await;
+            if ticks.send(Msg::Tick).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut w = Writer {
+        shared,
+        ids,
+        next_id,
+        open: None,
+    };
+    std::thread::Builder::new()
+        .name("spool-writer".into())
+        .spawn(move || {
+            loop {
+                let Some(first) = rx.blocking_recv() else {
+                    w.seal_logged();
+                    return;
+                };
+                if let Msg::Tick = first {
+                    if w.open
+                        .as_ref()
+                        .is_some_and(|o| o.opened.elapsed() >= w.shared.cfg.segment_max_age)
+                    {
+                        w.seal_logged();
+                    }
+                    continue;
+                }
+                let mut round = vec![first];
+                let mut size = 0usize;
+                while size < ROUND_MAX_BYTES {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            size += match &m {
+                                Msg::Events { batch, .. } => batch.get_array_memory_size(),
+                                Msg::Batch { ipc, .. } => ipc.len(),
+                                _ => 0,
+                            };
+                            round.push(m);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if w.round(round) {
+                    rx.close();
+                    // Anything queued after Close is refused.
+                    while let Ok(m) = rx.try_recv() {
+                        drop(m);
+                    }
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+impl Writer {
+    /// Runs one round; returns true when a `Close` was processed.
+    fn round(&mut self, round: Vec<Msg>) -> bool {
+        let mut events = Vec::new();
+        let mut event_waiters = Vec::new();
+        let mut buf = Vec::new();
+        let mut batch_waiters = Vec::new();
+        let mut new_ids: Vec<Vec<u8>> = Vec::new();
+        let mut controls = Vec::new();
+        let mut rows = 0u64;
+        for m in round {
+            match m {
+                Msg::Events { batch, done } => {
+                    rows += batch.num_rows() as u64;
+                    events.push(batch);
+                    event_waiters.push(done);
+                }
+                Msg::Batch {
+                    id,
+                    rows: r,
+                    ipc,
+                    done,
+                } => {
+                    let dup = id
+                        .as_deref()
+                        .is_some_and(|id| self.ids.contains(id) || new_ids.iter().any(|n| n == id));
+                    if dup {
+                        let _ = done.send(Ok(Appended::AlreadyStored));
+                        continue;
+                    }
+                    encode_record(&mut buf, RecordKind::Batch, r, id.as_deref(), &ipc);
+                    rows += u64::from(r);
+                    if let Some(id) = id {
+                        new_ids.push(id);
+                    }
+                    batch_waiters.push((done, 1u32));
+                }
+                Msg::Seal { done } => controls.push((done, false)),
+                Msg::Close { done } => controls.push((done, true)),
+                Msg::Tick => {}
+            }
+        }
+        let mut records = batch_waiters.len() as u32;
+        if !events.is_empty() {
+            let joined = if events.len() == 1 {
+                Ok(events.pop().expect("one"))
+            } else {
+                arrow_select::concat::concat_batches(&events[0].schema(), &events)
+            };
+            match joined.and_then(|b| ipc::encode(&[b])) {
+                Ok(bytes) => {
+                    encode_record(&mut buf, RecordKind::Events, rows_u32(rows), None, &bytes);
+                    records += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "encoding a group-commit round failed");
+                    for d in event_waiters.drain(..) {
+                        let _ = d.send(Err(AppendError::Io(e.to_string())));
+                    }
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let res = self.write_round(&buf, rows, records);
+            let res = res.and_then(|()| {
+                let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
+                for id in &refs {
+                    self.ids.remember(id);
+                }
+                self.ids.persist(&refs)
+            });
+            let err = res.err().map(|e| AppendError::Io(e.to_string()));
+            for d in event_waiters {
+                let _ = d.send(err.clone().map_or(Ok(()), Err));
+            }
+            for (d, _) in batch_waiters {
+                let _ = d.send(err.clone().map_or(Ok(Appended::Stored), Err));
+            }
+            if self.open.as_ref().is_some_and(|o| {
+                o.len >= self.shared.cfg.segment_max_bytes
+                    || o.rows >= self.shared.cfg.segment_max_rows
+            }) {
+                self.seal_logged();
+            }
+        }
+        let mut close = false;
+        for (done, is_close) in controls {
+            self.seal_logged();
+            close |= is_close;
+            let _ = done.send(());
+        }
+        close
+    }
+
+    fn write_round(&mut self, buf: &[u8], rows: u64, records: u32) -> io::Result<()> {
+        if self.open.is_none() {
+            self.open = Some(self.create()?);
+        }
+        let o = self.open.as_mut().expect("just opened");
+        let res = o.file.write_all(buf).and_then(|()| o.file.sync_data());
+        if let Err(e) = res {
+            tracing::error!(error = %e, segment = o.id, "spool write failed; cutting the round and sealing");
+            // After a failed fsync the page cache state is unknown: cut back to the last
+            // acknowledged length and never append to this file again.
+            let undo = o.file.set_len(o.len).and_then(|()| o.file.sync_all());
+            if undo.is_err() {
+                self.shared.broken.store(true, Ordering::Relaxed);
+            }
+            self.seal_logged();
+            return Err(e);
+        }
+        o.len += buf.len() as u64;
+        o.rows += rows;
+        o.records += records;
+        self.shared
+            .bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.shared
+            .written_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.shared.rounds.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn create(&mut self) -> io::Result<Open> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let path = segment_path(&self.shared.cfg.dir, id, false);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as i64;
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)?;
+        file.write_all(
+            &SegmentHeader {
+                id,
+                created_at_ms: now_ms,
+            }
+            .encode(),
+        )?;
+        file.sync_all()?;
+        fsync_dir(&self.shared.cfg.dir)?;
+        self.shared
+            .bytes
+            .fetch_add(SEGMENT_HEADER_LEN as u64, Ordering::Relaxed);
+        Ok(Open {
+            id,
+            file,
+            len: SEGMENT_HEADER_LEN as u64,
+            rows: 0,
+            records: 0,
+            opened: Instant::now(),
+        })
+    }
+
+    fn seal_logged(&mut self) {
+        if let Err(e) = self.seal() {
+            tracing::error!(error = %e, "sealing a spool segment failed");
+            self.shared.broken.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Renames the open segment to sealed (or removes it when empty), fsyncs the dir.
+    fn seal(&mut self) -> io::Result<()> {
+        let Some(o) = self.open.take() else {
+            return Ok(());
+        };
+        let dir = &self.shared.cfg.dir;
+        let from = segment_path(dir, o.id, false);
+        if o.records == 0 {
+            fs::remove_file(&from)?;
+            self.shared.bytes.fetch_sub(o.len, Ordering::Relaxed);
+        } else {
+            fs::rename(&from, segment_path(dir, o.id, true))?;
+        }
+        fsync_dir(dir)?;
+        if o.records > 0 {
+            tracing::debug!(
+                segment = o.id,
+                rows = o.rows,
+                bytes = o.len,
+                "spool segment sealed"
+            );
+            self.shared.sealed.notify_one();
+        }
+        Ok(())
+    }
+}
+
+fn rows_u32(rows: u64) -> u32 {
+    u32::try_from(rows).unwrap_or(u32::MAX)
+}
