@@ -1,0 +1,91 @@
+//! The site registry: TOML (sink) and JSON (edge) loading, wildcards, refusals.
+
+use ingest_core::{Error, SiteConfig, SiteRegistry};
+
+const TOML: &str = r#"
+[sites."example.com"]
+hostnames = ["example.com", "*.example.com"]
+plan = "growth"
+
+[sites."Blog.Example.org"]
+plan = "free"
+"#;
+
+#[test]
+fn loads_from_toml_and_checks_hostnames() {
+    let r: SiteRegistry = toml::from_str(TOML).unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        r.check("example.com", "example.com").unwrap().plan,
+        "growth"
+    );
+    assert!(r.check("example.com", "docs.example.com").is_ok());
+    assert!(r.check("example.com", "a.b.EXAMPLE.com").is_ok());
+    assert!(r.check("EXAMPLE.COM", "example.com").is_ok());
+    // No hostnames listed: any hostname.
+    assert!(r.check("blog.example.org", "anything.test").is_ok());
+    assert_eq!(
+        r.get("blog.example.org").unwrap().plan_def().unwrap().name,
+        "free"
+    );
+}
+
+#[test]
+fn loads_from_json() {
+    let r: SiteRegistry = serde_json::from_str(
+        r#"{"sites": {"shop.test": {"hostnames": ["shop.test"], "plan": "business"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(r.get("shop.test").unwrap().hostnames, ["shop.test"]);
+    let empty: SiteRegistry = serde_json::from_str("{}").unwrap();
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn unknown_site_and_disallowed_host_are_refused() {
+    let r: SiteRegistry = toml::from_str(TOML).unwrap();
+    let e = r.check("other.com", "other.com").unwrap_err();
+    assert!(matches!(e, Error::UnknownSite { .. }));
+    assert_eq!(e.field(), "site");
+    assert_eq!(e.code(), "unknown_site");
+    let e = r.check("example.com", "evil.com").unwrap_err();
+    assert_eq!(e.field(), "url");
+    assert!(e.to_string().contains("evil.com"), "{e}");
+    // The wildcard does not match the bare parent or a lookalike.
+    assert!(r.check("example.com", "badexample.com").is_err());
+    assert!(r.check("example.com", "").is_err());
+}
+
+#[test]
+fn wildcard_alone_does_not_cover_the_apex() {
+    let r = SiteRegistry::new([(
+        "a.com".to_string(),
+        SiteConfig {
+            hostnames: vec!["*.a.com".into()],
+            plan: "free".into(),
+        },
+    )]);
+    r.validate().unwrap();
+    assert!(r.check("a.com", "www.a.com").is_ok());
+    assert!(r.check("a.com", "a.com").is_err());
+}
+
+#[test]
+fn unknown_plan_and_bad_patterns_fail_at_load() {
+    let e = toml::from_str::<SiteRegistry>("[sites.\"a.com\"]\nplan = \"gold\"\n").unwrap_err();
+    assert!(e.to_string().contains("unknown plan \"gold\""), "{e}");
+    let e = serde_json::from_str::<SiteRegistry>(r#"{"sites": {"a.com": {"plan": "platinum"}}}"#)
+        .unwrap_err();
+    assert!(e.to_string().contains("sites.a.com.plan"), "{e}");
+    let e = toml::from_str::<SiteRegistry>(
+        "[sites.\"a.com\"]\nplan = \"free\"\nhostnames = [\"a.*.com\"]\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("a.*.com"), "{e}");
+    // A missing plan and an unknown key are errors too.
+    assert!(toml::from_str::<SiteRegistry>("[sites.\"a.com\"]\n").is_err());
+    assert!(
+        toml::from_str::<SiteRegistry>("[sites.\"a.com\"]\nplan = \"free\"\nhost = \"x\"\n")
+            .is_err()
+    );
+}
