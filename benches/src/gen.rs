@@ -30,8 +30,8 @@ use serde::Serialize;
 
 use crate::gen_data::{
     Ua, BOTS, BRANDS, CAMPAIGNS, CUSTOM_EVENTS, DESKTOP_WIDTHS, MOBILE_WIDTHS, PATH_WORDS,
-    PROP_SETS, REFERRER_SITES, SEARCH_ENGINES, SOCIAL, TABLET_WIDTHS, TLDS, UAS, UTM_MEDIUMS,
-    UTM_SOURCES,
+    PROP_SETS, REFERRER_SITES, SEARCH_ENGINES, SOCIAL, TABLET_WIDTHS, TLDS, UAS, UTM_CONTENTS,
+    UTM_MEDIUMS, UTM_SOURCES,
 };
 
 /// A SplitMix64 generator (Steele, Lea & Flood, 2014).
@@ -354,7 +354,7 @@ impl Generator {
 
         let site_i = self.site_zipf.sample(&mut self.rng);
         let site = self.site_domain(site_i);
-        let www = mix(site_i as u64 ^ 0x777) % 3 == 0;
+        let www = mix(site_i as u64 ^ 0x777).is_multiple_of(3);
         let host = if www {
             format!("www.{site}")
         } else {
@@ -467,17 +467,13 @@ impl Generator {
         url.push_str(campaign);
         if self.rng.chance(0.3) {
             url.push_str("&utm_content=");
-            url.push_str(
-                *self
-                    .rng
-                    .pick(&["hero", "footer", "sidebar", "banner-a", "banner-b"]),
-            );
+            url.push_str(self.rng.pick::<&str>(UTM_CONTENTS));
         }
         if self.rng.chance(0.15) {
             url.push_str("&utm_term=");
-            url.push_str(*self.rng.pick(PATH_WORDS));
+            url.push_str(self.rng.pick::<&str>(PATH_WORDS));
             url.push('+');
-            url.push_str(*self.rng.pick(PATH_WORDS));
+            url.push_str(self.rng.pick::<&str>(PATH_WORDS));
         }
     }
 
@@ -561,7 +557,7 @@ pub enum Device {
 /// A stable client IP for a visitor hash: 90% IPv4 from public ranges, 10% IPv6.
 fn visitor_ip(vh: u64) -> String {
     let h = mix(vh ^ 0x1F);
-    if h % 10 == 0 {
+    if h.is_multiple_of(10) {
         format!(
             "2a02:{:x}:{:x}:{:x}::{:x}",
             (h >> 8) & 0xffff,

@@ -151,6 +151,8 @@ pub const UTM_MEDIUMS: &[&str] = &[
     "organic",
     "affiliate",
 ];
+/// `utm_content` values.
+pub const UTM_CONTENTS: &[&str] = &["hero", "footer", "sidebar", "banner-a", "banner-b"];
 /// `utm_campaign` values.
 pub const CAMPAIGNS: &[&str] = &[
     "black_friday_2026",
