@@ -45,6 +45,62 @@ pub fn write_ipc(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     w.into_inner().map_err(|e| enc_err("batch", e))
 }
 
+/// An Arrow IPC stream (LZ4 frames, schema v1) produced piece by piece: each call
+/// returns the bytes to append, so a service can stream batches out as the batcher
+/// hands them over without keeping them all. The concatenation of everything returned
+/// is what [`write_ipc`] would have produced.
+///
+/// ```
+/// use ingest_core::{events_to_batch, read_ipc, Event, IpcEncoder};
+/// let mut enc = IpcEncoder::new().unwrap();
+/// let mut out = enc.header();
+/// out.extend(enc.encode(&events_to_batch(&[Event::default()])).unwrap());
+/// out.extend(enc.finish().unwrap());
+/// assert_eq!(read_ipc(&out, 1).unwrap()[0].num_rows(), 1);
+/// ```
+pub struct IpcEncoder {
+    writer: StreamWriter<Vec<u8>>,
+}
+
+impl std::fmt::Debug for IpcEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcEncoder").finish_non_exhaustive()
+    }
+}
+
+impl IpcEncoder {
+    /// A stream of schema v1; its schema message is waiting in [`IpcEncoder::header`].
+    pub fn new() -> Result<Self> {
+        let opts = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::LZ4_FRAME))
+            .map_err(|e| enc_err("batch", e))?;
+        let writer = StreamWriter::try_new_with_options(Vec::new(), &schema::schema(), opts)
+            .map_err(|e| enc_err("batch", e))?;
+        Ok(IpcEncoder { writer })
+    }
+
+    /// The bytes written so far and not yet taken (the schema message, at first).
+    pub fn header(&mut self) -> Vec<u8> {
+        std::mem::take(self.writer.get_mut())
+    }
+
+    /// The bytes of one more batch (plus anything not yet taken). The batch must be
+    /// schema v1 (as the [`crate::Batcher`] makes them; see [`crate::conform`]).
+    pub fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        if batch.schema().fields() != schema::schema().fields() {
+            return Err(enc_err("batch", "the batch is not schema v1"));
+        }
+        self.writer.write(batch).map_err(|e| enc_err("batch", e))?;
+        Ok(self.header())
+    }
+
+    /// The end-of-stream marker (plus anything not yet taken).
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        self.writer.finish().map_err(|e| enc_err("batch", e))?;
+        Ok(self.header())
+    }
+}
+
 /// Bytes a stream may decode to per byte received, at most (see [`read_ipc`]). LZ4
 /// cannot expand more than about 255 times; our batches compress 3–10 times.
 pub const MAX_IPC_EXPANSION: usize = 64;
@@ -201,6 +257,23 @@ mod tests {
         let e = read_ipc(&bytes, 3).unwrap_err(); // past it
         assert_eq!(e.field(), "body");
         assert!(e.to_string().contains("more than 3 rows"), "{e}");
+    }
+
+    #[test]
+    fn encoder_pieces_equal_write_ipc() {
+        let a = events_to_batch(&[Event::default()]);
+        let b = events_to_batch(&[Event::default(), Event::default()]);
+        let mut enc = IpcEncoder::new().unwrap();
+        let mut out = enc.header();
+        assert!(!out.is_empty());
+        out.extend(enc.encode(&a).unwrap());
+        out.extend(enc.encode(&b).unwrap());
+        out.extend(enc.finish().unwrap());
+        assert_eq!(out, write_ipc(&[a.clone(), b.clone()]).unwrap());
+        let other =
+            arrow_array::RecordBatch::new_empty(std::sync::Arc::new(arrow_schema::Schema::empty()));
+        let mut enc = IpcEncoder::new().unwrap();
+        assert_eq!(enc.encode(&other).unwrap_err().field(), "batch");
     }
 
     #[test]
