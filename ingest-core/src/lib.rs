@@ -17,6 +17,7 @@ mod normalize;
 mod privacy;
 mod referrer;
 pub mod schema;
+mod useragent;
 mod wire;
 
 pub use error::{Error, Problem, Rejection, Result};
@@ -27,6 +28,10 @@ pub use privacy::{client_key, day_of, event_id, visitor_id, DailySalt, DAY_MS};
 pub use referrer::{
     normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
     DOMAIN_SOURCES,
+};
+pub use useragent::{
+    classify_user_agent, device_class, UaCache, UaInfo, BOT_TOKENS, BROWSERS, MAX_CACHED_UA_LEN,
+    MOBILE_MAX_WIDTH, TABLET_MAX_WIDTH,
 };
 pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
 
