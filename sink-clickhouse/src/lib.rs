@@ -6,4 +6,8 @@
 //! writes Parquet files. See the crate README for the flags and the API.
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod metrics;
+pub mod quota;
+pub mod server;
 pub mod spool;

@@ -1,0 +1,265 @@
+//! Command line and environment configuration. Every flag has an environment variable;
+//! a flag given on the command line wins over the variable. The doc comments are the
+//! `--help` text and the README's flag table.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+/// The native sink: tracker API + Arrow batches in, write-ahead spool, bulk loads into
+/// ClickHouse — or Parquet files when no ClickHouse is configured.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sink-clickhouse",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve` when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sink (the default).
+    Serve(ServeArgs),
+    /// Create the database and the events table, with types the server supports.
+    Migrate(MigrateArgs),
+}
+
+/// ClickHouse connection flags (shared by `serve` and `migrate`).
+#[derive(Debug, Clone, Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP URL; repeat (or comma-separate in the env var) for failover, in
+    /// order. None: embedded mode, batches become Parquet files under the data dir.
+    #[arg(long = "clickhouse-url", env = "CLICKHOUSE_URL", value_delimiter = ',')]
+    pub clickhouse_url: Vec<String>,
+    /// Database of the events table.
+    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "analytics")]
+    pub clickhouse_database: String,
+    /// The events table.
+    #[arg(long, env = "CLICKHOUSE_TABLE", default_value = "events")]
+    pub clickhouse_table: String,
+    /// ClickHouse user.
+    #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    /// ClickHouse password.
+    #[arg(
+        long,
+        env = "CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub clickhouse_password: String,
+    /// Timeout of one ClickHouse request (e.g. `30s`).
+    #[arg(long, env = "CLICKHOUSE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub clickhouse_timeout: Duration,
+}
+
+/// Flags of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// ClickHouse connection.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    /// Create replicated tables and a Distributed table `ON CLUSTER` this cluster.
+    #[arg(long, env = "CLICKHOUSE_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SINK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SINK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data directory: the spool, the quarantine, and the Parquet output in embedded mode.
+    #[arg(long, env = "SINK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// ClickHouse connection.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    /// Bearer token required by `POST /v1/batches`. None: that route refuses everything.
+    #[arg(long, env = "SINK_BATCH_TOKEN", hide_env_values = true)]
+    pub batch_token: Option<String>,
+    /// Sites file (TOML: sites, allowed hostnames, plan). None: any site is accepted.
+    #[arg(long, env = "SINK_SITES")]
+    pub sites: Option<PathBuf>,
+    /// Events per second per client key (hashed client IP); 0 disables rate limiting.
+    #[arg(long, env = "SINK_CLIENT_RATE", default_value_t = 20.0)]
+    pub client_rate: f64,
+    /// Events a client may send at once after being idle.
+    #[arg(long, env = "SINK_CLIENT_BURST", default_value_t = 100)]
+    pub client_burst: u32,
+    /// Client keys the rate limiter keeps in memory (about 40 bytes each).
+    #[arg(long, env = "SINK_CLIENT_MAX_KEYS", default_value_t = 100_000)]
+    pub client_max_keys: usize,
+    /// Seal a spool segment (= one insert or one Parquet file) at this many rows.
+    #[arg(long, env = "SINK_FLUSH_ROWS", default_value_t = 100_000)]
+    pub flush_rows: u64,
+    /// Seal a spool segment at this many bytes on disk (e.g. `16MiB`).
+    #[arg(long, env = "SINK_FLUSH_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    pub flush_bytes: u64,
+    /// Seal a spool segment at this age (e.g. `1s`, `500ms`).
+    #[arg(long, env = "SINK_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    /// Refuse new events (503 + Retry-After) while the spool holds this many bytes.
+    #[arg(long, env = "SINK_SPOOL_MAX_BYTES", default_value = "10GiB", value_parser = parse_bytes)]
+    pub spool_max_bytes: u64,
+    /// Proxies (CIDRs, repeat or comma-separate) whose `CF-Connecting-IP` /
+    /// `X-Forwarded-For` and `CF-IPCountry` headers are believed.
+    #[arg(long, env = "SINK_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpNet>,
+    /// Secret the daily visitor-id salt is derived from; share it between instances.
+    /// None: a random secret is created once in the data dir.
+    #[arg(long, env = "SINK_SALT_SECRET", hide_env_values = true)]
+    pub salt_secret: Option<String>,
+    /// Largest tracker request body (`/api/event`, `/e`, and the pixel query string).
+    #[arg(long, env = "SINK_MAX_BODY_BYTES", default_value = "256KiB", value_parser = parse_bytes)]
+    pub max_body_bytes: u64,
+    /// Most events in one tracker request.
+    #[arg(long, env = "SINK_MAX_EVENTS_PER_REQUEST", default_value_t = 100)]
+    pub max_events_per_request: usize,
+    /// Largest `/v1/batches` body.
+    #[arg(long, env = "SINK_MAX_BATCH_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub max_batch_bytes: u64,
+    /// Most rows in one `/v1/batches` body.
+    #[arg(long, env = "SINK_MAX_BATCH_ROWS", default_value_t = 1_000_000)]
+    pub max_batch_rows: usize,
+    /// Recent `/v1/batches` ids remembered (on disk) to answer a redelivery "already stored".
+    #[arg(long, env = "SINK_BATCH_IDS_KEEP", default_value_t = 100_000)]
+    pub batch_ids_keep: usize,
+    /// Longest wait between two load retries (backoff doubles from 100 ms up to this).
+    #[arg(long, env = "SINK_RETRY_MAX_BACKOFF", default_value = "30s", value_parser = parse_duration)]
+    pub retry_max_backoff: Duration,
+    /// `/readyz` turns false when ClickHouse has been unreachable this long.
+    #[arg(long, env = "SINK_UNREADY_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub unready_after: Duration,
+    /// On SIGTERM: how long to keep loading what is spooled before exiting.
+    #[arg(long, env = "SINK_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// A request that takes longer than this is answered 503 (slow clients included).
+    #[arg(long, env = "SINK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SINK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Parses `250ms`, `1s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 500ms, 1s, 2m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?}: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `1024`, `64KiB`, `16MiB`, `10GiB` (also `KB`/`MB`/`GB` as powers of 1000).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 16MiB"))?;
+    let mul: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("1 fortnight").is_err());
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("99999999999999TiB").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let cli = Cli::try_parse_from(["sink-clickhouse"]).unwrap();
+        let s = cli.serve;
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert!(s.clickhouse.clickhouse_url.is_empty());
+        assert_eq!(s.clickhouse.clickhouse_database, "analytics");
+        assert_eq!(s.clickhouse.clickhouse_table, "events");
+        assert_eq!(s.clickhouse.clickhouse_user, "default");
+        assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
+        assert_eq!(s.flush_interval, Duration::from_secs(1));
+        assert_eq!(s.spool_max_bytes, 10 << 30);
+        assert!(s.batch_token.is_none() && s.sites.is_none() && s.trusted_proxy.is_empty());
+    }
+
+    #[test]
+    fn subcommands_and_repeated_urls() {
+        let cli = Cli::try_parse_from([
+            "sink-clickhouse",
+            "migrate",
+            "--clickhouse-url",
+            "http://a:8123",
+            "--clickhouse-url",
+            "http://b:8123,http://c:8123",
+        ])
+        .unwrap();
+        let Some(Command::Migrate(m)) = cli.command else {
+            panic!("migrate expected")
+        };
+        assert_eq!(m.clickhouse.clickhouse_url.len(), 3);
+        let cli = Cli::try_parse_from([
+            "sink-clickhouse",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.0/8,::1/128",
+        ])
+        .unwrap();
+        let Some(Command::Serve(s)) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(s.trusted_proxy.len(), 2);
+    }
+}

@@ -1,0 +1,209 @@
+//! Sites and monthly quotas: the sites file (reloaded when it changes) and each site's
+//! month-to-date usage — read from ClickHouse and cached for 15 minutes (the cache is
+//! dropped when the sites file changes), plus what this instance stored since; in
+//! embedded mode only the local count (since start) exists.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use ingest_core::{check_site_quota, month_bounds, QuotaDecision, QuotaState, SiteRegistry};
+
+/// How long usage read from ClickHouse is trusted.
+pub const USAGE_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Default)]
+struct Usage {
+    month_start_ms: i64,
+    /// From ClickHouse at the last refresh.
+    base: HashMap<String, u64>,
+    /// Stored by this instance since the last refresh.
+    local: HashMap<String, u64>,
+    states: HashMap<String, QuotaState>,
+    refreshed: Option<Instant>,
+}
+
+/// Sites and quota bookkeeping.
+pub struct Quotas {
+    path: Option<PathBuf>,
+    registry: RwLock<Option<Arc<SiteRegistry>>>,
+    mtime: Mutex<Option<SystemTime>>,
+    usage: Mutex<Usage>,
+}
+
+/// Loads a TOML sites file.
+pub fn load_sites(path: &Path) -> Result<SiteRegistry, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str::<SiteRegistry>(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Quotas {
+    /// Loads the sites file, if any (an error here stops the start-up).
+    pub fn new(path: Option<PathBuf>) -> Result<Self, String> {
+        let (registry, mtime) = match &path {
+            Some(p) => (
+                Some(Arc::new(load_sites(p)?)),
+                std::fs::metadata(p).and_then(|m| m.modified()).ok(),
+            ),
+            None => (None, None),
+        };
+        Ok(Quotas {
+            path,
+            registry: RwLock::new(registry),
+            mtime: Mutex::new(mtime),
+            usage: Mutex::new(Usage::default()),
+        })
+    }
+
+    /// The current registry (`None`: any site accepted, no quotas).
+    pub fn registry(&self) -> Option<Arc<SiteRegistry>> {
+        self.registry.read().expect("registry lock").clone()
+    }
+
+    /// Reloads the sites file if its modification time changed; on success the usage
+    /// cache is invalidated. A broken file keeps the previous registry (logged).
+    /// Returns true when reloaded.
+    pub fn reload_if_changed(&self) -> bool {
+        let Some(p) = &self.path else { return false };
+        let mtime = std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if *self.mtime.lock().expect("mtime lock") == mtime {
+            return false;
+        }
+        *self.mtime.lock().expect("mtime lock") = mtime;
+        match load_sites(p) {
+            Ok(r) => {
+                tracing::info!(sites = r.len(), "sites file reloaded");
+                *self.registry.write().expect("registry lock") = Some(Arc::new(r));
+                self.usage.lock().expect("usage lock").refreshed = None;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sites file changed but does not load; keeping the previous one");
+                false
+            }
+        }
+    }
+
+    /// True when the usage should be read again (never read, older than
+    /// [`USAGE_TTL`], or invalidated).
+    pub fn needs_refresh(&self) -> bool {
+        let u = self.usage.lock().expect("usage lock");
+        u.refreshed.is_none_or(|t| t.elapsed() >= USAGE_TTL)
+    }
+
+    /// Replaces the usage with what the store reports for the month starting at
+    /// `month_start_ms`; local counts since then start again from zero.
+    pub fn set_usage(&self, month_start_ms: i64, base: HashMap<String, u64>) {
+        let mut u = self.usage.lock().expect("usage lock");
+        if u.month_start_ms != month_start_ms {
+            u.states.clear();
+        }
+        u.month_start_ms = month_start_ms;
+        u.base = base;
+        u.local.clear();
+        u.refreshed = Some(Instant::now());
+    }
+
+    /// Decides whether `incoming` more events of `site` are accepted now.
+    pub fn check(&self, site: &str, incoming: u64, now_ms: i64) -> QuotaDecision {
+        let Some(reg) = self.registry() else {
+            return QuotaDecision::Accept;
+        };
+        let Some(plan) = reg.get(site).and_then(|c| c.plan_def()) else {
+            return QuotaDecision::Accept;
+        };
+        let mut u = self.usage.lock().expect("usage lock");
+        let (start, _) = month_bounds(now_ms);
+        if u.month_start_ms != start {
+            // A new month: everything counted before belongs to the old one.
+            u.month_start_ms = start;
+            u.base.clear();
+            u.local.clear();
+            u.states.clear();
+        }
+        let used = u.base.get(site).copied().unwrap_or(0) + u.local.get(site).copied().unwrap_or(0);
+        let st = u.states.entry(site.to_owned()).or_default();
+        check_site_quota(site, plan, used, incoming, st, now_ms)
+    }
+
+    /// Counts `n` events of `site` stored by this instance.
+    pub fn record(&self, site: &str, n: u64) {
+        if self.path.is_none() {
+            return;
+        }
+        let mut u = self.usage.lock().expect("usage lock");
+        match u.local.get_mut(site) {
+            Some(c) => *c += n,
+            None => {
+                u.local.insert(site.to_owned(), n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sites(dir: &Path, plan: &str) -> PathBuf {
+        let p = dir.join("sites.toml");
+        std::fs::write(&p, format!("[sites.\"a.com\"]\nplan = \"{plan}\"\n")).unwrap();
+        p
+    }
+
+    #[test]
+    fn counts_locally_and_refuses_past_grace() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Quotas::new(Some(sites(d.path(), "free"))).unwrap();
+        let now = 1_763_900_000_000;
+        assert_eq!(q.check("a.com", 10, now), QuotaDecision::Accept);
+        q.record("a.com", 10_000);
+        assert!(matches!(
+            q.check("a.com", 1, now),
+            QuotaDecision::AcceptInGrace {
+                first_crossing: true,
+                ..
+            }
+        ));
+        let later = now + 4 * 86_400_000;
+        if month_bounds(later).0 == month_bounds(now).0 {
+            assert!(matches!(
+                q.check("a.com", 1, later),
+                QuotaDecision::Refuse { .. }
+            ));
+        }
+        // Unknown site: the registry decides elsewhere; no plan, no quota.
+        assert_eq!(q.check("b.com", 1, now), QuotaDecision::Accept);
+    }
+
+    #[test]
+    fn reload_on_change_invalidates_usage() {
+        let d = tempfile::tempdir().unwrap();
+        let p = sites(d.path(), "free");
+        let q = Quotas::new(Some(p.clone())).unwrap();
+        q.set_usage(month_bounds(1_763_900_000_000).0, HashMap::new());
+        assert!(!q.needs_refresh());
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&p, "[sites.\"a.com\"]\nplan = \"business\"\n").unwrap();
+        let t = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        assert!(q.reload_if_changed());
+        assert!(q.needs_refresh());
+        assert_eq!(q.registry().unwrap().get("a.com").unwrap().plan, "business");
+        std::fs::write(&p, "not toml [").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t + Duration::from_secs(5))
+            .unwrap();
+        assert!(!q.reload_if_changed());
+        assert_eq!(q.registry().unwrap().get("a.com").unwrap().plan, "business");
+    }
+}

@@ -1,0 +1,332 @@
+//! The tracker routes: `POST /api/event` (Plausible), `POST /e` (own format),
+//! `GET /e.gif` (pixel). All go through ingest-core's pipeline, the rate limiter, the
+//! site quotas, and the spool; the 202 is sent after the spool's fsync.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use ingest_core::{
+    client_key, events_to_batch, Decision, Format, Pipeline, QuotaDecision, RequestContext,
+};
+
+use super::client_ip::client_info;
+use super::reply::{Accepted, ApiError, RejectedItem};
+use super::{count_status, now_ms, read_body, AppState};
+use crate::metrics::RouteLabel;
+use crate::spool::AppendError;
+
+thread_local! {
+    /// One pipeline per worker thread (it keeps parser buffers and a user-agent cache),
+    /// tagged with the state it was built for.
+    static PIPELINE: RefCell<Option<(usize, Pipeline)>> = const { RefCell::new(None) };
+}
+
+fn with_pipeline<R>(state: &Arc<AppState>, f: impl FnOnce(&mut Pipeline) -> R) -> R {
+    let tag = Arc::as_ptr(state) as usize;
+    PIPELINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(t, _)| *t) != Some(tag) {
+            *slot = Some((tag, Pipeline::new(state.cfg.pipeline.clone())));
+        }
+        f(&mut slot.as_mut().expect("just set").1)
+    })
+}
+
+/// `POST /api/event`.
+pub async fn plausible(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = match read_tracker_body(&state, &headers, body).await {
+        Ok(b) => ingest(&state, "/api/event", Format::Plausible, peer, &headers, b).await,
+        Err(e) => Err(e),
+    };
+    finish(&state, "/api/event", r.map(IntoResponse::into_response))
+}
+
+/// `POST /e`.
+pub async fn own(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let r = match read_tracker_body(&state, &headers, body).await {
+        Ok(b) => ingest(&state, "/e", Format::Own, peer, &headers, b).await,
+        Err(e) => Err(e),
+    };
+    finish(&state, "/e", r.map(IntoResponse::into_response))
+}
+
+/// The 1×1 transparent GIF the pixel answers.
+pub const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
+
+/// `GET /e.gif?site=…&url=…`: answers the GIF (200) when stored, JSON errors otherwise.
+pub async fn pixel(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let q = uri.query().unwrap_or("");
+    let max = state.cfg.pipeline.limits.max_body_bytes;
+    let r = if q.len() > max {
+        Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "query",
+            "body_too_large",
+            format!(
+                "query string of {} bytes is over the limit of {max}",
+                q.len()
+            ),
+        ))
+    } else {
+        match state.refuse_if_closing() {
+            Ok(()) => {
+                ingest(
+                    &state,
+                    "/e.gif",
+                    Format::Pixel,
+                    peer,
+                    &headers,
+                    q.as_bytes().to_vec(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let r = r.map(|_| {
+        (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/gif"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            GIF,
+        )
+            .into_response()
+    });
+    finish(&state, "/e.gif", r)
+}
+
+fn finish(state: &AppState, route: &'static str, r: Result<Response, ApiError>) -> Response {
+    let r = r.unwrap_or_else(IntoResponse::into_response);
+    count_status(state, route, &r);
+    r
+}
+
+async fn read_tracker_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
+    state.refuse_if_closing()?;
+    read_body(
+        headers,
+        body,
+        state.cfg.pipeline.limits.max_body_bytes,
+        "body",
+    )
+    .await
+}
+
+/// What the synchronous part of a request produced.
+struct Prepared {
+    batch: Option<arrow_array::RecordBatch>,
+    accepted: usize,
+    rejected: Vec<RejectedItem>,
+    per_site: Vec<(String, u64)>,
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Spool failures are never the client's fault: 503 + Retry-After.
+pub fn spool_error(e: AppendError) -> ApiError {
+    match e {
+        AppendError::Full => {
+            ApiError::unavailable("spool_full", "the spool is full; retry later", 10)
+        }
+        AppendError::Closed => {
+            ApiError::unavailable("shutting_down", "the sink is shutting down", 5)
+        }
+        AppendError::Io(m) => {
+            tracing::error!(error = %m, "spool append failed");
+            ApiError::unavailable("spool_error", "could not store the events; retry later", 5)
+        }
+    }
+}
+
+async fn ingest(
+    state: &Arc<AppState>,
+    route: &'static str,
+    format: Format,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    mut body: Vec<u8>,
+) -> Result<Accepted, ApiError> {
+    let now = now_ms();
+    let client = client_info(peer.ip(), headers, &state.cfg.trusted_proxies);
+    let ip = client.ip.to_string();
+    let geo = |h: &str| {
+        if client.via_trusted_proxy {
+            header_str(headers, h)
+        } else {
+            ""
+        }
+    };
+    let salt = state.salt(now);
+    let sites = state.quotas.registry();
+    let ctx = RequestContext {
+        received_at_ms: now,
+        client_ip: &ip,
+        user_agent: header_str(headers, "user-agent"),
+        country: geo("cf-ipcountry"),
+        region: geo("cf-region"),
+        city: geo("cf-ipcity"),
+        id_seed: state.id_seed(),
+        salt: &salt,
+        sites: sites.as_deref(),
+    };
+    let m = &state.metrics;
+    let prepared = with_pipeline(state, |p| -> Result<Prepared, ApiError> {
+        let out = p.process(format, &mut body, &ctx).map_err(|e| {
+            m.received.get_or_create(&RouteLabel { route }).inc();
+            m.reject(e.code(), 1);
+            ApiError::bad_input(&e)
+        })?;
+        let total = out.accepted.len() + out.rejected.len() + out.bots;
+        m.received
+            .get_or_create(&RouteLabel { route })
+            .inc_by(total as u64);
+        m.bots.inc_by(out.bots as u64);
+        for r in &out.rejected {
+            m.reject(r.error.code(), 1);
+        }
+        let mut rejected: Vec<RejectedItem> = out.rejected.iter().map(RejectedItem::from).collect();
+        let mut accepted = out.accepted;
+        if let (Some(l), false) = (&state.limiter, accepted.is_empty()) {
+            let key = client_key(&salt, &ip);
+            let n = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+            if let Decision::Deny { retry_after_ms } =
+                l.lock().expect("limiter").check_n(key, n, now)
+            {
+                m.rate_limited.inc();
+                m.reject("rate_limited", accepted.len() as u64);
+                return Err(ApiError::too_many(
+                    "client",
+                    "rate_limited",
+                    "too many events from this client; slow down",
+                    retry_after_ms,
+                ));
+            }
+        }
+        // Quotas, per site of the request (almost always one).
+        let mut per_site: Vec<(String, u64)> = Vec::new();
+        for ev in &accepted {
+            match per_site.iter_mut().find(|(s, _)| *s == *ev.site_id) {
+                Some((_, n)) => *n += 1,
+                None => per_site.push((ev.site_id.to_string(), 1)),
+            }
+        }
+        let mut quota_refusal = None;
+        if sites.is_some() {
+            let mut refused_sites = Vec::new();
+            for (site, n) in &per_site {
+                match state.quotas.check(site, *n, now) {
+                    QuotaDecision::Accept => {}
+                    QuotaDecision::AcceptInGrace {
+                        first_crossing,
+                        grace_ends_ms,
+                    } => {
+                        if first_crossing {
+                            tracing::warn!(
+                                site,
+                                grace_ends_ms,
+                                "site crossed its monthly quota; in grace"
+                            );
+                        }
+                    }
+                    QuotaDecision::Refuse {
+                        message,
+                        retry_after_ms,
+                        ..
+                    } => {
+                        refused_sites.push(site.clone());
+                        quota_refusal = Some(ApiError::too_many(
+                            "site",
+                            "quota_exceeded",
+                            message,
+                            retry_after_ms,
+                        ));
+                    }
+                }
+            }
+            if !refused_sites.is_empty() {
+                let mut kept = Vec::with_capacity(accepted.len());
+                for (i, ev) in accepted.into_iter().enumerate() {
+                    if refused_sites.iter().any(|s| *s == *ev.site_id) {
+                        rejected.push(RejectedItem {
+                            index: i,
+                            field: "site".into(),
+                            code: "quota_exceeded",
+                            reason: "the site is over its monthly quota".into(),
+                        });
+                    } else {
+                        kept.push(ev);
+                    }
+                }
+                accepted = kept;
+                per_site.retain(|(s, _)| !refused_sites.contains(s));
+                m.quota_refused.inc();
+            }
+        }
+        if accepted.is_empty() {
+            if let Some(e) = quota_refusal {
+                return Err(e);
+            }
+            if let (Some(first), 0) = (out.rejected.first(), out.bots) {
+                let mut e = ApiError::bad_input(&first.error);
+                e.rejected = rejected;
+                return Err(e);
+            }
+        }
+        let n = accepted.len();
+        Ok(Prepared {
+            batch: (n > 0).then(|| events_to_batch(&accepted)),
+            accepted: n,
+            rejected,
+            per_site,
+        })
+    })?;
+    if let Some(batch) = prepared.batch {
+        state
+            .spool
+            .append_events(batch)
+            .await
+            .map_err(spool_error)?;
+        m.accepted
+            .get_or_create(&RouteLabel { route })
+            .inc_by(prepared.accepted as u64);
+        for (site, n) in &prepared.per_site {
+            state.quotas.record(site, *n);
+        }
+    }
+    Ok(Accepted {
+        accepted: prepared.accepted,
+        rejected: prepared.rejected,
+        already_stored: false,
+    })
+}
