@@ -7,6 +7,7 @@
 //! Raw tracker requests go in as bytes; validated, normalized, enriched, privacy-safe
 //! Arrow [`RecordBatch`](arrow_array::RecordBatch)es of schema v1 come out.
 //! Time, per-request randomness and salts are passed in by the caller.
+#![doc = include_str!("wire/contract.md")]
 #![deny(missing_docs)]
 #![warn(clippy::disallowed_methods)]
 
@@ -19,6 +20,7 @@ mod referrer;
 pub mod schema;
 mod useragent;
 mod wire;
+mod pipeline;
 
 pub use error::{Error, Problem, Rejection, Result};
 pub use event::{Event, RawEvent, Timings};
@@ -34,6 +36,7 @@ pub use useragent::{
     MOBILE_MAX_WIDTH, TABLET_MAX_WIDTH,
 };
 pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
+pub use pipeline::{Outcome, Pipeline, PipelineConfig, RequestContext};
 
 // Rate limits, quotas, the site registry, batching into Arrow, encoding.
 mod ratelimit;

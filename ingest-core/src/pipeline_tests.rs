@@ -1,0 +1,277 @@
+//! End-to-end tests of [`Pipeline`]: every format, partial acceptance, bots, the site
+//! registry, and a property test that no row carries the IP address or the user agent.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::{parse_pixel, SiteConfig};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                      (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const NOW: i64 = 1_700_000_000_000;
+
+fn salt() -> &'static DailySalt {
+    Box::leak(Box::new(DailySalt::derive(b"test secret", NOW)))
+}
+
+fn ctx(ua: &'static str) -> RequestContext<'static> {
+    RequestContext {
+        received_at_ms: NOW,
+        client_ip: "203.0.113.7",
+        user_agent: ua,
+        country: "de",
+        region: "BE",
+        city: "Berlin",
+        id_seed: [42; 16],
+        salt: salt(),
+        sites: None,
+    }
+}
+
+fn run(format: Format, body: &str, ctx: &RequestContext<'_>) -> Result<Outcome<'static>> {
+    let body = Box::leak(body.as_bytes().to_vec().into_boxed_slice());
+    Pipeline::new(PipelineConfig::default()).process(format, body, ctx)
+}
+
+fn indexes(out: &Outcome<'_>) -> (Vec<u32>, Vec<(usize, String)>) {
+    let acc = out
+        .accepted
+        .iter()
+        .map(|e| u32::from_be_bytes(e.event_id[12..].try_into().unwrap()))
+        .collect();
+    let rej = out
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.error.field().to_owned()))
+        .collect();
+    (acc, rej)
+}
+
+#[test]
+fn plausible_end_to_end() {
+    let out = run(
+        Format::Plausible,
+        r#"{"n":"pageview","u":"https://www.example.com/pricing?utm_source=news&utm_medium=email&x=1#top",
+            "d":"example.com,other.com","r":"https://www.google.com/search?q=x","w":390,"p":{"plan":"pro"}}"#,
+        &ctx(CHROME),
+    )
+    .unwrap();
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.bots, 0);
+    let ev = &out.accepted[0];
+    assert_eq!(ev.site_id, "example.com");
+    assert_eq!(ev.name, "pageview");
+    assert_eq!(ev.hostname, "example.com");
+    assert_eq!(ev.pathname, "/pricing");
+    assert_eq!((&*ev.utm_source, &*ev.utm_medium), ("news", "email"));
+    assert_eq!(ev.referrer_host, "google.com");
+    assert_eq!(ev.referrer_source, "Google");
+    assert_eq!(
+        (&*ev.country, &*ev.region, &*ev.city),
+        ("DE", "BE", "Berlin")
+    );
+    assert!(!ev.browser.is_empty() && !ev.os.is_empty());
+    assert_eq!(ev.screen_width, 390);
+    assert_eq!(ev.device, device_class("desktop", Some(390)));
+    assert_eq!(ev.received_at_ms, NOW);
+    assert_eq!(ev.event_id, event_id(&[42; 16], 0));
+    assert_eq!(
+        ev.visitor_id,
+        visitor_id(salt(), "example.com", "203.0.113.7", CHROME)
+    );
+    assert_eq!(ev.props, vec![("plan".into(), "pro".into())]);
+}
+
+#[test]
+fn own_format_end_to_end_with_partial_acceptance() {
+    let body = r#"[
+        {"site":"a.com","url":"https://a.com/x","ttfb_ms":100,"cls":0.1,"scroll_depth":30},
+        {"url":"https://a.com/no-site"},
+        {"site":"a.com","url":"ftp://a.com/"},
+        {"site":"a.com","url":"https://a.com/y","referrer":"https://a.com/x"},
+        {"site":"a.com","url":"https://a.com/z","lcp_ms":-1}
+    ]"#;
+    let out = run(Format::Own, body, &ctx(CHROME)).unwrap();
+    let (acc, rej) = indexes(&out);
+    let seed_mask = u32::from_be_bytes(event_id(&[42; 16], 0)[12..].try_into().unwrap());
+    assert_eq!(acc, vec![seed_mask, 3 ^ seed_mask]);
+    assert_eq!(
+        rej,
+        vec![(1, "site".into()), (2, "url".into()), (4, "lcp_ms".into())]
+    );
+    assert_eq!(out.accepted[0].timings.ttfb_ms, Some(100));
+    assert_eq!(out.accepted[0].timings.cls, Some(0.1));
+    assert_eq!(out.accepted[0].scroll_depth, Some(30));
+    // A self-referral is no referrer.
+    assert_eq!(out.accepted[1].referrer_host, "");
+    // Same site, IP and UA: same visitor.
+    assert_eq!(out.accepted[0].visitor_id, out.accepted[1].visitor_id);
+    assert_ne!(out.accepted[0].event_id, out.accepted[1].event_id);
+}
+
+#[test]
+fn ndjson_end_to_end() {
+    let body = "{\"site\":\"a.com\",\"url\":\"https://a.com/1\"}\r\n\r\n{bad\n{\"site\":\"b.com\",\"url\":\"https://b.com/2\"}\n";
+    let out = run(Format::Own, body, &ctx(CHROME)).unwrap();
+    assert_eq!(out.accepted.len(), 2);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].index, 2);
+    // Different sites: different visitors for the same person.
+    assert_ne!(out.accepted[0].visitor_id, out.accepted[1].visitor_id);
+}
+
+#[test]
+fn pixel_end_to_end() {
+    let q = "site=a.com&url=https%3A%2F%2Fa.com%2Fp%C3%A9%3Futm_campaign%3Dspring&referrer=https%3A%2F%2Fnews.ycombinator.com%2F&w=1920&p.k=v";
+    let out = run(Format::Pixel, q, &ctx(CHROME)).unwrap();
+    let ev = &out.accepted[0];
+    assert_eq!(ev.hostname, "a.com");
+    assert_eq!(ev.utm_campaign, "spring");
+    assert_eq!(ev.referrer_host, "news.ycombinator.com");
+    assert_eq!(ev.screen_width, 1920);
+    assert_eq!(ev.props, vec![("k".into(), "v".into())]);
+    // process_raw with a query borrowed from elsewhere gives the same row.
+    let parsed = parse_pixel(q, &Limits::default()).unwrap();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    assert_eq!(p.process_raw(parsed, &ctx(CHROME)).accepted[0], *ev);
+}
+
+#[test]
+fn request_level_errors_pass_through() {
+    let e = run(Format::Own, "{\"site\":", &ctx(CHROME)).unwrap_err();
+    assert_eq!(e.field(), "body");
+    let e = run(Format::Plausible, "[]", &ctx(CHROME)).unwrap_err();
+    assert_eq!(e.field(), "body");
+}
+
+#[test]
+fn bots_are_counted_not_rejected() {
+    let body = r#"[{"site":"a.com","url":"https://a.com/"},{"site":"a.com"},{"site":"a.com","url":"https://a.com/b"}]"#;
+    let out = run(Format::Own, body, &ctx(GOOGLEBOT)).unwrap();
+    assert!(out.accepted.is_empty());
+    assert_eq!(out.bots, 2);
+    // What the wire format rejected is still reported.
+    assert_eq!(indexes(&out).1, vec![(1, "url".into())]);
+}
+
+#[test]
+fn site_registry() {
+    let sites = SiteRegistry::new([(
+        "a.com".to_owned(),
+        SiteConfig {
+            hostnames: vec!["a.com".into()],
+            plan: "free".into(),
+        },
+    )]);
+    let mut c = ctx(CHROME);
+    c.sites = Some(Box::leak(Box::new(sites)));
+    let body = r#"[{"site":"a.com","url":"https://www.a.com/"},{"site":"a.com","url":"https://evil.com/"},{"site":"b.com","url":"https://b.com/"}]"#;
+    let out = run(Format::Own, body, &c).unwrap();
+    assert_eq!(out.accepted.len(), 1);
+    assert_eq!(out.rejected.len(), 2);
+    for r in &out.rejected {
+        assert_eq!(r.error.code(), "unknown_site", "{r:?}");
+    }
+}
+
+#[test]
+fn country_is_two_letters_or_empty() {
+    for (given, stored) in [
+        ("us", "US"),
+        ("GB", "GB"),
+        ("", ""),
+        ("USA", ""),
+        ("1A", ""),
+        ("é", ""),
+    ] {
+        let mut c = ctx(CHROME);
+        c.country = given;
+        let out = run(Format::Own, r#"{"site":"a","url":"https://a.com/"}"#, &c).unwrap();
+        assert_eq!(out.accepted[0].country, stored, "{given:?}");
+    }
+}
+
+#[test]
+fn rows_own_their_strings_after_into_owned() {
+    let out = run(
+        Format::Own,
+        r#"{"site":"a","url":"https://a.com/p"}"#,
+        &ctx(CHROME),
+    )
+    .unwrap();
+    let owned: Event<'static> = out.accepted[0].clone().into_owned();
+    assert_eq!(owned, out.accepted[0]);
+}
+
+/// Every string of a row, for the privacy property.
+fn strings<'e>(e: &'e Event<'_>) -> Vec<&'e str> {
+    let mut v = vec![
+        &*e.site_id,
+        &*e.name,
+        &*e.hostname,
+        &*e.pathname,
+        &*e.referrer_host,
+        &*e.referrer_source,
+        &*e.utm_source,
+        &*e.utm_medium,
+        &*e.utm_campaign,
+        &*e.utm_content,
+        &*e.utm_term,
+        &*e.country,
+        &*e.region,
+        &*e.city,
+        &*e.browser,
+        &*e.browser_version,
+        &*e.os,
+        &*e.os_version,
+        &*e.device,
+    ];
+    for (k, val) in &e.props {
+        v.push(k);
+        v.push(val);
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The IP and the user agent go into the hashes only: no field of a row (nor its
+    /// JSON form) contains either.
+    #[test]
+    fn rows_never_contain_ip_or_user_agent(
+        ip in "[0-9a-f:.]{8,39}",
+        ua in prop_oneof![
+            "[ -~]{8,80}",
+            "Mozilla/5\\.0 \\([A-Za-z0-9 ;._]{8,40}\\) [A-Za-z]{3,10}/[0-9.]{1,12}",
+        ],
+        path in "[a-z0-9/]{0,20}",
+        prop in "[a-z0-9 ]{0,12}",
+    ) {
+        let body = format!(
+            r#"{{"site":"shop.example","url":"https://shop.example/{path}?utm_source=s","props":{{"k":"{prop}"}}}}"#
+        );
+        let region = "Hesse";
+        let city = "Frankfurt";
+        let others = [body.as_str(), region, city, "DE"];
+        prop_assume!(others.iter().all(|o| !o.contains(&ip) && !o.contains(&ua)));
+        prop_assume!(!ua.contains(&ip) && !ip.contains(&ua));
+        let salt = DailySalt::derive(b"k", NOW);
+        let c = RequestContext {
+            received_at_ms: NOW, client_ip: &ip, user_agent: &ua, country: "DE",
+            region, city, id_seed: [1; 16], salt: &salt, sites: None,
+        };
+        let mut b = body.clone().into_bytes();
+        let out = Pipeline::new(PipelineConfig::default()).process(Format::Own, &mut b, &c).unwrap();
+        prop_assert_eq!(out.accepted.len() + out.bots, 1);
+        for ev in &out.accepted {
+            for s in strings(ev) {
+                prop_assert!(!s.contains(&ip) && !s.contains(&ua), "{:?} in {:?}", s, ev);
+            }
+            let json = serde_json::to_string(ev).unwrap();
+            prop_assert!(!json.contains(&ip), "ip in {}", json);
+            prop_assert!(!json.contains(&ua), "ua in {}", json);
+        }
+    }
+}
