@@ -7,7 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod loader;
 pub mod metrics;
+pub mod parquet_out;
 pub mod quota;
 pub mod server;
 pub mod spool;
+pub mod store;
