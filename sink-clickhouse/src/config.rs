@@ -149,6 +149,10 @@ pub struct ServeArgs {
     /// On SIGTERM: how long to keep loading what is spooled before exiting.
     #[arg(long, env = "SINK_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// On SIGTERM: keep answering (`/readyz` false, new events 503) this long before
+    /// closing the listener, so load balancers see the sink leave.
+    #[arg(long, env = "SINK_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
     /// A request that takes longer than this is answered 503 (slow clients included).
     #[arg(long, env = "SINK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,

@@ -183,10 +183,12 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
 
     let app = server::router(state);
     let h = health.clone();
+    let drain_delay = a.drain_delay;
     let shutdown = async move {
         wait_for_signal().await;
         h.shutting_down.store(true, Ordering::Relaxed);
         tracing::info!("shutdown requested: refusing new requests, draining");
+        tokio::time::sleep(drain_delay).await;
     };
     let serve = axum::serve(
         listener,
@@ -206,6 +208,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
                 if health.shutting_down.load(Ordering::Relaxed) {
+                    tokio::time::sleep(drain_delay).await;
                     deadline = Instant::now() + a.shutdown_timeout;
                     if tokio::time::timeout(a.shutdown_timeout / 2, &mut serve).await.is_err() {
                         tracing::warn!("in-flight requests did not finish in time");

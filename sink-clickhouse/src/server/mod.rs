@@ -268,7 +268,7 @@ mod tests {
     async fn a_panicking_handler_answers_500_and_the_service_lives_on() {
         let metrics = Arc::new(Metrics::new());
         let app = Router::new()
-            .route("/boom", get(|| async { panic!("boom") }))
+            .route("/boom", get(|| async { panic!("boom") as &str }))
             .route("/ok", get(|| async { "ok" }));
         let app = with_layers(app, Duration::from_secs(5), metrics.clone());
         let r = app

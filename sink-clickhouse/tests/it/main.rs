@@ -1,0 +1,12 @@
+//! Integration tests of sink-clickhouse, one binary.
+//!
+//! Needs: the `sink-clickhouse` binary (built by cargo for this test), `python3` with
+//! `pyarrow`, `duckdb` and `chdb-core` (the Parquet checks fail loudly without them), and
+//! for the ClickHouse tests Debian's `clickhouse-server` 18.16 at /usr/bin (started by
+//! the harness on loopback). Sink processes use ports 19200-19299.
+//! The cluster tests (`cluster`) also need Debian's `zookeeper` 3.8 and use ports
+//! 19400-19499.
+
+mod cluster;
+mod sink_embedded;
+mod support;

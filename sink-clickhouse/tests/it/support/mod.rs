@@ -1,0 +1,5 @@
+//! Test harnesses: the sink binary, load generation (and ClickHouse, see `clickhouse`).
+
+pub mod cluster;
+pub mod load;
+pub mod sink;
