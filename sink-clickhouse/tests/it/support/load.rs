@@ -1,7 +1,7 @@
 //! Load generation for the sink tests: NDJSON requests through the tracker routes and
 //! Arrow batches through `/v1/batches`, keeping a tally of what was acknowledged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub struct Tally {
     pub sum_screen_width: u64,
     /// Rows per site.
     pub per_site: BTreeMap<String, u64>,
+    /// First event number of every acknowledged NDJSON request (its events have the
+    /// pathname prefix `/r<first>/`).
+    pub requests: BTreeSet<u64>,
 }
 
 impl Tally {
@@ -29,6 +32,7 @@ impl Tally {
         for (k, v) in &o.per_site {
             *self.per_site.entry(k.clone()).or_default() += v;
         }
+        self.requests.extend(o.requests.iter().copied());
     }
 }
 
@@ -49,7 +53,7 @@ pub fn ndjson(from: u64, n: u64) -> (String, Tally) {
     for i in from..from + n {
         let site = site(i);
         s.push_str(&format!(
-            "{{\"site\":\"{site}\",\"url\":\"https://{site}/page/{}?utm_source=test\",\"screen_width\":{}}}\n",
+            "{{\"site\":\"{site}\",\"url\":\"https://{site}/r{from}/{}?utm_source=test\",\"screen_width\":{}}}\n",
             i % 50,
             width(i)
         ));
@@ -57,6 +61,7 @@ pub fn ndjson(from: u64, n: u64) -> (String, Tally) {
         t.sum_screen_width += u64::from(width(i));
         *t.per_site.entry(site).or_default() += 1;
     }
+    t.requests.insert(from);
     (s, t)
 }
 
