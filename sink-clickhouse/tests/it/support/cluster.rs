@@ -66,17 +66,25 @@ pub struct Cluster {
     /// ZooKeeper's client port.
     pub zk_port: u16,
     zk: Option<Child>,
+    server: PathBuf,
     zk_dir: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
-/// Fails the test loudly when a program the cluster needs is not installed.
-fn require(path: &str, package: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: the cluster tests need the Debian package `{package}` \
-         (scripts/setup installs it: apt-get install {package})"
-    );
+/// Finds `program` on PATH or in /usr/sbin (Debian puts clickhouse-server there), or
+/// fails the test loudly naming the Debian package to install.
+fn require(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{program} is missing: the cluster tests need the Debian package `{package}` \
+                 (scripts/setup installs it: apt-get install {package})"
+            )
+        })
 }
 
 impl Cluster {
@@ -88,11 +96,12 @@ impl Cluster {
     /// Starts ZooKeeper and the three nodes and waits until every node answers `/ping`
     /// and sees ZooKeeper.
     pub fn start() -> Cluster {
-        require("/usr/bin/clickhouse-server", "clickhouse-server");
-        require("/usr/share/java/zookeeper.jar", "zookeeper");
-        require(
-            "/usr/bin/java",
-            "zookeeper (its dependency default-jre-headless)",
+        let server = require("clickhouse-server", "clickhouse-server");
+        let java = require("java", "zookeeper (its dependency default-jre-headless)");
+        assert!(
+            Path::new("/usr/share/java/zookeeper.jar").is_file(),
+            "/usr/share/java/zookeeper.jar is missing: the cluster tests need the Debian \
+             package `zookeeper` (scripts/setup installs it: apt-get install zookeeper)"
         );
         let tmp = tempfile::tempdir().expect("tempdir");
         let zk_port = free_port();
@@ -107,7 +116,8 @@ impl Cluster {
             })
             .collect();
         let mut c = Cluster {
-            zk: Some(start_zookeeper(&zk_dir, zk_port)),
+            zk: Some(start_zookeeper(&java, &zk_dir, zk_port)),
+            server,
             nodes: Vec::new(),
             zk_port,
             zk_dir,
@@ -135,12 +145,24 @@ impl Cluster {
 
     /// Runs `sql` on node `i`; the body, or the server's error text.
     pub fn try_query(&self, i: usize, sql: &str) -> Result<String, String> {
+        self.try_query_with(i, sql, &[])
+    }
+
+    /// Runs `sql` on node `i` with these settings (URL parameters, which 18.16 applies
+    /// to an `INSERT … SELECT` as a whole, unlike a trailing `SETTINGS` clause).
+    pub fn try_query_with(
+        &self,
+        i: usize,
+        sql: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<String, String> {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("http client");
         let r = client
             .post(format!("{}/", self.url(i)))
+            .query(settings)
             .body(sql.to_owned())
             .send()
             .map_err(|e| format!("node {i}: {e}"))?;
@@ -190,7 +212,7 @@ impl Cluster {
             .append(true)
             .open(d.join("stdout.log"))
             .expect("node log");
-        let child = Command::new("/usr/bin/clickhouse-server")
+        let child = Command::new(&self.server)
             .arg(format!("--config-file={}", d.join("config.xml").display()))
             .arg("--")
             .arg(format!("--path={}/data/", d.display()))
@@ -307,7 +329,7 @@ fn zk_ruok(port: u16) -> bool {
 
 /// ZooKeeper in the foreground (the JVM is our child, so its PID is what we kill), as
 /// CLICKHOUSE.md describes: Debian's jars on the class path and a minimal zoo.cfg.
-fn start_zookeeper(dir: &Path, port: u16) -> Child {
+fn start_zookeeper(java: &Path, dir: &Path, port: u16) -> Child {
     std::fs::create_dir_all(dir.join("data")).expect("zk dir");
     // A short tick keeps the session timeout of a killed ClickHouse node short (a
     // restarted replica must not find its previous session still alive).
@@ -326,7 +348,7 @@ fn start_zookeeper(dir: &Path, port: u16) -> Child {
         .map(|p| p.display().to_string())
         .collect();
     let log = std::fs::File::create(dir.join("zk.log")).expect("zk log");
-    Command::new("/usr/bin/java")
+    Command::new(java)
         .args(["-Xmx256m", "-XX:+UseSerialGC", "-cp"])
         .arg(jars.join(":"))
         .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
