@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sink (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the database and the events table, with types the server supports.
     Migrate(MigrateArgs),
 }

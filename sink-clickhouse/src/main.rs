@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let cmd = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let cmd = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
     let log_format = match &cmd {
         Command::Serve(a) => a.log_format.clone(),
         Command::Migrate(m) => m.log_format.clone(),
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         }
     };
     let res = match cmd {
-        Command::Serve(a) => rt.block_on(serve(a)),
+        Command::Serve(a) => rt.block_on(serve(*a)),
         Command::Migrate(m) => rt.block_on(migrate(m)),
     };
     match res {

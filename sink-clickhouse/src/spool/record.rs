@@ -116,6 +116,9 @@ pub fn encode_record(
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// A verified record body: its kind, the batch id (kind 2), and the Arrow IPC bytes.
+pub type Verified<'b> = (RecordKind, Option<&'b [u8]>, &'b [u8]);
+
 /// The fixed part of a record, as read from disk before the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -150,7 +153,7 @@ impl RecordHeader {
     }
 
     /// Checks the body against the CRC and splits it into (kind, batch id, ipc).
-    pub fn verify<'b>(&self, body: &'b [u8]) -> Option<(RecordKind, Option<&'b [u8]>, &'b [u8])> {
+    pub fn verify<'b>(&self, body: &'b [u8]) -> Option<Verified<'b>> {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.crc_prefix), body);
         if crc != self.crc {
             return None;
