@@ -8,6 +8,7 @@
 //! Arrow [`RecordBatch`](arrow_array::RecordBatch)es of schema v1 come out.
 //! Time, per-request randomness and salts are passed in by the caller.
 #![doc = include_str!("wire/contract.md")]
+#![doc = include_str!("service.md")]
 #![deny(missing_docs)]
 #![warn(clippy::disallowed_methods)]
 

@@ -8,7 +8,7 @@ mod batch;
 mod common;
 mod conform;
 mod encode;
-// mod example;
+mod example;
 mod quota;
 mod ratelimit;
 mod sites;
