@@ -161,7 +161,7 @@ fn prescan(bytes: &[u8], max_rows: usize, max_decoded: usize) -> Result<()> {
         }
         let len = usize::try_from(len).map_err(|_| enc_err("body", "negative message length"))?;
         let meta = bytes
-            .get(pos..pos + len)
+            .get(pos..pos.saturating_add(len))
             .ok_or_else(|| enc_err("body", "truncated Arrow IPC message"))?;
         pos += len;
         let msg = arrow_ipc::root_as_message(meta)

@@ -75,6 +75,9 @@ impl Decision {
 
 /// Nanoseconds per millisecond.
 const NS_PER_MS: i128 = 1_000_000;
+/// The longest emission interval: about 31 million years per cell (any smaller rate
+/// admits the burst and then nothing, which is what such a rate means).
+const MAX_INTERVAL_NS: i128 = 1_000_000_000_000_000_000_000_000;
 /// How many slots the clock hand inspects at most to find a victim, so one check costs
 /// O(1) even when every key is hot.
 const MAX_PROBE: usize = 32;
@@ -116,9 +119,11 @@ impl RateLimiter {
         let rate = cfg.rate_per_sec;
         let interval_ns = if rate.is_finite() && rate > 0.0 {
             // ceil: a rate that is not a whole number of ns per cell is rounded down.
+            // Capped at MAX_INTERVAL_NS so `interval × burst` and the TAT stay far
+            // inside i128 whatever the rate.
             let t = (1e9 / rate).ceil();
-            Some(if t >= 1e30 {
-                1e30 as i128
+            Some(if t >= MAX_INTERVAL_NS as f64 {
+                MAX_INTERVAL_NS
             } else {
                 (t as i128).max(1)
             })
@@ -360,6 +365,18 @@ mod tests {
                 retry_after_ms: 1000
             }
         );
+    }
+
+    #[test]
+    fn extreme_rates_and_times_do_not_overflow() {
+        let mut r = rl(1e-300, u32::MAX, 4);
+        assert!(r.check_n(1, u32::MAX, i64::MAX).is_allowed());
+        assert!(!r.check(1, i64::MAX).is_allowed());
+        assert!(r.check(2, i64::MIN).is_allowed());
+        let mut r = rl(1e300, 1, 4);
+        assert!(r.check(1, 0).is_allowed());
+        assert_eq!(r.check(1, 0), Decision::Deny { retry_after_ms: 1 });
+        assert!(r.check(1, 1).is_allowed());
     }
 
     #[test]
