@@ -380,6 +380,12 @@ pub(crate) fn set_number(ev: &mut RawEvent<'_>, f: Field, n: Num) -> Result<()> 
     let u = match n {
         Num::Int(u) => u,
         Num::Neg(_) => return Err(out("negative")),
+        // An integer literal past u64 arrives as a float (simd-json's
+        // `big-int-as-float`): it is an integer, just too large.
+        Num::Float(x) if x.fract() == 0.0 && x >= u64::MAX as f64 => {
+            return Err(out("larger than 18446744073709551615"))
+        }
+        Num::Float(x) if x.fract() == 0.0 && x < i64::MIN as f64 => return Err(out("negative")),
         Num::Float(_) => {
             return Err(Error::WrongType {
                 field: f.name().into(),

@@ -393,16 +393,32 @@ mod tests {
     }
 
     #[test]
-    fn huge_integer_is_an_error_not_a_panic() {
-        // Past u64: simd-json either gives a float (→ wrong type) or a number error.
-        let p = parsed_with(
-            &format!(r#"{{"site":"a","url":"u","ts":{}}}"#, "9".repeat(30)),
-            &Limits::default(),
-        );
-        match p {
-            Ok(p) => assert!(p.events.is_empty()),
-            Err(e) => assert_eq!(e.field(), "body"),
+    fn integers_past_u64_are_out_of_range() {
+        // simd-json's `big-int-as-float` turns them into floats; they are still
+        // integers, too large for any field.
+        let base = |kv: &str| format!(r#"{{"site":"a","url":"u",{kv}}}"#);
+        for v in [
+            "18446744073709551616",
+            &"9".repeat(30),
+            "-99999999999999999999",
+        ] {
+            let e = reject(&base(&format!(r#""ts":{v}"#)));
+            assert!(
+                matches!(&e, Error::OutOfRange { field, .. } if field == "ts"),
+                "{v}: {e:?}"
+            );
         }
+        let e = reject(&base(r#""screen_width":1e30"#));
+        assert!(
+            matches!(&e, Error::OutOfRange { field, .. } if field == "screen_width"),
+            "{e:?}"
+        );
+        // A float overflowing f64 is a number simd-json refuses: the body is malformed.
+        let e = parsed_with(&base(r#""cls":1e400"#), &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Malformed { field, .. } if field == "body"),
+            "{e:?}"
+        );
     }
 
     #[test]
