@@ -192,19 +192,34 @@ impl Pipeline {
 
 /// Per-request values copied into every row.
 struct Shared {
-    country: Cow<'static, str>,
+    country: &'static str,
     region: Cow<'static, str>,
     city: Cow<'static, str>,
 }
 
+/// Every pair of uppercase ASCII letters, `AAABAC…ZZ`: a country code is a slice of
+/// it, so rows get a `&'static str` and no allocation per event.
+static LETTER_PAIRS: [u8; 26 * 26 * 2] = {
+    let mut a = [0u8; 26 * 26 * 2];
+    let mut i = 0;
+    while i < 26 * 26 {
+        a[2 * i] = b'A' + (i / 26) as u8;
+        a[2 * i + 1] = b'A' + (i % 26) as u8;
+        i += 1;
+    }
+    a
+};
+
 /// Two ASCII letters, uppercased; anything else is unknown (empty). A bad header
 /// should not cost the visitor's page view, and a wrong country is worse than none.
-fn country(c: &str) -> Cow<'static, str> {
+fn country(c: &str) -> &'static str {
     match c.as_bytes() {
         [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
-            Cow::Owned(c.to_ascii_uppercase())
+            let i = usize::from(a.to_ascii_uppercase() - b'A') * 26
+                + usize::from(b.to_ascii_uppercase() - b'A');
+            std::str::from_utf8(&LETTER_PAIRS[2 * i..2 * i + 2]).unwrap_or("")
         }
-        _ => Cow::Borrowed(""),
+        _ => "",
     }
 }
 
@@ -301,7 +316,7 @@ fn enrich<'a>(
         utm_campaign: page.utm_campaign,
         utm_content: page.utm_content,
         utm_term: page.utm_term,
-        country: shared.country.clone(),
+        country: Cow::Borrowed(shared.country),
         region: shared.region.clone(),
         city: shared.city.clone(),
         browser: ua.browser.clone(),

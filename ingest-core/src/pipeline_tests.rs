@@ -180,10 +180,13 @@ fn country_is_two_letters_or_empty() {
     for (given, stored) in [
         ("us", "US"),
         ("GB", "GB"),
+        ("aa", "AA"),
+        ("zZ", "ZZ"),
         ("", ""),
         ("USA", ""),
         ("1A", ""),
         ("é", ""),
+        ("[a", ""),
     ] {
         let mut c = ctx(CHROME);
         c.country = given;
