@@ -1,29 +1,145 @@
 //! The ClickHouse side of the service, on top of [`crate::clickhouse`]: the
-//! [`Store`](crate::loader::Store) the loader writes to, `migrate`, and the
-//! month-to-date usage read for quotas.
+//! [`Store`] the loader writes to, `migrate`, and the month-to-date usage read for
+//! quotas.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::OnceCell;
+
+use crate::clickhouse::{self, ClickHouseConfig, Client, TableLayout};
 use crate::config::ClickHouseArgs;
-use crate::loader::Store;
+use crate::loader::{BoxFuture, Chunk, Store, StoreError};
 
-/// Reads each site's usage since a time from the events table.
-pub struct UsageReader {}
+fn client(a: &ClickHouseArgs) -> Result<Client, String> {
+    Client::new(ClickHouseConfig {
+        urls: a.clickhouse_url.clone(),
+        database: a.clickhouse_database.clone(),
+        table: a.clickhouse_table.clone(),
+        user: a.clickhouse_user.clone(),
+        password: a.clickhouse_password.clone(),
+        timeout: a.clickhouse_timeout,
+    })
+    .map_err(|e| e.to_string())
+}
 
-impl UsageReader {
-    /// Rows per site since `since_ms`.
-    pub async fn month_usage(&self, _since_ms: i64) -> Result<HashMap<String, u64>, String> {
-        Err("ClickHouse client not built yet".into())
+/// Loads chunks into the events table.
+pub struct ClickHouseStore {
+    client: Arc<Client>,
+    /// Read at start-up when ClickHouse answers, else at the first insert.
+    layout: OnceCell<TableLayout>,
+}
+
+impl ClickHouseStore {
+    async fn layout(&self) -> Result<&TableLayout, clickhouse::Error> {
+        self.layout.get_or_try_init(|| self.client.describe()).await
     }
 }
 
-/// Connects, checks the table, and returns the store and the usage reader.
-pub async fn clickhouse(_a: &ClickHouseArgs) -> Result<(Arc<dyn Store>, UsageReader), String> {
-    Err("ClickHouse client not built yet".into())
+fn store_error(e: &clickhouse::Error) -> StoreError {
+    StoreError {
+        retryable: e.is_retryable(),
+        code: e.metric_code(),
+        message: e.to_string(),
+    }
+}
+
+impl Store for ClickHouseStore {
+    fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let layout = self.layout().await.map_err(|e| {
+                // The table's layout is not the data's fault: keep retrying (an operator
+                // may be fixing the table) rather than quarantine.
+                StoreError {
+                    retryable: true,
+                    ..store_error(&e)
+                }
+            })?;
+            let joined;
+            let batch = match chunk.batches.as_slice() {
+                [one] => one,
+                many => {
+                    joined = arrow_select::concat::concat_batches(&many[0].schema(), many)
+                        .map_err(|e| StoreError {
+                            retryable: false,
+                            code: "batch".into(),
+                            message: e.to_string(),
+                        })?;
+                    &joined
+                }
+            };
+            self.client
+                .insert(layout, batch, Some(&chunk.token))
+                .await
+                .map_err(|e| store_error(&e))
+        })
+    }
+
+    fn url_health(&self) -> Vec<(String, bool)> {
+        self.client.url_health()
+    }
+}
+
+/// Reads each site's usage since a time from the events table.
+pub struct UsageReader {
+    client: Arc<Client>,
+}
+
+impl UsageReader {
+    /// Rows per site received since `since_ms` (the start of the month).
+    pub async fn month_usage(&self, since_ms: i64) -> Result<HashMap<String, u64>, String> {
+        let table = self.client.qualified_table().map_err(|e| e.to_string())?;
+        let sql = format!(
+            "SELECT site_id, count() FROM {table} WHERE received_at >= toDateTime({}) GROUP BY site_id FORMAT TabSeparated",
+            since_ms.div_euclid(1000)
+        );
+        let text = self.client.query(&sql).await.map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let (s, n) = l.rsplit_once('\t')?;
+                Some((s.to_owned(), n.parse().ok()?))
+            })
+            .collect())
+    }
+}
+
+/// Connects and checks the table: a table that cannot take schema v1 is an error here,
+/// at start-up; an unreachable server is not (the spool keeps everything until it
+/// answers, and the layout is read then).
+pub async fn clickhouse(a: &ClickHouseArgs) -> Result<(Arc<dyn Store>, UsageReader), String> {
+    let client = Arc::new(client(a)?);
+    let store = ClickHouseStore {
+        client: client.clone(),
+        layout: OnceCell::new(),
+    };
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match client.describe().await {
+            Ok(layout) => {
+                let v = client.server_version().await.map_err(|e| e.to_string())?;
+                tracing::info!(version = ?v, table = %client.qualified_table().unwrap_or_default(), "ClickHouse table checked");
+                let _ = store.layout.set(layout);
+                return Ok((Arc::new(store), UsageReader { client }));
+            }
+            Err(e) if e.is_retryable() => {
+                last = e.to_string();
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+            Err(e) => return Err(format!("ClickHouse table unusable: {e}")),
+        }
+    }
+    tracing::warn!(error = %last, "ClickHouse not reachable at start; spooling until it is");
+    Ok((Arc::new(store), UsageReader { client }))
 }
 
 /// `sink-clickhouse migrate`.
-pub async fn migrate(_a: &ClickHouseArgs, _cluster: Option<&str>) -> Result<(), String> {
-    Err("ClickHouse client not built yet".into())
+pub async fn migrate(a: &ClickHouseArgs, cluster: Option<&str>) -> Result<(), String> {
+    let c = client(a)?;
+    clickhouse::migrate(&c, cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("migrate done");
+    Ok(())
 }
