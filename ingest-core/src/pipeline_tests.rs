@@ -207,6 +207,42 @@ fn rows_own_their_strings_after_into_owned() {
     assert_eq!(owned, out.accepted[0]);
 }
 
+#[test]
+fn plausible_engagement_event() {
+    let out = run(
+        Format::Plausible,
+        r#"{"n":"engagement","sd":64,"d":"a.com","u":"https://a.com/post","p":{},"e":8123,"v":22}"#,
+        &ctx(CHROME),
+    )
+    .unwrap();
+    let ev = &out.accepted[0];
+    assert_eq!(ev.name, "engagement");
+    assert_eq!((ev.scroll_depth, ev.engagement_ms), (Some(64), Some(8123)));
+    assert_eq!(ev.pathname, "/post");
+}
+
+#[test]
+fn one_pipeline_serves_many_requests_like_fresh_ones() {
+    let big: String = (0..50)
+        .map(|i| format!("{{\"site\":\"a.com\",\"url\":\"https://a.com/{i}\",\"props\":{{\"k\":\"{i}\"}}}}\n"))
+        .collect();
+    let requests = [
+        (Format::Own, big.as_str()),
+        (Format::Plausible, r#"{"d":"a.com","u":"https://a.com/p"}"#),
+        (Format::Own, "{\"site\":"),
+        (Format::Pixel, "site=a.com&url=https%3A%2F%2Fa.com%2Fq"),
+        (Format::Own, r#"[{"site":"a.com","url":"https://a.com/x"}]"#),
+        (Format::Own, big.as_str()),
+    ];
+    let mut shared = Pipeline::new(PipelineConfig::default());
+    for (format, body) in requests {
+        let fresh = run(format, body, &ctx(CHROME));
+        let mut b = body.as_bytes().to_vec();
+        let reused = shared.process(format, &mut b, &ctx(CHROME));
+        assert_eq!(reused, fresh, "{format:?} {body}");
+    }
+}
+
 /// Every string of a row, for the privacy property.
 fn strings<'e>(e: &'e Event<'_>) -> Vec<&'e str> {
     let mut v = vec![
