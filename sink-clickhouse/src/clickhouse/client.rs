@@ -1,0 +1,339 @@
+//! The HTTP client: failover across URLs, per-URL health, version-aware settings.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+
+use super::layout::{DescribeRow, TableLayout};
+use super::{compress_lz4_frames, encode_native, quote_ident, Error, Result};
+
+/// Where and how to reach ClickHouse.
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    /// Base URLs (`http://host:8123`, `https://…:8443`), tried in order (failover).
+    pub urls: Vec<String>,
+    /// Database of the target table.
+    pub database: String,
+    /// Target table.
+    pub table: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+}
+
+/// The server's version, which decides the settings and types we may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerVersion {
+    /// Major, minor, patch.
+    pub parts: (u32, u32, u32),
+    /// As the server printed it.
+    pub text: String,
+}
+
+impl ServerVersion {
+    /// Parses `SELECT version()` output such as `18.16.1` or `24.8.4.13`.
+    pub fn parse(text: &str) -> Option<ServerVersion> {
+        let text = text.trim();
+        let mut it = text.split('.').map(|p| p.parse::<u32>());
+        let major = it.next()?.ok()?;
+        let minor = it.next()?.ok()?;
+        let patch = it.next().and_then(|p| p.ok()).unwrap_or(0);
+        Some(ServerVersion {
+            parts: (major, minor, patch),
+            text: text.to_owned(),
+        })
+    }
+
+    /// At least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.parts.0, self.parts.1) >= (major, minor)
+    }
+
+    /// `insert_deduplication_token` exists (22.2+).
+    pub fn has_dedup_token(&self) -> bool {
+        self.at_least(22, 2)
+    }
+
+    /// `async_insert` exists (21.11+); we always insert synchronously.
+    pub fn has_async_insert(&self) -> bool {
+        self.at_least(21, 11)
+    }
+
+    /// `DateTime64` exists (20.1+).
+    pub fn has_datetime64(&self) -> bool {
+        self.at_least(20, 1)
+    }
+
+    /// `LowCardinality` is a regular type (19.0+; experimental before).
+    pub fn has_low_cardinality(&self) -> bool {
+        self.at_least(19, 0)
+    }
+
+    /// `non_replicated_deduplication_window` exists for MergeTree (21.1+ here).
+    pub fn has_non_replicated_dedup(&self) -> bool {
+        self.at_least(21, 1)
+    }
+}
+
+/// A ClickHouse HTTP client over one or more URLs.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    cfg: ClickHouseConfig,
+    healthy: Vec<AtomicBool>,
+    preferred: AtomicUsize,
+    version: OnceLock<ServerVersion>,
+}
+
+impl Client {
+    /// A client; no request is made yet.
+    pub fn new(cfg: ClickHouseConfig) -> Result<Self> {
+        if cfg.urls.is_empty() {
+            return Err(Error::Config("no ClickHouse URL".into()));
+        }
+        for u in &cfg.urls {
+            let parsed = reqwest::Url::parse(u).map_err(|e| Error::Config(format!("{u}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(Error::Config(format!("{u}: only http and https URLs")));
+            }
+        }
+        quote_ident(&cfg.database)?;
+        quote_ident(&cfg.table)?;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let healthy = cfg.urls.iter().map(|_| AtomicBool::new(true)).collect();
+        Ok(Client {
+            http,
+            cfg,
+            healthy,
+            preferred: AtomicUsize::new(0),
+            version: OnceLock::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClickHouseConfig {
+        &self.cfg
+    }
+
+    /// `db.table`, quoted.
+    pub fn qualified_table(&self) -> Result<String> {
+        Ok(format!(
+            "{}.{}",
+            quote_ident(&self.cfg.database)?,
+            quote_ident(&self.cfg.table)?
+        ))
+    }
+
+    /// Any URL answers `SELECT 1`.
+    pub async fn ping(&self) -> Result<()> {
+        self.query("SELECT 1").await.map(|_| ())
+    }
+
+    /// The server's version (asked once, then remembered).
+    pub async fn server_version(&self) -> Result<ServerVersion> {
+        if let Some(v) = self.version.get() {
+            return Ok(v.clone());
+        }
+        let text = self.query("SELECT version()").await?;
+        let v = ServerVersion::parse(&text)
+            .ok_or_else(|| Error::Config(format!("unexpected version {text:?}")))?;
+        Ok(self.version.get_or_init(|| v).clone())
+    }
+
+    /// Runs a statement and returns the response body (TabSeparated for SELECTs).
+    pub async fn query(&self, sql: &str) -> Result<String> {
+        self.send(&[], bytes::Bytes::from(sql.to_owned())).await
+    }
+
+    /// Reads the target table's columns and matches them against schema v1.
+    pub async fn describe(&self) -> Result<TableLayout> {
+        let table = self.qualified_table()?;
+        let text = self
+            .query(&format!("DESCRIBE TABLE {table} FORMAT TabSeparated"))
+            .await?;
+        let rows: Vec<DescribeRow> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let mut f = l.split('\t').map(tsv_unescape);
+                DescribeRow {
+                    name: f.next().unwrap_or_default(),
+                    type_name: f.next().unwrap_or_default(),
+                    default_kind: f.next().unwrap_or_default(),
+                }
+            })
+            .collect();
+        if rows.is_empty() {
+            return Err(Error::Layout {
+                table,
+                column: "*".into(),
+                reason: "DESCRIBE returned no columns".into(),
+            });
+        }
+        TableLayout::from_rows(&format!("{}.{}", self.cfg.database, self.cfg.table), &rows)
+    }
+
+    /// Inserts `batch` in one request: Native, LZ4-framed, with the deduplication
+    /// token where the server knows the setting. `Ok` means the server confirmed it.
+    pub async fn insert(
+        &self,
+        layout: &TableLayout,
+        batch: &RecordBatch,
+        dedup_token: Option<&str>,
+    ) -> Result<()> {
+        let mut raw = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
+        encode_native(layout, batch, &mut raw)?;
+        self.insert_native(layout, &raw, dedup_token).await
+    }
+
+    /// Inserts an already encoded Native body (one or more blocks).
+    pub async fn insert_native(
+        &self,
+        layout: &TableLayout,
+        native: &[u8],
+        dedup_token: Option<&str>,
+    ) -> Result<()> {
+        let mut framed = Vec::with_capacity(native.len() / 3 + 64);
+        compress_lz4_frames(native, &mut framed);
+        let version = self.server_version().await?;
+        let sql = format!(
+            "INSERT INTO {} ({}) FORMAT Native",
+            self.qualified_table()?,
+            layout.insert_columns()?
+        );
+        let mut params: Vec<(&str, String)> = vec![("query", sql), ("decompress", "1".into())];
+        if version.has_async_insert() {
+            params.push(("async_insert", "0".into()));
+        }
+        if let (Some(token), true) = (dedup_token, version.has_dedup_token()) {
+            params.push(("insert_deduplication_token", token.to_owned()));
+        }
+        self.send(&params, bytes::Bytes::from(framed))
+            .await
+            .map(|_| ())
+    }
+
+    /// Last known health of each URL (for `/readyz` and the status page).
+    pub fn url_health(&self) -> Vec<(String, bool)> {
+        self.cfg
+            .urls
+            .iter()
+            .zip(&self.healthy)
+            .map(|(u, h)| (u.clone(), h.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Sends to the preferred URL, failing over in order on connection errors and
+    /// retryable server errors; a data error is returned at once (every replica would
+    /// refuse it too).
+    async fn send(&self, params: &[(&str, String)], body: bytes::Bytes) -> Result<String> {
+        let n = self.cfg.urls.len();
+        let start = self.preferred.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let url = &self.cfg.urls[i];
+            let mut req = self.http.post(url).query(params);
+            if self.cfg.user != "default" || !self.cfg.password.is_empty() {
+                req = req.basic_auth(&self.cfg.user, Some(&self.cfg.password));
+            }
+            let req = req.body(body.clone());
+            match req.send().await {
+                Err(e) => {
+                    self.healthy[i].store(false, Ordering::Relaxed);
+                    last = Some(Error::Unreachable(format!("{url}: {e}")));
+                }
+                Ok(resp) => {
+                    self.healthy[i].store(true, Ordering::Relaxed);
+                    let status = resp.status().as_u16();
+                    let header_code = resp
+                        .headers()
+                        .get("x-clickhouse-exception-code")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
+                    let text = match resp.text().await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            last =
+                                Some(Error::Unreachable(format!("{url}: reading the reply: {e}")));
+                            continue;
+                        }
+                    };
+                    if (200..300).contains(&status) {
+                        self.preferred.store(i, Ordering::Relaxed);
+                        return Ok(text);
+                    }
+                    let code = header_code.or_else(|| exception_code(&text));
+                    let mut message = text;
+                    message.truncate(2000);
+                    let err = Error::Server {
+                        url: url.clone(),
+                        status,
+                        code,
+                        message,
+                    };
+                    if !err.is_retryable() {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Unreachable("no URL tried".into())))
+    }
+}
+
+/// `Code: 53, e.displayText() = …` (18.16) or `Code: 53. DB::Exception: …` (modern).
+fn exception_code(text: &str) -> Option<u32> {
+    let rest = text.split("Code: ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Undoes TabSeparated escaping (`\'`, `\\`, `\t`, `\n`).
+fn tsv_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_codes() {
+        let v = ServerVersion::parse("18.16.1\n").unwrap();
+        assert!(!v.has_dedup_token() && !v.has_datetime64() && !v.has_async_insert());
+        assert!(ServerVersion::parse("24.8.4.13").unwrap().has_dedup_token());
+        assert_eq!(
+            exception_code("Code: 53, e.displayText() = DB::Exception: x"),
+            Some(53)
+        );
+        assert_eq!(exception_code("Code: 368. DB::Exception: y"), Some(368));
+        assert_eq!(tsv_unescape("DateTime(\\'UTC\\')"), "DateTime('UTC')");
+    }
+}

@@ -1,0 +1,295 @@
+//! ClickHouse's Native format, encoded column by column straight from Arrow arrays.
+//!
+//! A block over HTTP: varuint column count, varuint row count, then per column its
+//! name, its type name and its data (CLICKHOUSE.md has the layouts). The type written
+//! is the table's own, from [`TableLayout`], because 18.16 converts nothing.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, TimestampMillisecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+
+use super::layout::TableLayout;
+use super::types::ChType;
+use super::{Error, Result};
+
+/// Appends one Native block holding `batch` (schema v1) to `out`.
+pub fn encode_native(layout: &TableLayout, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+    put_varuint(out, layout.columns.len() as u64);
+    put_varuint(out, batch.num_rows() as u64);
+    for col in &layout.columns {
+        let arr = batch
+            .column_by_name(&col.name)
+            .ok_or_else(|| Error::Batch {
+                column: col.name.clone(),
+                reason: "missing from the batch".into(),
+            })?;
+        put_bytes(out, col.name.as_bytes());
+        put_bytes(out, col.type_name.as_bytes());
+        encode(out, arr.as_ref(), &col.ty, &col.name)?;
+    }
+    Ok(())
+}
+
+fn put_varuint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varuint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+macro_rules! put_all {
+    ($out:expr, $vals:expr, $dst:ty) => {{
+        let vals = $vals;
+        $out.reserve(vals.len() * std::mem::size_of::<$dst>());
+        for &v in vals.iter() {
+            $out.extend_from_slice(&(v as $dst).to_le_bytes());
+        }
+    }};
+}
+
+/// Writes primitive `vals` as the numeric ClickHouse type `ty` (widening checked at
+/// start-up by the layout).
+macro_rules! put_num {
+    ($out:expr, $vals:expr, $ty:expr, $bad:expr) => {
+        match $ty {
+            ChType::UInt8 => put_all!($out, $vals, u8),
+            ChType::UInt16 => put_all!($out, $vals, u16),
+            ChType::UInt32 => put_all!($out, $vals, u32),
+            ChType::UInt64 => put_all!($out, $vals, u64),
+            ChType::Int8 => put_all!($out, $vals, i8),
+            ChType::Int16 => put_all!($out, $vals, i16),
+            ChType::Int32 => put_all!($out, $vals, i32),
+            ChType::Int64 => put_all!($out, $vals, i64),
+            ChType::Float32 => put_all!($out, $vals, f32),
+            ChType::Float64 => put_all!($out, $vals, f64),
+            _ => return Err($bad),
+        }
+    };
+}
+
+fn encode(out: &mut Vec<u8>, arr: &dyn Array, ty: &ChType, name: &str) -> Result<()> {
+    let bad = || Error::Batch {
+        column: name.to_owned(),
+        reason: format!("cannot write Arrow {} as {ty:?}", arr.data_type()),
+    };
+    match ty {
+        ChType::Nullable(inner) => {
+            out.reserve(arr.len());
+            for i in 0..arr.len() {
+                out.push(arr.is_null(i) as u8);
+            }
+            // The nested column follows with placeholders at the null slots (Arrow keeps
+            // a value there too: 0 or the empty string).
+            encode(out, arr, inner, name)
+        }
+        ChType::LowCardinality(inner) if **inner == ChType::String => {
+            let a = arr.as_string_opt::<i32>().ok_or_else(bad)?;
+            low_cardinality(out, a);
+            Ok(())
+        }
+        ChType::Array(inner) if **inner == ChType::String => {
+            let list = arr.as_list_opt::<i32>().ok_or_else(bad)?;
+            let offsets = list.value_offsets();
+            let base = offsets[0];
+            out.reserve(list.len() * 8);
+            for end in &offsets[1..] {
+                out.extend_from_slice(&((end - base) as u64).to_le_bytes());
+            }
+            let values = list
+                .values()
+                .slice(base as usize, (offsets[list.len()] - base) as usize);
+            encode(out, values.as_ref(), inner, name)
+        }
+        ChType::String => match arr.data_type() {
+            DataType::Utf8 => {
+                let a = arr.as_string::<i32>();
+                out.reserve(a.value_data().len() + a.len());
+                for i in 0..a.len() {
+                    put_bytes(out, a.value(i).as_bytes());
+                }
+                Ok(())
+            }
+            DataType::FixedSizeBinary(16) => {
+                let a = arr.as_fixed_size_binary();
+                for i in 0..a.len() {
+                    put_bytes(out, uuid_text(a.value(i)).as_bytes());
+                }
+                Ok(())
+            }
+            _ => Err(bad()),
+        },
+        ChType::FixedString(16) => {
+            let a = arr.as_fixed_size_binary_opt().ok_or_else(bad)?;
+            out.extend_from_slice(a.value_data());
+            Ok(())
+        }
+        ChType::Uuid => {
+            let a = arr.as_fixed_size_binary_opt().ok_or_else(bad)?;
+            out.reserve(a.len() * 16);
+            for i in 0..a.len() {
+                let b = a.value(i);
+                // ClickHouse keeps a UUID as two little-endian UInt64 halves.
+                out.extend(b[..8].iter().rev());
+                out.extend(b[8..16].iter().rev());
+            }
+            Ok(())
+        }
+        ChType::DateTime => {
+            let a = arr
+                .as_primitive_opt::<TimestampMillisecondType>()
+                .ok_or_else(bad)?;
+            out.reserve(a.len() * 4);
+            for &ms in a.values().iter() {
+                let secs = ms.div_euclid(1000).clamp(0, u32::MAX as i64) as u32;
+                out.extend_from_slice(&secs.to_le_bytes());
+            }
+            Ok(())
+        }
+        ChType::DateTime64(p) => {
+            let a = arr
+                .as_primitive_opt::<TimestampMillisecondType>()
+                .ok_or_else(bad)?;
+            out.reserve(a.len() * 8);
+            for &ms in a.values().iter() {
+                let v = if *p >= 3 {
+                    ms.saturating_mul(10i64.pow(p - 3))
+                } else {
+                    ms.div_euclid(10i64.pow(3 - p))
+                };
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Ok(())
+        }
+        _ => match arr.data_type() {
+            DataType::UInt8 => Ok(put_num!(
+                out,
+                arr.as_primitive::<UInt8Type>().values(),
+                ty,
+                bad()
+            )),
+            DataType::UInt16 => Ok(put_num!(
+                out,
+                arr.as_primitive::<UInt16Type>().values(),
+                ty,
+                bad()
+            )),
+            DataType::UInt32 => Ok(put_num!(
+                out,
+                arr.as_primitive::<UInt32Type>().values(),
+                ty,
+                bad()
+            )),
+            DataType::UInt64 => Ok(put_num!(
+                out,
+                arr.as_primitive::<UInt64Type>().values(),
+                ty,
+                bad()
+            )),
+            DataType::Float32 => Ok(put_num!(
+                out,
+                arr.as_primitive::<Float32Type>().values(),
+                ty,
+                bad()
+            )),
+            DataType::Timestamp(..) => {
+                let a = arr
+                    .as_primitive_opt::<TimestampMillisecondType>()
+                    .ok_or_else(bad)?;
+                Ok(put_num!(out, a.values(), ty, bad()))
+            }
+            _ => Err(bad()),
+        },
+    }
+}
+
+/// LowCardinality(String): key version, then one granule holding the whole column:
+/// flags (index width | additional keys | dictionary update), the dictionary (index 0
+/// is the default, the empty string) and the row indexes.
+fn low_cardinality(out: &mut Vec<u8>, a: &arrow_array::StringArray) {
+    const HAS_ADDITIONAL_KEYS: u64 = 1 << 9;
+    const NEED_UPDATE_DICTIONARY: u64 = 1 << 10;
+    let mut keys: Vec<&str> = vec![""];
+    let mut index: HashMap<&str, u32> = HashMap::from([("", 0)]);
+    let mut rows: Vec<u32> = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        let v = a.value(i);
+        let next = keys.len() as u32;
+        let k = *index.entry(v).or_insert_with(|| {
+            keys.push(v);
+            next
+        });
+        rows.push(k);
+    }
+    let width: u64 = match keys.len() {
+        n if n <= 1 << 8 => 0,
+        n if n <= 1 << 16 => 1,
+        _ => 2,
+    };
+    out.extend_from_slice(&1u64.to_le_bytes()); // key serialization version
+    out.extend_from_slice(&(width | HAS_ADDITIONAL_KEYS | NEED_UPDATE_DICTIONARY).to_le_bytes());
+    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    for k in &keys {
+        put_bytes(out, k.as_bytes());
+    }
+    out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
+    match width {
+        0 => out.extend(rows.iter().map(|&r| r as u8)),
+        1 => rows
+            .iter()
+            .for_each(|&r| out.extend_from_slice(&(r as u16).to_le_bytes())),
+        _ => rows
+            .iter()
+            .for_each(|&r| out.extend_from_slice(&r.to_le_bytes())),
+    }
+}
+
+/// The canonical text form of a 16-byte UUID.
+fn uuid_text(b: &[u8]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varuint_and_uuid_text() {
+        let mut out = Vec::new();
+        put_varuint(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+        let b: Vec<u8> = (0..16).collect();
+        assert_eq!(uuid_text(&b), "00010203-0405-0607-0809-0a0b0c0d0e0f");
+    }
+
+    #[test]
+    fn low_cardinality_dictionary() {
+        let a = arrow_array::StringArray::from(vec!["b", "", "b", "c"]);
+        let mut out = Vec::new();
+        low_cardinality(&mut out, &a);
+        let u64_at = |i: usize| u64::from_le_bytes(out[i..i + 8].try_into().unwrap());
+        assert_eq!(u64_at(0), 1);
+        assert_eq!(u64_at(8), 0x600);
+        assert_eq!(u64_at(16), 3); // "", "b", "c"
+        assert_eq!(&out[24..29], &[0, 1, b'b', 1, b'c']);
+        assert_eq!(u64_at(29), 4);
+        assert_eq!(&out[37..], &[1, 0, 1, 2]);
+    }
+}

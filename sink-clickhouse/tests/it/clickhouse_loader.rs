@@ -1,0 +1,396 @@
+//! The ClickHouse side against a real server (Debian's 18.16, from
+//! `support::clickhouse`) and the 26.9 engine (PyPI `chdb-core`): migrate, Native + LZ4
+//! inserts read back value by value, a user's own table, a type mismatch, failover, a
+//! hostile table name.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use ingest_core::{events_to_batch, Event, Timings};
+use sink_clickhouse::clickhouse::{
+    create_table_sql, encode_native, migrate, quote_ident, ClickHouseConfig, Client, ServerVersion,
+    TableLayout,
+};
+
+use crate::support::clickhouse::ClickHouse;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client(urls: Vec<String>, db: &str, table: &str) -> Client {
+    Client::new(ClickHouseConfig {
+        urls,
+        database: db.into(),
+        table: table.into(),
+        user: "default".into(),
+        password: String::new(),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap()
+}
+
+/// Deterministic events that exercise every column: escapes, empty strings, nulls,
+/// props, large ids.
+fn sample_events(n: usize) -> Vec<Event<'static>> {
+    (0..n)
+        .map(|i| {
+            let s = |v: String| Cow::Owned(v);
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            id[8..].copy_from_slice(&(0xfeed_0000_0000_0000u64 | i as u64).to_be_bytes());
+            Event {
+                event_id: id,
+                received_at_ms: 1_700_000_000_000 + i as i64 * 1000,
+                site_id: s(format!("site{}.com", i % 7)),
+                name: s(if i % 10 == 0 {
+                    "signup".into()
+                } else {
+                    "pageview".into()
+                }),
+                hostname: s(format!("site{}.com", i % 7)),
+                pathname: s(format!("/p/{i}/tab\there 'quoted' \\ back")),
+                referrer_host: s(if i % 3 == 0 {
+                    String::new()
+                } else {
+                    "news.ycombinator.com".into()
+                }),
+                referrer_source: s(if i % 3 == 0 {
+                    String::new()
+                } else {
+                    "Hacker News".into()
+                }),
+                utm_source: s(if i % 5 == 0 {
+                    "newsletter".into()
+                } else {
+                    String::new()
+                }),
+                utm_medium: s(String::new()),
+                utm_campaign: s(format!("c{}", i % 4)),
+                utm_content: s(String::new()),
+                utm_term: s("é ü 日本".into()),
+                country: s(["DE", "US", "", "FR"][i % 4].into()),
+                region: s(String::new()),
+                city: s(String::new()),
+                browser: s("Chrome".into()),
+                browser_version: s("120.0".into()),
+                os: s("Windows".into()),
+                os_version: s("10".into()),
+                device: s(["desktop", "mobile", "tablet"][i % 3].into()),
+                screen_width: (300 + i % 2000) as u16,
+                visitor_id: u64::MAX - i as u64,
+                timings: Timings {
+                    ttfb_ms: (i % 2 == 0).then_some(i as u32),
+                    fcp_ms: None,
+                    lcp_ms: (i % 3 == 0).then_some(1000 + i as u32),
+                    inp_ms: None,
+                    load_ms: Some(u32::MAX - i as u32),
+                    cls: (i % 4 == 0).then_some(0.25),
+                },
+                scroll_depth: (i % 2 == 1).then_some((i % 101) as u8),
+                engagement_ms: None,
+                props: (0..i % 3)
+                    .map(|k| (s(format!("k{k}")), s(format!("v{i}-{k}"))))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// What the server must return for `SELECT <EXPECT_COLUMNS> … ORDER BY received_at`.
+const EXPECT_COLUMNS: &str = "toString(event_id), toUnixTimestamp(received_at), site_id, name, pathname, \
+     referrer_source, utm_source, utm_campaign, utm_term, country, device, screen_width, visitor_id, \
+     ttfb_ms, lcp_ms, load_ms, cls, scroll_depth, prop_keys, prop_values";
+
+fn expected_tsv(events: &[Event<'_>]) -> String {
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('\t', "\\t")
+            .replace('\'', "\\'")
+    };
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "\\N".into());
+    let arr = |v: Vec<&str>| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|x| format!("'{}'", esc(x)))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    let mut out = String::new();
+    for e in events {
+        let id = e
+            .event_id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        let id = format!(
+            "{}-{}-{}-{}-{}",
+            &id[..8],
+            &id[8..12],
+            &id[12..16],
+            &id[16..20],
+            &id[20..]
+        );
+        let row = [
+            id,
+            (e.received_at_ms / 1000).to_string(),
+            esc(&e.site_id),
+            esc(&e.name),
+            esc(&e.pathname),
+            esc(&e.referrer_source),
+            esc(&e.utm_source),
+            esc(&e.utm_campaign),
+            esc(&e.utm_term),
+            esc(&e.country),
+            esc(&e.device),
+            e.screen_width.to_string(),
+            e.visitor_id.to_string(),
+            opt(e.timings.ttfb_ms.map(|v| v.to_string())),
+            opt(e.timings.lcp_ms.map(|v| v.to_string())),
+            opt(e.timings.load_ms.map(|v| v.to_string())),
+            opt(e.timings.cls.map(|v| v.to_string())),
+            opt(e.scroll_depth.map(|v| v.to_string())),
+            arr(e.props.iter().map(|(k, _)| &**k).collect()),
+            arr(e.props.iter().map(|(_, v)| &**v).collect()),
+        ];
+        out.push_str(&row.join("\t"));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn migrate_then_native_lz4_insert_reads_back_every_value() {
+    let ch = ClickHouse::start();
+    let c = client(vec![ch.url()], "analytics", "events");
+    let events = sample_events(5000);
+    let batch = events_to_batch(&events);
+    rt().block_on(async {
+        migrate(&c, None).await.unwrap();
+        migrate(&c, None).await.expect("migrate is idempotent");
+        let layout = c.describe().await.unwrap();
+        assert!(
+            layout.skipped.is_empty() && layout.defaulted.is_empty(),
+            "{layout:?}"
+        );
+        c.insert(&layout, &batch, Some("segment-1:0-0"))
+            .await
+            .unwrap();
+    });
+    let q = |sql: &str| ch.query(sql).unwrap();
+    assert_eq!(
+        q("SELECT count(), uniqExact(event_id) FROM analytics.events"),
+        "5000\t5000\n"
+    );
+    let per_site =
+        q("SELECT site_id, count() FROM analytics.events GROUP BY site_id ORDER BY site_id");
+    assert_eq!(per_site.lines().count(), 7);
+    assert!(per_site.starts_with("site0.com\t715\n"), "{per_site}");
+    let want_sum: u64 = events.iter().map(|e| u64::from(e.screen_width)).sum();
+    assert_eq!(
+        q("SELECT sum(screen_width) FROM analytics.events").trim(),
+        want_sum.to_string()
+    );
+    let got = q(&format!(
+        "SELECT {EXPECT_COLUMNS} FROM analytics.events ORDER BY received_at FORMAT TabSeparated"
+    ));
+    let want = expected_tsv(&events);
+    for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+        assert_eq!(g, w, "row {i}");
+    }
+    assert_eq!(got.lines().count(), events.len());
+}
+
+#[test]
+fn a_users_own_table_with_other_types_and_extra_columns() {
+    let ch = ClickHouse::start();
+    ch.query("CREATE DATABASE mine").unwrap();
+    // LowCardinality is experimental on 18.16: a user's table opts in at CREATE.
+    let r = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/?allow_experimental_low_cardinality_type=1",
+            ch.url()
+        ))
+        .body(
+            "CREATE TABLE mine.pv (\
+               event_id FixedString(16), received_at DateTime, site_id LowCardinality(String), \
+               pathname String, screen_width UInt64, lcp_ms Nullable(UInt64), cls Float64, \
+               prop_keys Array(String), note String DEFAULT 'n/a', extra Nullable(UInt8)) \
+             ENGINE = MergeTree ORDER BY site_id",
+        )
+        .send()
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "create the user's table: {}",
+        r.text().unwrap()
+    );
+    let c = client(vec![ch.url()], "mine", "pv");
+    let events = sample_events(1000);
+    let layout = rt().block_on(async {
+        let layout = c.describe().await.unwrap();
+        c.insert(&layout, &events_to_batch(&events), None)
+            .await
+            .unwrap();
+        layout
+    });
+    assert_eq!(layout.defaulted, ["note", "extra"]);
+    assert!(layout.skipped.contains(&"utm_source".to_string()));
+    let got = ch
+        .query("SELECT count(), uniqExact(site_id), sum(screen_width), countIf(lcp_ms IS NULL), any(note), countIf(extra IS NULL) FROM mine.pv")
+        .unwrap();
+    let want_sum: u64 = events.iter().map(|e| u64::from(e.screen_width)).sum();
+    let nulls = events.iter().filter(|e| e.timings.lcp_ms.is_none()).count();
+    assert_eq!(got, format!("1000\t7\t{want_sum}\t{nulls}\tn/a\t1000\n"));
+    let first = ch
+        .query("SELECT hex(event_id), toUnixTimestamp(received_at), pathname, cls, prop_keys FROM mine.pv WHERE screen_width = 300")
+        .unwrap();
+    assert_eq!(first, "0000000000000001FEED000000000000\t1700000000\t/p/0/tab\\there \\'quoted\\' \\\\ back\t0.25\t[]\n");
+}
+
+#[test]
+fn a_type_mismatch_is_a_clear_error_before_any_insert() {
+    let ch = ClickHouse::start();
+    ch.query("CREATE DATABASE bad").unwrap();
+    ch.query(
+        "CREATE TABLE bad.t (site_id String, pathname Int8) ENGINE = MergeTree ORDER BY site_id",
+    )
+    .unwrap();
+    let err = rt()
+        .block_on(client(vec![ch.url()], "bad", "t").describe())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("pathname") && msg.contains("Int8") && msg.contains("Utf8"),
+        "{msg}"
+    );
+    assert!(!err.is_retryable());
+}
+
+#[test]
+fn fails_over_from_a_dead_url_and_reports_health() {
+    let ch = ClickHouse::start();
+    // A port nothing listens on: bind and drop.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let c = client(vec![dead.clone(), ch.url()], "analytics", "events");
+    rt().block_on(async {
+        migrate(&c, None).await.unwrap();
+        let layout = c.describe().await.unwrap();
+        c.insert(&layout, &events_to_batch(&sample_events(10)), None)
+            .await
+            .unwrap();
+    });
+    assert_eq!(c.url_health(), vec![(dead, false), (ch.url(), true)]);
+    assert_eq!(
+        ch.query("SELECT count() FROM analytics.events").unwrap(),
+        "10\n"
+    );
+    // All URLs down: a retryable error, not a panic.
+    let down = client(vec![c.url_health()[0].0.clone()], "analytics", "events");
+    let err = rt().block_on(down.ping()).unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}
+
+#[test]
+fn hostile_database_and_table_names_cannot_inject() {
+    let ch = ClickHouse::start();
+    let db = "db `x' y";
+    let table = "t`; DROP TABLE system.one; --'";
+    let c = client(vec![ch.url()], db, table);
+    rt().block_on(async {
+        migrate(&c, None).await.unwrap();
+        let layout = c.describe().await.unwrap();
+        c.insert(&layout, &events_to_batch(&sample_events(3)), None)
+            .await
+            .unwrap();
+    });
+    let q = format!(
+        "SELECT count() FROM {}.{}",
+        quote_ident(db).unwrap(),
+        quote_ident(table).unwrap()
+    );
+    assert_eq!(ch.query(&q).unwrap(), "3\n");
+    assert_eq!(ch.query("SELECT count() FROM system.one").unwrap(), "1\n");
+    assert!(Client::new(ClickHouseConfig {
+        urls: vec![ch.url()],
+        database: "a\nb".into(),
+        table: "t".into(),
+        user: "default".into(),
+        password: String::new(),
+        timeout: Duration::from_secs(1),
+    })
+    .is_err());
+}
+
+/// The Native blocks we send, read by the ClickHouse 26.9 engine (chdb) with the modern
+/// types `migrate` picks there (DateTime64, LowCardinality, UUID): equal contents.
+#[test]
+fn native_blocks_are_read_by_clickhouse_26_with_equal_contents() {
+    let v = ServerVersion::parse("26.9.1").unwrap();
+    let ddl = create_table_sql(&v, "analytics", "events", None)
+        .unwrap()
+        .pop()
+        .unwrap();
+    // Column types from the DDL, as DESCRIBE would give them.
+    let rows: Vec<(String, String)> = ddl
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('`'))
+        .filter_map(|l| l.split_once("` "))
+        .map(|(n, t)| (n.to_owned(), t.trim_end_matches(',').to_owned()))
+        .collect();
+    assert_eq!(rows.len(), ingest_core::schema::COLUMNS.len());
+    let layout = TableLayout::from_describe(&rows).unwrap();
+    let events = sample_events(2000);
+    let mut native = Vec::new();
+    encode_native(&layout, &events_to_batch(&events), &mut native).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("batch.native");
+    std::fs::write(&path, &native).unwrap();
+    let sql = format!(
+        "SELECT {} FROM file('{}', Native) ORDER BY received_at FORMAT TabSeparated",
+        EXPECT_COLUMNS.replace(
+            "toUnixTimestamp(received_at)",
+            "toUnixTimestamp(received_at)"
+        ),
+        path.display()
+    );
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, chdb; sys.stdout.write(str(chdb.query(sys.argv[1], 'TabSeparated')))",
+            &sql,
+        ])
+        .output()
+        .expect("python3 is needed (scripts/setup installs chdb-core)");
+    assert!(
+        out.status.success(),
+        "chdb failed (is chdb-core installed? scripts/setup): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = String::from_utf8(out.stdout).unwrap();
+    let want = expected_tsv(&events);
+    assert_eq!(got.lines().count(), events.len());
+    for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+        assert_eq!(g, w, "row {i}");
+    }
+    let types = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, chdb; sys.stdout.write(str(chdb.query(sys.argv[1], 'TabSeparated')))",
+            &format!("SELECT toTypeName(received_at), toTypeName(site_id), toTypeName(event_id) FROM file('{}', Native) LIMIT 1", path.display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&types.stdout),
+        "DateTime64(3, \\'UTC\\')\tLowCardinality(String)\tUUID\n"
+    );
+}
