@@ -6,6 +6,7 @@
 //! writes Parquet files. See the crate README for the flags and the API.
 #![warn(missing_docs)]
 
+pub mod clickhouse;
 pub mod config;
 pub mod loader;
 pub mod metrics;

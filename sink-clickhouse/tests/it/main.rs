@@ -7,6 +7,7 @@
 //! The cluster tests (`cluster`) also need Debian's `zookeeper` 3.8 and use ports
 //! 19400-19499.
 
+mod clickhouse_loader;
 mod cluster;
 mod sink_embedded;
 mod support;
