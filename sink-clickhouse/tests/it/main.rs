@@ -9,5 +9,6 @@
 
 mod clickhouse_loader;
 mod cluster;
+mod sink_clickhouse;
 mod sink_embedded;
 mod support;
