@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # The sink-clickhouse image: multi-stage, a small Debian runtime, non-root, the spool on
 # a volume. Its build step is exactly the one the tests run (`cargo build --release -p
 # sink-clickhouse --locked`). Not built in this project's CI (no Docker engine there).
