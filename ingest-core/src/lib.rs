@@ -16,17 +16,18 @@ mod error;
 mod event;
 mod limits;
 mod normalize;
+mod pipeline;
 mod privacy;
 mod referrer;
 pub mod schema;
 mod useragent;
 mod wire;
-mod pipeline;
 
 pub use error::{Error, Problem, Rejection, Result};
 pub use event::{Event, RawEvent, Timings};
 pub use limits::Limits;
 pub use normalize::{normalize_url, normalize_url_slow, NormalizeConfig, PageUrl};
+pub use pipeline::{Outcome, Pipeline, PipelineConfig, RequestContext};
 pub use privacy::{client_key, day_of, event_id, visitor_id, DailySalt, DAY_MS};
 pub use referrer::{
     normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
@@ -37,7 +38,6 @@ pub use useragent::{
     MOBILE_MAX_WIDTH, TABLET_MAX_WIDTH,
 };
 pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
-pub use pipeline::{Outcome, Pipeline, PipelineConfig, RequestContext};
 
 // Rate limits, quotas, the site registry, batching into Arrow, encoding.
 mod ratelimit;

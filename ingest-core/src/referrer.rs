@@ -7,8 +7,8 @@
 //! `http`/`https` (`android-app://…`, `about:blank`), and a self-referral (its host
 //! equals the page's hostname) are *direct*: host and source both empty.
 //!
-//! The source comes from two tables, both sorted so they can be searched in
-//! `O(log n)` per label (a test checks the order):
+//! The source comes from two tables (kept sorted for readers; a test checks it, and
+//! the lookup uses hash indexes built from them at compile time):
 //!
 //! - [`DOMAIN_SOURCES`]: a host equal to the domain or a subdomain of it (`t.co`,
 //!   `news.ycombinator.com`, `l.facebook.com` under `facebook.com`…). The longest
@@ -149,34 +149,108 @@ fn with_source<'a>(host: Option<Cow<'a, str>>, page_hostname: &str) -> Referrer<
 /// assert_eq!(ingest_core::referrer_source("blog.example.org"), None);
 /// ```
 pub fn referrer_source(host: &str) -> Option<&'static str> {
-    // Longest suffix first: the whole host, then without its first label, and so on.
-    let mut suffix = host;
-    loop {
-        if let Ok(i) = DOMAIN_SOURCES.binary_search_by(|(d, _)| (*d).cmp(suffix)) {
-            return Some(DOMAIN_SOURCES[i].1);
+    // One right-to-left pass hashes every suffix that starts at a label boundary
+    // (`a.b.c`, `b.c`, `c`); each is looked up by hash, then compared. This runs for
+    // most events, so it avoids string comparisons in a binary search.
+    let bytes = host.as_bytes();
+    let mut hash = FNV_OFFSET;
+    let mut found = None;
+    // The dots that end the second and third labels from the right, for brands.
+    let mut dots = [None; 2];
+    for i in (0..bytes.len()).rev() {
+        hash = fnv_step(hash, bytes[i]);
+        if i == 0 || bytes[i - 1] == b'.' {
+            // Later (longer) matches overwrite earlier ones: the longest domain wins.
+            if let Some(name) = lookup(&DOMAIN_INDEX, DOMAIN_SOURCES, &host[i..], hash) {
+                found = Some(name);
+            }
         }
-        match suffix.split_once('.') {
-            Some((_, rest)) => suffix = rest,
-            None => break,
+        if bytes[i] == b'.' {
+            match dots {
+                [None, _] => dots[0] = Some(i),
+                [Some(_), None] => dots[1] = Some(i),
+                _ => {}
+            }
         }
     }
-    let mut labels = host.rsplit('.');
-    let _tld = labels.next()?;
-    let second = labels.next()?;
+    if found.is_some() {
+        return found;
+    }
+    // `brand.tld`, or `brand.xx.tld` with `xx` of at most three letters.
+    let tld_dot = dots[0]?;
+    let second_start = dots[1].map_or(0, |d| d + 1);
+    let second = &host[second_start..tld_dot];
     if let Some(name) = brand(second) {
         return Some(name);
     }
-    if second.len() <= 3 {
-        return brand(labels.next()?);
+    let second_dot = dots[1]?;
+    if second.len() > 3 {
+        return None;
     }
-    None
+    let third_start = host[..second_dot].rfind('.').map_or(0, |d| d + 1);
+    brand(&host[third_start..second_dot])
 }
 
 fn brand(label: &str) -> Option<&'static str> {
-    BRAND_SOURCES
-        .binary_search_by(|(b, _)| (*b).cmp(label))
-        .ok()
-        .map(|i| BRAND_SOURCES[i].1)
+    lookup(
+        &BRAND_INDEX,
+        BRAND_SOURCES,
+        label,
+        fnv_rev(label.as_bytes()),
+    )
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+const fn fnv_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// FNV-1a over the bytes from last to first, matching the lookup's right-to-left pass.
+const fn fnv_rev(bytes: &[u8]) -> u64 {
+    let mut hash = FNV_OFFSET;
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        hash = fnv_step(hash, bytes[i]);
+    }
+    hash
+}
+
+/// `(hash of key, position in table)`, sorted by hash, built at compile time.
+const fn index<const N: usize>(table: &[(&str, &str)]) -> [(u64, usize); N] {
+    let mut out = [(0u64, 0usize); N];
+    let mut i = 0;
+    while i < N {
+        out[i] = (fnv_rev(table[i].0.as_bytes()), i);
+        i += 1;
+    }
+    let mut i = 1;
+    while i < N {
+        let mut j = i;
+        while j > 0 && out[j - 1].0 > out[j].0 {
+            let t = out[j - 1];
+            out[j - 1] = out[j];
+            out[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+static DOMAIN_INDEX: [(u64, usize); DOMAIN_SOURCES.len()] = index(DOMAIN_SOURCES);
+static BRAND_INDEX: [(u64, usize); BRAND_SOURCES.len()] = index(BRAND_SOURCES);
+
+fn lookup(
+    index: &[(u64, usize)],
+    table: &[(&str, &'static str)],
+    key: &str,
+    hash: u64,
+) -> Option<&'static str> {
+    let at = index.binary_search_by_key(&hash, |&(h, _)| h).ok()?;
+    let (name, source) = table[index[at].1];
+    (name == key).then_some(source)
 }
 
 #[cfg(test)]
@@ -193,6 +267,30 @@ mod tests {
 
     fn hs(host: &str, source: &str) -> (String, String) {
         (host.to_owned(), source.to_owned())
+    }
+
+    #[test]
+    fn hash_indexes_have_no_collisions() {
+        for index in [&DOMAIN_INDEX[..], &BRAND_INDEX[..]] {
+            for w in index.windows(2) {
+                assert!(w[0].0 < w[1].0, "hash collision or unsorted index");
+            }
+        }
+        for (domain, source) in DOMAIN_SOURCES {
+            assert_eq!(referrer_source(domain), Some(*source), "{domain}");
+            assert_eq!(
+                referrer_source(&format!("sub.{domain}")),
+                Some(*source),
+                "{domain}"
+            );
+        }
+        for (brand, source) in BRAND_SOURCES {
+            assert_eq!(
+                referrer_source(&format!("www.{brand}.com")),
+                Some(*source),
+                "{brand}"
+            );
+        }
     }
 
     #[test]

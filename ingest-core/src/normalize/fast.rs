@@ -23,72 +23,271 @@
 
 use std::borrow::Cow;
 
-use super::{finish_host, utm_fields, NormalizeConfig, PageUrl};
+use super::{finish_host, NormalizeConfig, PageUrl};
+
+// One table lookup per byte tells whether it needs a closer look; the common bytes of
+// a path or query (letters, digits, `-`, `_`, `=`…) fall straight through.
+/// Never on the fast path: controls, space, DEL, non-ASCII, `\`.
+const BAD: u8 = 1;
+/// Percent-encoded by the parser in a path: `"` `<` `>` `` ` `` `{` `}`.
+const PATH_ENC: u8 = 2;
+/// Percent-encoded by the parser in a special scheme's query: `"` `<` `>` `'`.
+const QUERY_ENC: u8 = 4;
+/// Needs a look in the path: `/` `%` `?` `#`.
+const PATH_MARK: u8 = 8;
+/// Needs a look in the query: `&` `=` `%` `+` `#`.
+const QUERY_MARK: u8 = 16;
+/// A host-label byte: ASCII letter, digit or `-`.
+const HOST: u8 = 32;
+/// An ASCII uppercase letter (the host needs lowercasing).
+const UPPER: u8 = 64;
+
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut f = 0;
+        if c <= b' ' || c >= 0x7f || c == b'\\' {
+            f |= BAD;
+        }
+        if matches!(c, b'"' | b'<' | b'>' | b'`' | b'{' | b'}') {
+            f |= PATH_ENC;
+        }
+        if matches!(c, b'"' | b'<' | b'>' | b'\'') {
+            f |= QUERY_ENC;
+        }
+        if matches!(c, b'/' | b'%' | b'?' | b'#') {
+            f |= PATH_MARK;
+        }
+        if matches!(c, b'&' | b'=' | b'%' | b'+' | b'#') {
+            f |= QUERY_MARK;
+        }
+        if c.is_ascii_alphanumeric() || c == b'-' {
+            f |= HOST;
+        }
+        if c.is_ascii_uppercase() {
+            f |= UPPER;
+        }
+        t[b] = f;
+        b += 1;
+    }
+    t
+}
 
 /// [`super::normalize_url`] for ordinary URLs; `None` means "use the `url` crate".
 pub(super) fn page_url<'a>(url: &'a str, cfg: &NormalizeConfig) -> Option<PageUrl<'a>> {
     let bytes = url.as_bytes();
-    if !bytes.iter().all(|&b| b > b' ' && b < 0x7f && b != b'\\') {
-        return None;
-    }
-    let auth_start = scheme_len(bytes)?;
-    let auth_end = bytes[auth_start..]
-        .iter()
-        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
-        .map_or(bytes.len(), |i| auth_start + i);
-    let host = lowercase(host_of(&url[auth_start..auth_end])?);
-    let hostname = finish_host(host, cfg)?;
+    let auth = scan_authority(bytes)?;
+    let hostname = finish_host(host_str(url, &auth), cfg)?;
 
-    let path_end = bytes[auth_end..]
-        .iter()
-        .position(|&b| matches!(b, b'?' | b'#'))
-        .map_or(bytes.len(), |i| auth_end + i);
-    let path = &url[auth_end..path_end];
-    if !plain_path(path.as_bytes()) {
-        return None;
-    }
-    let pathname = Cow::Borrowed(if path.is_empty() { "/" } else { path });
-
-    let mut page = PageUrl {
-        hostname,
-        pathname,
-        ..PageUrl::default()
-    };
-    if bytes.get(path_end) == Some(&b'?') {
-        let query_end = bytes[path_end..]
-            .iter()
-            .position(|&b| b == b'#')
-            .map_or(bytes.len(), |i| path_end + i);
-        let query = &url[path_end + 1..query_end];
-        if query
-            .bytes()
-            .any(|b| matches!(b, b'"' | b'<' | b'>' | b'\''))
-        {
+    // Path: up to `?`, `#` or the end.
+    let mut i = auth.end;
+    let mut segment_start = i;
+    while i < bytes.len() {
+        let class = CLASS[usize::from(bytes[i])];
+        if class & (BAD | PATH_ENC | PATH_MARK) == 0 {
+            i += 1;
+            continue;
+        }
+        if class & (BAD | PATH_ENC) != 0 {
             return None;
         }
-        let [source, medium, campaign, content, term] = utm_fields(query);
-        page.utm_source = source;
-        page.utm_medium = medium;
-        page.utm_campaign = campaign;
-        page.utm_content = content;
-        page.utm_term = term;
+        match bytes[i] {
+            b'?' | b'#' => break,
+            b'/' => {
+                if dot_segment(&bytes[segment_start..i]) {
+                    return None;
+                }
+                segment_start = i + 1;
+            }
+            // `%2e` is a dot to the parser: `/%2e%2E/` is a `..` segment.
+            _ => {
+                if bytes.get(i + 1) == Some(&b'2') && matches!(bytes.get(i + 2), Some(b'e' | b'E'))
+                {
+                    return None;
+                }
+            }
+        }
+        i += 1;
     }
+    if dot_segment(&bytes[segment_start..i]) {
+        return None;
+    }
+    let path = &url[auth.end..i];
+    let mut page = PageUrl {
+        hostname,
+        pathname: Cow::Borrowed(if path.is_empty() { "/" } else { path }),
+        ..PageUrl::default()
+    };
+    if bytes.get(i) == Some(&b'?') {
+        query_utm(url, i + 1, &mut page)?;
+    }
+    // The fragment is dropped; nothing in it changes what the parser makes of the rest.
     Some(page)
+}
+
+/// Scans the query from `start` to `#` or the end, refusing bytes the parser would
+/// encode, and fills the UTM fields exactly as `form_urlencoded` parsing of the whole
+/// query would (first occurrence wins; `+` and `%XX` decoded).
+fn query_utm<'a>(url: &'a str, start: usize, page: &mut PageUrl<'a>) -> Option<()> {
+    let bytes = url.as_bytes();
+    let mut found: [Option<Cow<'a, str>>; 5] = Default::default();
+    let mut pair_start = start;
+    let mut key_end = None;
+    let mut encoded = false;
+    let mut i = start;
+    loop {
+        let b = bytes.get(i).copied();
+        let class = b.map_or(QUERY_MARK, |b| CLASS[usize::from(b)]);
+        if class & (BAD | QUERY_ENC | QUERY_MARK) == 0 {
+            i += 1;
+            continue;
+        }
+        if class & (BAD | QUERY_ENC) != 0 {
+            return None;
+        }
+        match b {
+            Some(b'=') => {
+                key_end.get_or_insert(i);
+            }
+            Some(b'%' | b'+') => encoded = true,
+            // `&`, `#` or the end: a pair is complete.
+            _ => {
+                let pair = &url[pair_start..i];
+                let key = &url[pair_start..key_end.unwrap_or(i)];
+                if encoded {
+                    // Rare: let form_urlencoded decode this one pair, key and value.
+                    if let Some((k, v)) = url::form_urlencoded::parse(pair.as_bytes()).next() {
+                        if let Some(slot) = utm_slot(&k) {
+                            found[slot].get_or_insert(v);
+                        }
+                    }
+                } else if let Some(slot) = utm_slot(key) {
+                    let value = key_end.map_or("", |k| &url[k + 1..i]);
+                    found[slot].get_or_insert(Cow::Borrowed(value));
+                }
+                if b != Some(b'&') {
+                    break;
+                }
+                pair_start = i + 1;
+                key_end = None;
+                encoded = false;
+            }
+        }
+        i += 1;
+    }
+    let [source, medium, campaign, content, term] = found.map(Option::unwrap_or_default);
+    page.utm_source = source;
+    page.utm_medium = medium;
+    page.utm_campaign = campaign;
+    page.utm_content = content;
+    page.utm_term = term;
+    Some(())
+}
+
+fn utm_slot(key: &str) -> Option<usize> {
+    match key.strip_prefix("utm_")? {
+        "source" => Some(0),
+        "medium" => Some(1),
+        "campaign" => Some(2),
+        "content" => Some(3),
+        "term" => Some(4),
+        _ => None,
+    }
 }
 
 /// The lowercase host of an ordinary `http`/`https` URL (before `www.`/trailing-dot
 /// handling), or `None` to ask the `url` crate. Only the scheme and authority are
 /// looked at: what follows the host cannot change how the parser reads the host, as
-/// long as the host ends at `/`, `?` or `#` (a `\` or whitespace inside the
-/// authority is refused by the host check).
+/// long as the authority ends at `/`, `?`, `#` or the end (anything else — `\`,
+/// whitespace, `@`, `[` — sends the URL to the `url` crate).
 pub(super) fn http_host(url: &str) -> Option<Cow<'_, str>> {
-    let bytes = url.as_bytes();
-    let auth_start = scheme_len(bytes)?;
-    let auth_end = bytes[auth_start..]
-        .iter()
-        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
-        .map_or(bytes.len(), |i| auth_start + i);
-    Some(lowercase(host_of(&url[auth_start..auth_end])?))
+    let auth = scan_authority(url.as_bytes())?;
+    Some(host_str(url, &auth))
+}
+
+/// Where the host and the authority of an ordinary URL are.
+struct Authority {
+    host_start: usize,
+    host_end: usize,
+    /// Where the path (or query, or fragment) starts.
+    end: usize,
+    uppercase: bool,
+}
+
+/// Checks scheme and authority in one pass: `http://` or `https://` (any case), a host
+/// of non-empty labels of letters, digits and `-`, none starting with `xn--`, the last
+/// not starting with a digit (an IPv4 number to the parser), then an optional port of
+/// 1–5 digits up to 65535, then `/`, `?`, `#` or the end.
+fn scan_authority(bytes: &[u8]) -> Option<Authority> {
+    let host_start = scheme_len(bytes)?;
+    let rest = &bytes[host_start..];
+    let mut seen = 0u8;
+    let mut label_start = 0;
+    let mut n = 0;
+    for &b in rest {
+        let class = CLASS[usize::from(b)];
+        if class & HOST == 0 {
+            if b != b'.' {
+                break;
+            }
+            if !plain_label(&rest[label_start..n]) {
+                return None;
+            }
+            label_start = n + 1;
+        }
+        seen |= class;
+        n += 1;
+    }
+    let last = &rest[label_start..n];
+    if !plain_label(last) || last[0].is_ascii_digit() {
+        return None;
+    }
+    let uppercase = seen & UPPER != 0;
+    let mut i = host_start + n;
+    let host_end = i;
+    if bytes.get(i) == Some(&b':') {
+        i += 1;
+        let digits_start = i;
+        let mut port = 0u32;
+        while let Some(&d) = bytes.get(i).filter(|d| d.is_ascii_digit()) {
+            port = port * 10 + u32::from(d - b'0');
+            i += 1;
+            if i - digits_start > 5 {
+                return None;
+            }
+        }
+        if i == digits_start || port > u32::from(u16::MAX) {
+            return None;
+        }
+    }
+    match bytes.get(i) {
+        None | Some(b'/' | b'?' | b'#') => Some(Authority {
+            host_start,
+            host_end,
+            end: i,
+            uppercase,
+        }),
+        _ => None,
+    }
+}
+
+/// A non-empty label that is not punycode (the parser would validate it).
+fn plain_label(label: &[u8]) -> bool {
+    !matches!(label, [] | [b'x' | b'X', b'n' | b'N', b'-', b'-', ..])
+}
+
+/// The host, lowercased (borrowed when it already is lowercase, the usual case).
+fn host_str<'a>(url: &'a str, auth: &Authority) -> Cow<'a, str> {
+    let host = &url[auth.host_start..auth.host_end];
+    if auth.uppercase {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// Length of `http://` or `https://` (any case) at the start, else `None`.
@@ -104,77 +303,8 @@ fn scheme_len(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// The host of an authority `host[:port]` when it is a plain domain name.
-fn host_of(authority: &str) -> Option<&str> {
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (authority, None),
-    };
-    if let Some(port) = port {
-        let digits = port.as_bytes();
-        if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        // At most 5 digits: fits in u32 without overflow.
-        let value = digits
-            .iter()
-            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
-        if value > u32::from(u16::MAX) {
-            return None;
-        }
-    }
-    let mut last_label = "";
-    for label in host.split('.') {
-        let b = label.as_bytes();
-        if b.is_empty()
-            || !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
-            || (b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"xn--"))
-        {
-            return None;
-        }
-        last_label = label;
-    }
-    if last_label.as_bytes()[0].is_ascii_digit() {
-        return None;
-    }
-    Some(host)
-}
-
-/// True when the parser keeps the path byte for byte: no dot segment, no `%2e`, no
-/// byte it percent-encodes. The caller has checked for non-ASCII, whitespace and `\`.
-fn plain_path(path: &[u8]) -> bool {
-    let mut segment_start = 0;
-    for (i, &b) in path.iter().enumerate() {
-        match b {
-            b'"' | b'<' | b'>' | b'`' | b'{' | b'}' => return false,
-            b'%' if path.get(i + 1) == Some(&b'2')
-                && matches!(path.get(i + 2), Some(b'e' | b'E')) =>
-            {
-                return false
-            }
-            b'/' => {
-                if dot_segment(&path[segment_start..i]) {
-                    return false;
-                }
-                segment_start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    !dot_segment(&path[segment_start..])
-}
-
 fn dot_segment(segment: &[u8]) -> bool {
     matches!(segment, b"." | b"..")
-}
-
-/// Lowercases an ASCII host, borrowing when it already is lowercase (the usual case).
-fn lowercase(host: &str) -> Cow<'_, str> {
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
 }
 
 #[cfg(test)]
