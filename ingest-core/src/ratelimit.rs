@@ -18,7 +18,8 @@
 //!
 //! The effect of cases 2 and 3: an evicted key that is still *hot* comes back as a fresh
 //! key with a full burst. With `max_keys` above the number of clients active within one
-//! burst period this does not happen; size it that way (each key costs about 40 bytes).
+//! burst period this does not happen; size it that way (each key costs about 50 bytes:
+//! a 32-byte slot and its index entry).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -35,7 +36,7 @@ pub struct RateLimitConfig {
     /// Cells a key may spend at once after being idle (the bucket size). `0` is
     /// treated as `1`. Default 100.
     pub burst: u32,
-    /// Maximum number of keys kept in memory (about 40 bytes each). When full, idle
+    /// Maximum number of keys kept in memory (about 50 bytes each). When full, idle
     /// keys are evicted first (lossless), then approximately least recently used ones
     /// (an evicted hot key starts again with a full burst). `0` is treated as `1`.
     /// Default 100 000.
