@@ -114,6 +114,9 @@ fn queries() -> Vec<(String, String)> {
 /// is deterministic (a retried block splits into the same per-shard blocks, which the
 /// replicated tables then deduplicate; `rand()` would defeat that) and keeps a
 /// visitor's events on one shard. (18.16 cannot hash a UUID, hence not `event_id`.)
+/// `IF NOT EXISTS`, like `migrate`: 18.16's distributed-DDL worker may run a task a
+/// second time after its ZooKeeper session was interrupted (seen here once, under
+/// load), and the second run must not fail the statement.
 fn create_events_on_cluster(c: &Cluster, cluster: &str) {
     c.query(
         0,
@@ -122,7 +125,7 @@ fn create_events_on_cluster(c: &Cluster, cluster: &str) {
     c.query(
         0,
         &format!(
-            "CREATE TABLE analytics.events_local ON CLUSTER {cluster} ({}) \
+            "CREATE TABLE IF NOT EXISTS analytics.events_local ON CLUSTER {cluster} ({}) \
              ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/analytics/events_local', '{{replica}}') \
              PARTITION BY toYYYYMM(received_at) \
              ORDER BY (site_id, toDate(received_at), name, visitor_id)",
@@ -132,7 +135,7 @@ fn create_events_on_cluster(c: &Cluster, cluster: &str) {
     c.query(
         0,
         &format!(
-            "CREATE TABLE analytics.events ON CLUSTER {cluster} AS analytics.events_local \
+            "CREATE TABLE IF NOT EXISTS analytics.events ON CLUSTER {cluster} AS analytics.events_local \
              ENGINE = Distributed({cluster}, analytics, events_local, cityHash64(site_id, visitor_id))"
         ),
     );

@@ -36,14 +36,17 @@ pub const SHARDED: &str = "sharded";
 static NEXT_PORT: AtomicU16 = AtomicU16::new(19400);
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The next free port of 19400-19499, wrapping around (one cluster runs at a time, so
+/// a wrapped-around port belongs to a cluster already dropped).
 fn free_port() -> u16 {
-    loop {
-        let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        assert!(p <= 19499, "cluster test ports 19400-19499 exhausted");
+    for _ in 0..100 {
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let p = 19400 + (n - 19400) % 100;
         if TcpListener::bind(("127.0.0.1", p)).is_ok() {
             return p;
         }
     }
+    panic!("no free port in 19400-19499 (the cluster tests' range)");
 }
 
 /// One clickhouse-server of the cluster.
@@ -177,8 +180,12 @@ impl Cluster {
 
     /// Runs `sql` on node `i`, panicking with the server's error.
     pub fn query(&self, i: usize, sql: &str) -> String {
-        self.try_query(i, sql)
-            .unwrap_or_else(|e| panic!("query failed: {e}\nquery: {sql}"))
+        self.try_query(i, sql).unwrap_or_else(|e| {
+            let logs: String = (0..self.nodes.len())
+                .map(|k| format!("=== node {k}\n{}", self.node_log_tail(k)))
+                .collect();
+            panic!("query failed: {e}\nquery: {sql}\n{logs}")
+        })
     }
 
     /// A single number answered by `sql` on node `i`.
