@@ -173,14 +173,15 @@ pub const BROWSERS: &[(&str, &str)] = &[
 /// ```
 pub fn classify_user_agent(ua: &str) -> UaInfo {
     let bot = is_bot(ua);
-    let (browser, browser_version) = browser(ua);
+    let tokens = scan_tokens(ua);
+    let (browser, browser_version) = browser(ua, &tokens);
     let (os, os_version) = os(ua);
     UaInfo {
         browser: Cow::Borrowed(browser),
         browser_version,
         os: Cow::Borrowed(os),
         os_version,
-        device: if bot { "" } else { device(ua, os) },
+        device: if bot { "" } else { device(os, &tokens) },
         bot,
     }
 }
@@ -220,41 +221,166 @@ pub fn device_class(ua_device: &'static str, screen_width: Option<u16>) -> &'sta
     }
 }
 
-fn is_bot(ua: &str) -> bool {
-    // One lowercase copy, then plain substring tests: simpler and faster than a
-    // case-insensitive search per token. Only on cache misses.
-    let lower = ua.to_ascii_lowercase();
-    BOT_TOKENS.iter().any(|t| lower.contains(t))
+// Substring search with `str::contains` sets up a Two-Way searcher per call, which
+// dominated the cost (about 90% of 1.8 µs per UA). The helpers below read the UA once
+// or twice instead.
+
+/// Bit `a << 8 | b` is set when a bot token starts with the (lowercase) bytes `a, b`.
+static BOT_PAIRS: [u64; 1024] = bot_pairs();
+
+const fn bot_pairs() -> [u64; 1024] {
+    let mut bits = [0u64; 1024];
+    let mut i = 0;
+    while i < BOT_TOKENS.len() {
+        let t = BOT_TOKENS[i].as_bytes();
+        let key = (t[0] as usize) << 8 | t[1] as usize;
+        bits[key >> 6] |= 1 << (key & 63);
+        i += 1;
+    }
+    bits
 }
 
-fn browser(ua: &str) -> (&'static str, Cow<'static, str>) {
-    for &(token, name) in BROWSERS {
-        let Some(at) = ua.find(token) else { continue };
-        let after = &ua[at + token.len()..];
-        return match token {
-            // Safari's own version is in `Version/`; without `Safari/` it is not Safari
-            // (an Android stock browser or an app).
-            "Version/" if !ua.contains("Safari/") => continue,
-            // Presto Opera: `Opera/9.80 (...) Version/12.16`.
-            "Opera/" => match ua.find("Version/") {
-                Some(v) => (name, version(&ua[v + "Version/".len()..], 2)),
-                None => (name, version(after, 2)),
-            },
-            // IE 11: `Trident/7.0; rv:11.0`.
-            "Trident/" => match ua.find("rv:") {
-                Some(v) => (name, version(&ua[v + 3..], 2)),
-                None => (name, Cow::Borrowed("")),
-            },
-            "Chrome/" if ua.contains("; wv)") => ("Android WebView", version(after, 2)),
-            _ => (name, version(after, 2)),
-        };
+/// Case-insensitive search for every [`BOT_TOKENS`] entry in one pass: a bitmap of
+/// their first two bytes filters the positions worth comparing.
+fn is_bot(ua: &str) -> bool {
+    let b = ua.as_bytes();
+    for i in 0..b.len().saturating_sub(1) {
+        let (x, y) = (b[i].to_ascii_lowercase(), b[i + 1].to_ascii_lowercase());
+        let key = usize::from(x) << 8 | usize::from(y);
+        if BOT_PAIRS[key >> 6] >> (key & 63) & 1 == 0 {
+            continue;
+        }
+        let rest = &b[i..];
+        if BOT_TOKENS.iter().any(|t| {
+            let t = t.as_bytes();
+            t[0] == x
+                && t[1] == y
+                && rest.len() >= t.len()
+                && rest[..t.len()].eq_ignore_ascii_case(t)
+        }) {
+            return true;
+        }
     }
-    ("", Cow::Borrowed(""))
+    false
 }
+
+/// Where `needle` (at least 2 bytes) first occurs in `hay`: a plain scan comparing two
+/// bytes before the rest, which beats a Two-Way searcher on 100-byte haystacks.
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let last = h.len().checked_sub(n.len())?;
+    (0..=last).find(|&i| h[i] == n[0] && h[i + 1] == n[1] && &h[i..i + n.len()] == n)
+}
+
+fn contains(hay: &str, needle: &str) -> bool {
+    find(hay, needle).is_some()
+}
+
+/// What one pass over the UA's product tokens (`Name/version`, and the words between
+/// delimiters) found.
+#[derive(Default)]
+struct Tokens {
+    /// The best-ranked [`BROWSERS`] entry (lowest index) and where its version starts.
+    browser: Option<(usize, usize)>,
+    /// `Version/…` (Safari's version) and whether `Safari/` was seen.
+    safari_version: Option<usize>,
+    safari: bool,
+    mobile: bool,
+    tablet: bool,
+}
+
+fn scan_tokens(ua: &str) -> Tokens {
+    let b = ua.as_bytes();
+    let mut found = Tokens::default();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !matches!(c, b' ' | b'(' | b')' | b';' | b'[' | b']' | b',' | b'/') {
+            continue;
+        }
+        let word = &ua[start..i];
+        start = i + 1;
+        if word.is_empty() {
+            continue;
+        }
+        match word.as_bytes()[0] {
+            b'M' if word.starts_with("Mobi") => found.mobile = true,
+            b'T' if word == "Tablet" => found.tablet = true,
+            b'K' if word == "Kindle" => found.tablet = true,
+            b'S' if c == b'/' && word == "Silk" => found.tablet = true,
+            b'S' if c == b'/' && word == "Safari" => found.safari = true,
+            b'V' if c == b'/' && word == "Version" => {
+                found.safari_version.get_or_insert(i + 1);
+            }
+            _ => {}
+        }
+        // Browser tokens end with `/`, except `MSIE ` and `Instagram ` (a space).
+        let word = if word == "HeadlessChrome" {
+            "Chrome"
+        } else {
+            word
+        };
+        let rank = BROWSERS.iter().position(|(token, _)| {
+            token.len() == word.len() + 1
+                && token.as_bytes()[word.len()] == if c == b' ' { b' ' } else { b'/' }
+                && token.starts_with(word)
+        });
+        // `Version/` is Safari's only with `Safari/`: decided in `browser`.
+        if let Some(rank) = rank.filter(|&r| r != SAFARI_RANK) {
+            if found.browser.is_none_or(|(best, _)| rank < best) {
+                found.browser = Some((rank, i + 1));
+            }
+        }
+    }
+    found
+}
+
+fn browser(ua: &str, tokens: &Tokens) -> (&'static str, Cow<'static, str>) {
+    let safari = match (tokens.safari, tokens.safari_version) {
+        (true, Some(at)) => Some((SAFARI_RANK, at)),
+        _ => None,
+    };
+    let best = match (tokens.browser, safari) {
+        (Some(b), Some(s)) => Some(if b.0 < s.0 { b } else { s }),
+        (b, s) => b.or(s),
+    };
+    let Some((rank, at)) = best else {
+        return ("", Cow::Borrowed(""));
+    };
+    let (token, name) = BROWSERS[rank];
+    let after = &ua[at..];
+    match token {
+        // Presto Opera: `Opera/9.80 (...) Version/12.16`.
+        "Opera/" => match tokens.safari_version {
+            Some(v) => (name, version(&ua[v..], 2)),
+            None => (name, version(after, 2)),
+        },
+        // IE 11: `Trident/7.0; rv:11.0`.
+        "Trident/" => match find(ua, "rv:") {
+            Some(v) => (name, version(&ua[v + 3..], 2)),
+            None => (name, Cow::Borrowed("")),
+        },
+        "Chrome/" if contains(ua, "; wv)") => ("Android WebView", version(after, 2)),
+        _ => (name, version(after, 2)),
+    }
+}
+
+/// Index of `Version/` in [`BROWSERS`]: it only counts with `Safari/` present.
+const SAFARI_RANK: usize = {
+    let mut i = 0;
+    while !matches!(BROWSERS[i].0.as_bytes(), b"Version/") {
+        i += 1;
+    }
+    i
+};
 
 fn os(ua: &str) -> (&'static str, Cow<'static, str>) {
-    if let Some(at) = ua.find("Windows NT ") {
-        let v = version(&ua[at + "Windows NT ".len()..], 2);
+    // The platform is in the first comment: `(Windows NT 10.0; Win64; x64)`.
+    let platform = match (ua.find('('), ua.find(')')) {
+        (Some(open), Some(close)) if open < close => &ua[open..close],
+        _ => ua,
+    };
+    if let Some(at) = find(platform, "Windows NT ") {
+        let v = version(&platform[at + "Windows NT ".len()..], 2);
         let name = match &*v {
             "10.0" => "10",
             "6.3" => "8.1",
@@ -266,49 +392,44 @@ fn os(ua: &str) -> (&'static str, Cow<'static, str>) {
         };
         return ("Windows", Cow::Borrowed(name));
     }
-    if ua.contains("Windows Phone") {
-        return ("Windows Phone", after_token(ua, "Windows Phone ", 2));
+    if contains(platform, "Windows Phone") {
+        return ("Windows Phone", after_token(platform, "Windows Phone ", 2));
     }
-    if ua.contains("iPhone") || ua.contains("iPod") {
-        return ("iOS", after_token(ua, " OS ", 2));
+    if contains(platform, "iPhone") || contains(platform, "iPod") {
+        return ("iOS", after_token(platform, " OS ", 2));
     }
-    if ua.contains("iPad") {
-        return ("iPadOS", after_token(ua, " OS ", 2));
+    if contains(platform, "iPad") {
+        return ("iPadOS", after_token(platform, " OS ", 2));
     }
-    if ua.contains("Android") {
-        return ("Android", after_token(ua, "Android ", 2));
+    if contains(platform, "Android") {
+        return ("Android", after_token(platform, "Android ", 2));
     }
-    if ua.contains("CrOS") {
+    if contains(platform, "CrOS") {
         return ("Chrome OS", Cow::Borrowed(""));
     }
-    if ua.contains("Mac OS X") {
-        return ("macOS", after_token(ua, "Mac OS X ", 2));
+    if contains(platform, "Mac OS X") {
+        return ("macOS", after_token(platform, "Mac OS X ", 2));
     }
-    if ua.contains("Macintosh") {
+    if contains(platform, "Macintosh") {
         return ("macOS", Cow::Borrowed(""));
     }
-    if ua.contains("Linux") || ua.contains("X11") && ua.contains("Ubuntu") {
+    if contains(platform, "Linux") || contains(platform, "X11") && contains(platform, "Ubuntu") {
         return ("Linux", Cow::Borrowed(""));
     }
-    if ua.contains("FreeBSD") {
+    if contains(platform, "FreeBSD") {
         return ("FreeBSD", Cow::Borrowed(""));
     }
-    if ua.contains("Windows") {
+    if contains(platform, "Windows") {
         return ("Windows", Cow::Borrowed(""));
     }
     ("", Cow::Borrowed(""))
 }
 
-fn device(ua: &str, os: &str) -> &'static str {
-    if os == "iPadOS"
-        || ua.contains("Tablet")
-        || ua.contains("Kindle")
-        || ua.contains("Silk/")
-        || (os == "Android" && !ua.contains("Mobile"))
-    {
+fn device(os: &str, tokens: &Tokens) -> &'static str {
+    if os == "iPadOS" || tokens.tablet || (os == "Android" && !tokens.mobile) {
         return "tablet";
     }
-    if ua.contains("Mobi") || matches!(os, "iOS" | "Android" | "Windows Phone") {
+    if tokens.mobile || matches!(os, "iOS" | "Android" | "Windows Phone") {
         return "mobile";
     }
     match os {
@@ -318,7 +439,7 @@ fn device(ua: &str, os: &str) -> &'static str {
 }
 
 fn after_token(ua: &str, token: &str, parts: usize) -> Cow<'static, str> {
-    match ua.find(token) {
+    match find(ua, token) {
         Some(at) => version(&ua[at + token.len()..], parts),
         None => Cow::Borrowed(""),
     }
