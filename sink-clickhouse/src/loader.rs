@@ -384,3 +384,156 @@ fn read_chunk(reader: &mut SegmentReader, max_rows: usize) -> Result<Option<Chun
     }
     Ok(first.map(|f| (f, last, batches, rows)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    use arrow_array::Int32Array;
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::spool::SpoolConfig;
+
+    /// Fails the first `fail` writes (retryable or not), then records what it got.
+    struct Flaky {
+        fail: usize,
+        retryable: bool,
+        calls: AtomicUsize,
+        got: Mutex<Vec<(String, usize)>>,
+    }
+
+    impl Store for Flaky {
+        fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(async move {
+                if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
+                    return Err(StoreError {
+                        retryable: self.retryable,
+                        code: "27".into(),
+                        message: "nope".into(),
+                    });
+                }
+                self.got
+                    .lock()
+                    .unwrap()
+                    .push((chunk.token.clone(), chunk.rows));
+                Ok(())
+            })
+        }
+    }
+
+    async fn spool_with(dir: &std::path::Path, records: i32) -> Spool {
+        let (spool, _) = Spool::open(SpoolConfig {
+            dir: dir.join("spool"),
+            quarantine_dir: dir.join("quarantine"),
+            max_bytes: 1 << 30,
+            segment_max_bytes: 1 << 30,
+            segment_max_rows: 1 << 30,
+            segment_max_age: Duration::from_secs(3600),
+            batch_ids_keep: 10,
+        })
+        .unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        for i in 0..records {
+            let b = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int32Array::from(vec![i; 10]))],
+            )
+            .unwrap();
+            spool.append_events(b).await.unwrap();
+        }
+        spool.seal().await.unwrap();
+        spool
+    }
+
+    fn loader(spool: &Spool, store: Arc<Flaky>, max_rows: usize) -> Loader {
+        Loader::new(
+            spool.clone(),
+            store,
+            Arc::new(Metrics::new()),
+            Arc::new(Health::default()),
+            LoaderConfig {
+                max_rows,
+                min_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn retries_then_deletes_with_stable_tokens_per_record_range() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = spool_with(d.path(), 5).await;
+        let store = Arc::new(Flaky {
+            fail: 3,
+            retryable: true,
+            calls: 0.into(),
+            got: Mutex::new(Vec::new()),
+        });
+        let l = loader(&spool, store.clone(), 20);
+        assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+        let got = store.got.lock().unwrap().clone();
+        let id = spool.spool_id().to_owned();
+        // 5 records of 10 rows, chunks of >= 20 rows: records 0-1, 2-3, 4.
+        assert_eq!(
+            got,
+            vec![
+                (format!("{id}-1-0-1"), 20),
+                (format!("{id}-1-2-3"), 20),
+                (format!("{id}-1-4-4"), 10)
+            ]
+        );
+        assert!(spool.sealed().unwrap().is_empty());
+        assert!(l.health.failing_since_ms.load(Ordering::Relaxed) == 0);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_chunk_goes_to_quarantine_and_the_rest_is_loaded() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = spool_with(d.path(), 2).await;
+        let store = Arc::new(Flaky {
+            fail: 1,
+            retryable: false,
+            calls: 0.into(),
+            got: Mutex::new(Vec::new()),
+        });
+        let l = loader(&spool, store.clone(), 10);
+        assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+        assert_eq!(store.got.lock().unwrap().len(), 1);
+        let q: Vec<_> = std::fs::read_dir(d.path().join("quarantine"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let arrows = q
+            .iter()
+            .find(|n| n.ends_with(".arrows"))
+            .expect("quarantined chunk");
+        let bytes = std::fs::read(d.path().join("quarantine").join(arrows)).unwrap();
+        assert_eq!(
+            ipc::decode(&bytes)
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>(),
+            10
+        );
+        assert_eq!(l.metrics.quarantined.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn drain_gives_up_at_the_deadline_and_keeps_the_segment() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = spool_with(d.path(), 1).await;
+        let store = Arc::new(Flaky {
+            fail: usize::MAX,
+            retryable: true,
+            calls: 0.into(),
+            got: Mutex::new(Vec::new()),
+        });
+        let l = loader(&spool, store, 10);
+        assert!(!l.drain(Instant::now() + Duration::from_millis(200)).await);
+        assert_eq!(spool.sealed().unwrap().len(), 1);
+        assert!(l.health.failing_since_ms.load(Ordering::Relaxed) > 0);
+    }
+}

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::reply::{Accepted, ApiError};
 use super::tracker::spool_error;
-use super::{count_status, read_body, AppState};
+use super::{count_status, read_body, refuse_after_drain, AppState};
 use crate::metrics::RouteLabel;
 use crate::spool::batch_ids::MAX_BATCH_ID_LEN;
 use crate::spool::Appended;
@@ -46,14 +46,17 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
 async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
     if !authorized(state, headers) {
         state.metrics.reject("unauthorized", 1);
-        return Err(ApiError::new(
+        let e = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "authorization",
             "unauthorized",
             "a valid bearer token is required",
-        ));
+        );
+        return Err(refuse_after_drain(body, e).await);
     }
-    state.refuse_if_closing()?;
+    if let Err(e) = state.refuse_if_closing() {
+        return Err(refuse_after_drain(body, e).await);
+    }
     let id = match headers.get("x-batch-id") {
         None => None,
         Some(v) => {
@@ -65,7 +68,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
                     "x-batch-id",
                     "invalid",
                     format!("1 to {MAX_BATCH_ID_LEN} visible ASCII characters expected"),
-                ));
+                )
+                .closing());
             }
             Some(b.to_vec())
         }

@@ -210,6 +210,19 @@ pub fn with_layers(app: Router, timeout: Duration, metrics: Arc<Metrics>) -> Rou
     ))
 }
 
+/// Most body bytes read and thrown away to answer an early refusal (401, 503) cleanly:
+/// a client still sending a larger body gets its connection closed instead.
+pub const DRAIN_MAX: usize = 1 << 20;
+
+/// Reads and discards up to [`DRAIN_MAX`] body bytes, so an early refusal reaches a
+/// client that is still sending; past that the refusal says `Connection: close`.
+async fn refuse_after_drain(body: Body, e: ApiError) -> ApiError {
+    match Limited::new(body, DRAIN_MAX).collect().await {
+        Ok(_) => e,
+        Err(_) => e.closing(),
+    }
+}
+
 /// Reads a body, never buffering more than `max` bytes: 413 past it.
 async fn read_body(
     headers: &HeaderMap,
@@ -224,6 +237,7 @@ async fn read_body(
             "body_too_large",
             format!("body of {actual} bytes is over the limit of {max}"),
         )
+        .closing()
     };
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)

@@ -65,6 +65,9 @@ pub struct ApiError {
     pub retry_after_s: Option<u64>,
     /// Rejected events, when the request failed because all its events did.
     pub rejected: Vec<RejectedItem>,
+    /// Answered before the body was read: ask the client not to reuse the connection
+    /// (the unread body makes it unusable, and a client that reuses it gets a reset).
+    pub close: bool,
 }
 
 #[derive(Serialize)]
@@ -91,6 +94,15 @@ impl ApiError {
             },
             retry_after_s: None,
             rejected: Vec::new(),
+            close: false,
+        }
+    }
+
+    /// The same error, with `Connection: close` (the body was not read).
+    pub fn closing(self) -> Self {
+        ApiError {
+            close: true,
+            ..self
         }
     }
 
@@ -105,6 +117,7 @@ impl ApiError {
             problem: e.to_problem(),
             retry_after_s: None,
             rejected: Vec::new(),
+            close: false,
         }
     }
 

@@ -16,7 +16,7 @@ use ingest_core::{
 
 use super::client_ip::client_info;
 use super::reply::{Accepted, ApiError, RejectedItem};
-use super::{count_status, now_ms, read_body, AppState};
+use super::{count_status, now_ms, read_body, refuse_after_drain, AppState};
 use crate::metrics::RouteLabel;
 use crate::spool::AppendError;
 
@@ -128,7 +128,9 @@ async fn read_tracker_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<u8>, ApiError> {
-    state.refuse_if_closing()?;
+    if let Err(e) = state.refuse_if_closing() {
+        return Err(refuse_after_drain(body, e).await);
+    }
     read_body(
         headers,
         body,

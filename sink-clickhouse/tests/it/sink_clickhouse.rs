@@ -43,21 +43,28 @@ fn q(ch: &ClickHouse, sql: &str) -> String {
 }
 
 fn count(ch: &ClickHouse) -> u64 {
-    q(ch, &format!("SELECT count() FROM {TABLE}")).parse().unwrap()
+    q(ch, &format!("SELECT count() FROM {TABLE}"))
+        .parse()
+        .unwrap()
 }
 
 fn distinct_ids(ch: &ClickHouse) -> u64 {
-    q(ch, &format!("SELECT uniqExact(event_id) FROM {TABLE}")).parse().unwrap()
+    q(ch, &format!("SELECT uniqExact(event_id) FROM {TABLE}"))
+        .parse()
+        .unwrap()
 }
 
 fn per_site(ch: &ClickHouse) -> BTreeMap<String, u64> {
-    q(ch, &format!("SELECT site_id, count() FROM {TABLE} GROUP BY site_id FORMAT TabSeparated"))
-        .lines()
-        .filter_map(|l| {
-            let (s, n) = l.split_once('\t')?;
-            Some((s.to_owned(), n.parse().ok()?))
-        })
-        .collect()
+    q(
+        ch,
+        &format!("SELECT site_id, count() FROM {TABLE} GROUP BY site_id FORMAT TabSeparated"),
+    )
+    .lines()
+    .filter_map(|l| {
+        let (s, n) = l.split_once('\t')?;
+        Some((s.to_owned(), n.parse().ok()?))
+    })
+    .collect()
 }
 
 /// Rows per NDJSON request (pathname `/r<first>/...`).
@@ -92,20 +99,40 @@ fn http_and_batches_100k_each_are_all_in_clickhouse() {
     let t0 = Instant::now();
     let (http, batches) = std::thread::scope(|sc| {
         let h = sc.spawn(|| load::send_ndjson(&sink.url("/e"), 0, 1000, 100, 4, || false));
-        let b = sc.spawn(|| load::send_batches(&sink.url("/v1/batches"), TOKEN, 10_000_000, 20, 5000, 2, || false));
+        let b = sc.spawn(|| {
+            load::send_batches(
+                &sink.url("/v1/batches"),
+                TOKEN,
+                10_000_000,
+                20,
+                5000,
+                2,
+                || false,
+            )
+        });
         (h.join().unwrap(), b.join().unwrap())
     });
     let sent_in = t0.elapsed();
-    assert!(http.refused.is_empty() && batches.refused.is_empty(), "{:?} {:?}", http.refused, batches.refused);
+    assert!(
+        http.refused.is_empty() && batches.refused.is_empty(),
+        "{:?} {:?}",
+        http.refused,
+        batches.refused
+    );
     let mut t = http.acked.clone();
     t.add(&batches.acked);
     assert_eq!(t.rows, 200_000);
-    wait_rows(&ch, &sink, t.rows, Duration::from_secs(60));
-    eprintln!("200 000 rows acknowledged in {sent_in:?}, in ClickHouse after {:?}", t0.elapsed());
+    wait_rows(&ch, &sink, t.rows, Duration::from_secs(180));
+    eprintln!(
+        "200 000 rows acknowledged in {sent_in:?}, in ClickHouse after {:?}",
+        t0.elapsed()
+    );
     assert_eq!(count(&ch), t.rows);
     assert_eq!(distinct_ids(&ch), t.rows);
     assert_eq!(per_site(&ch), t.per_site);
-    let sum: u64 = q(&ch, &format!("SELECT sum(screen_width) FROM {TABLE}")).parse().unwrap();
+    let sum: u64 = q(&ch, &format!("SELECT sum(screen_width) FROM {TABLE}"))
+        .parse()
+        .unwrap();
     assert_eq!(sum, t.sum_screen_width);
     assert!(sink.metric("sink_loaded_rows_total") as u64 >= t.rows);
 }
@@ -119,24 +146,46 @@ fn kill_9_mid_load_then_restart_every_acknowledged_event_is_in_clickhouse() {
     let stop = AtomicBool::new(false);
     let url = sink.url("/e");
     let run = std::thread::scope(|sc| {
-        let h = sc.spawn(|| load::send_ndjson(&url, 0, 1_000_000, 50, 4, || stop.load(Ordering::Relaxed)));
+        let h = sc.spawn(|| {
+            load::send_ndjson(&url, 0, 1_000_000, 50, 4, || stop.load(Ordering::Relaxed))
+        });
         std::thread::sleep(Duration::from_secs(3));
         sink.kill9();
         stop.store(true, Ordering::Relaxed);
         h.join().unwrap()
     });
-    assert!(run.acked.rows > 1000, "too little load before the kill: {}", run.acked.rows);
+    assert!(
+        run.acked.rows > 1000,
+        "too little load before the kill: {}",
+        run.acked.rows
+    );
     sink.restart();
-    sink.wait_until("spool replayed and loaded", Duration::from_secs(60), || sink.spool_empty());
+    sink.wait_until(
+        "spool replayed and loaded",
+        Duration::from_secs(180),
+        || sink.spool_empty(),
+    );
     let got = per_request(&ch);
     for r in &run.acked.requests {
-        assert!(got.get(r).is_some_and(|n| *n >= 50), "acknowledged request {r} missing ({:?})", got.get(r));
+        assert!(
+            got.get(r).is_some_and(|n| *n >= 50),
+            "acknowledged request {r} missing ({:?})",
+            got.get(r)
+        );
     }
     let distinct = distinct_ids(&ch);
     // Requests cut by the kill may have been stored without their 2xx: at most one
     // request per client (4 × 50 events) beyond what was acknowledged.
-    assert!(distinct >= run.acked.rows && distinct <= run.acked.rows + 200, "distinct {distinct}, acked {}", run.acked.rows);
-    eprintln!("acked {}, distinct in ClickHouse {distinct}, rows {}", run.acked.rows, count(&ch));
+    assert!(
+        distinct >= run.acked.rows && distinct <= run.acked.rows + 200,
+        "distinct {distinct}, acked {}",
+        run.acked.rows
+    );
+    eprintln!(
+        "acked {}, distinct in ClickHouse {distinct}, rows {}",
+        run.acked.rows,
+        count(&ch)
+    );
 }
 
 #[test]
@@ -177,13 +226,22 @@ fn clickhouse_down_for_20_s_loses_nothing_and_catches_up() {
         stop.store(true, Ordering::Relaxed);
         h.join().unwrap()
     });
-    assert!(run.refused.is_empty(), "refused during the outage: {:?}", run.refused);
-    wait_rows(&ch, &sink, run.acked.rows, Duration::from_secs(60));
-    sink.wait_until("spool empty", Duration::from_secs(30), || sink.spool_empty());
+    assert!(
+        run.refused.is_empty(),
+        "refused during the outage: {:?}",
+        run.refused
+    );
+    wait_rows(&ch, &sink, run.acked.rows, Duration::from_secs(180));
+    sink.wait_until("spool empty", Duration::from_secs(30), || {
+        sink.spool_empty()
+    });
     assert_eq!(distinct_ids(&ch), run.acked.rows);
     assert_eq!(per_site(&ch), run.acked.per_site);
     sink.wait_until("ready again", Duration::from_secs(10), || {
-        http.get(sink.url("/readyz")).send().map(|r| r.status() == 200).unwrap_or(false)
+        http.get(sink.url("/readyz"))
+            .send()
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
     });
     assert!(sink.metric("sink_clickhouse_errors_total") > 0.0);
 }
@@ -207,7 +265,13 @@ fn batches_without_the_right_token_write_0_rows() {
     assert_eq!(count(&ch), 0);
     // And with the token, the same batch twice (same id) is stored once.
     for expect in [202, 200] {
-        let r = http.post(sink.url("/v1/batches")).bearer_auth(TOKEN).header("x-batch-id", "b-1").body(body.clone()).send().unwrap();
+        let r = http
+            .post(sink.url("/v1/batches"))
+            .bearer_auth(TOKEN)
+            .header("x-batch-id", "b-1")
+            .body(body.clone())
+            .send()
+            .unwrap();
         assert_eq!(r.status(), expect);
     }
     wait_rows(&ch, &sink, t.rows, Duration::from_secs(30));
@@ -221,14 +285,29 @@ fn spool_limit_with_clickhouse_down_503_then_recovery() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut ch = ClickHouse::start();
     migrate(&ch);
-    let sink = sink_for(&ch, &["--spool-max-bytes", "300KiB", "--flush-interval", "100ms", "--retry-max-backoff", "1s"]);
+    let sink = sink_for(
+        &ch,
+        &[
+            "--spool-max-bytes",
+            "300KiB",
+            "--flush-interval",
+            "100ms",
+            "--retry-max-backoff",
+            "1s",
+        ],
+    );
     ch.stop();
     let http = reqwest::blocking::Client::new();
     let mut acked = Tally::default();
     let mut saw_503 = false;
     for i in 0..5000 {
         let (body, t) = load::ndjson(i * 100, 100);
-        let r = http.post(sink.url("/e")).header("user-agent", load::UA).body(body).send().unwrap();
+        let r = http
+            .post(sink.url("/e"))
+            .header("user-agent", load::UA)
+            .body(body)
+            .send()
+            .unwrap();
         match r.status().as_u16() {
             202 => acked.add(&t),
             503 => {
@@ -241,10 +320,15 @@ fn spool_limit_with_clickhouse_down_503_then_recovery() {
     }
     assert!(saw_503, "the spool never filled");
     ch.restart();
-    wait_rows(&ch, &sink, acked.rows, Duration::from_secs(60));
+    wait_rows(&ch, &sink, acked.rows, Duration::from_secs(180));
     let (body, t) = load::ndjson(9_000_000, 100);
     sink.wait_until("accepting again", Duration::from_secs(30), || {
-        http.post(sink.url("/e")).header("user-agent", load::UA).body(body.clone()).send().map(|r| r.status() == 202).unwrap_or(false)
+        http.post(sink.url("/e"))
+            .header("user-agent", load::UA)
+            .body(body.clone())
+            .send()
+            .map(|r| r.status() == 202)
+            .unwrap_or(false)
     });
     acked.add(&t);
     wait_rows(&ch, &sink, acked.rows, Duration::from_secs(30));
