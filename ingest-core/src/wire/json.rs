@@ -267,7 +267,8 @@ pub(crate) fn decode_event<'a>(
             }
             Field::Url => url = string(v, f, limits.max_url_len)?,
             Field::Name => {
-                if let Some(n) = string(v, f, limits.max_name_len)? {
+                // Empty is absent, as in the pixel: a nameless event is a page view.
+                if let Some(n) = string(v, f, limits.max_name_len)?.filter(|n| !n.is_empty()) {
                     ev.name = Cow::Borrowed(n);
                 }
             }

@@ -245,6 +245,8 @@ mod tests {
             r#"{"site":"a.com","url":"https://a.com/","referrer":null,"cls":null,"future_field":{"x":[1,2]}}"#,
         );
         assert_eq!(ev.name, "pageview");
+        assert_eq!(one(r#"{"url":"u","name":""}"#).name, "pageview");
+        assert_eq!(one(r#"{"url":"u","name":null}"#).name, "pageview");
         assert_eq!(ev.referrer, None);
         assert_eq!(ev.timings.cls, None);
         // site is optional at this layer: the pipeline rejects its absence.
