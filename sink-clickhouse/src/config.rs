@@ -131,11 +131,11 @@ pub struct ServeArgs {
     /// Most events in one tracker request.
     #[arg(long, env = "SINK_MAX_EVENTS_PER_REQUEST", default_value_t = 100)]
     pub max_events_per_request: usize,
-    /// Largest `/v1/batches` body.
-    #[arg(long, env = "SINK_MAX_BATCH_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    /// Largest `/v1/batches` body (an edge batch is ~10 000 events, well under 8 MiB).
+    #[arg(long, env = "SINK_MAX_BATCH_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_batch_bytes: u64,
-    /// Most rows in one `/v1/batches` body.
-    #[arg(long, env = "SINK_MAX_BATCH_ROWS", default_value_t = 1_000_000)]
+    /// Most rows in one `/v1/batches` body (bounds the memory of one decoded batch).
+    #[arg(long, env = "SINK_MAX_BATCH_ROWS", default_value_t = 200_000)]
     pub max_batch_rows: usize,
     /// Recent `/v1/batches` ids remembered (on disk) to answer a redelivery "already stored".
     #[arg(long, env = "SINK_BATCH_IDS_KEEP", default_value_t = 100_000)]

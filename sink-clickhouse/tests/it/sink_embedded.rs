@@ -376,3 +376,44 @@ fn kill_9_then_restart_loses_no_acknowledged_event() {
         assert!(v["duckdb"]["per_site"][site].as_u64().unwrap() >= *n);
     }
 }
+
+#[test]
+fn batch_limits_at_and_past() {
+    let http = reqwest::blocking::Client::new();
+    let post = |sink: &Sink, body: Vec<u8>, id: &str| {
+        http.post(sink.url("/v1/batches"))
+            .bearer_auth(TOKEN)
+            .header("x-batch-id", id)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    // Rows.
+    let sink = Sink::start(&["--max-batch-rows", "100"]);
+    assert_eq!(post(&sink, load::arrow(0, 100).0, "r1").status(), 202);
+    let r = post(&sink, load::arrow(1000, 101).0, "r2");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "body");
+    // Batch id length: 255 bytes is fine, 256 is not.
+    assert_eq!(
+        post(&sink, load::arrow(2000, 1).0, &"i".repeat(255)).status(),
+        202
+    );
+    let r = post(&sink, load::arrow(3000, 1).0, &"i".repeat(256));
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "x-batch-id");
+    drop(sink);
+    // Bytes.
+    let (body, _) = load::arrow(0, 100);
+    let limit = body.len().to_string();
+    let sink = Sink::start(&["--max-batch-bytes", &limit]);
+    assert_eq!(post(&sink, body.clone(), "b1").status(), 202);
+    let mut over = body;
+    over.push(0);
+    let r = post(&sink, over, "b2");
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().unwrap()["error"]["code"],
+        "body_too_large"
+    );
+}
