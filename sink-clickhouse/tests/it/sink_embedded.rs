@@ -417,3 +417,48 @@ fn batch_limits_at_and_past() {
         "body_too_large"
     );
 }
+
+#[test]
+fn sites_file_refuses_unknown_sites_and_is_reloaded_when_it_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sites = tmp.path().join("sites.toml");
+    std::fs::write(
+        &sites,
+        "[sites.\"a.com\"]\nhostnames = [\"a.com\"]\nplan = \"free\"\n",
+    )
+    .unwrap();
+    let sink = Sink::start(&["--sites", sites.to_str().unwrap()]);
+    let http = reqwest::blocking::Client::new();
+    let post = |site: &str, host: &str| {
+        http.post(sink.url("/e"))
+            .header("user-agent", UA)
+            .body(format!(
+                "{{\"site\":\"{site}\",\"url\":\"https://{host}/\"}}"
+            ))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(post("a.com", "a.com").status(), 202);
+    let r = post("b.com", "b.com");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["code"], "unknown_site");
+    let r = post("a.com", "evil.example");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "url");
+    // The file changes: b.com is accepted without a restart.
+    std::fs::write(
+        &sites,
+        "[sites.\"a.com\"]\nhostnames = [\"a.com\"]\nplan = \"free\"\n[sites.\"b.com\"]\nplan = \"growth\"\n",
+    )
+    .unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&sites)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    sink.wait_until("sites file reloaded", Duration::from_secs(15), || {
+        post("b.com", "b.com").status() == 202
+    });
+}
