@@ -89,12 +89,36 @@ impl fmt::Debug for DailySalt {
 /// The visitor id: SipHash-2-4 under the daily salt of `site, 0xff, client_ip, 0xff,
 /// user_agent`. `0xff` never occurs in UTF-8, so the fields cannot run into each other.
 pub fn visitor_id(salt: &DailySalt, site: &str, client_ip: &str, user_agent: &str) -> u64 {
+    let parts: [&[u8]; 5] = [
+        site.as_bytes(),
+        &[0xff],
+        client_ip.as_bytes(),
+        &[0xff],
+        user_agent.as_bytes(),
+    ];
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > VISITOR_BUF {
+        return visitor_id_streaming(salt, &parts);
+    }
+    // One `hash` call over a copy is about a third cheaper than five streaming
+    // `write`s, each of which re-buffers its tail; the digest is the same.
+    let mut buf = [0u8; VISITOR_BUF];
+    let mut at = 0;
+    for part in parts {
+        buf[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    salt.hasher().hash(&buf[..len])
+}
+
+/// Inputs up to this many bytes are hashed from a stack copy (real ones are ~150).
+const VISITOR_BUF: usize = 384;
+
+fn visitor_id_streaming(salt: &DailySalt, parts: &[&[u8]]) -> u64 {
     let mut h = salt.hasher();
-    h.write(site.as_bytes());
-    h.write_u8(0xff);
-    h.write(client_ip.as_bytes());
-    h.write_u8(0xff);
-    h.write(user_agent.as_bytes());
+    for part in parts {
+        h.write(part);
+    }
     h.finish()
 }
 
@@ -239,6 +263,30 @@ mod tests {
         let shown = format!("{salt:?}");
         assert!(shown.contains("2023-11-14"), "{shown}");
         assert!(!shown.contains(&hex(&salt.key)[..8]));
+    }
+
+    #[test]
+    fn visitor_id_is_siphash_of_the_joined_fields_at_any_length() {
+        let salt = DailySalt::derive(b"k", 0);
+        for ua_len in [0, 10, 300, VISITOR_BUF - 20, VISITOR_BUF, 2000] {
+            let ua = "u".repeat(ua_len);
+            let joined = [
+                b"site".as_slice(),
+                &[0xff],
+                b"10.0.0.1",
+                &[0xff],
+                ua.as_bytes(),
+            ];
+            assert_eq!(
+                visitor_id(&salt, "site", "10.0.0.1", &ua),
+                visitor_id_streaming(&salt, &joined),
+                "ua of {ua_len} bytes"
+            );
+            assert_eq!(
+                visitor_id(&salt, "site", "10.0.0.1", &ua),
+                salt.hasher().hash(&joined.concat())
+            );
+        }
     }
 
     #[test]

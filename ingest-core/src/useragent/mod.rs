@@ -174,8 +174,13 @@ pub const BROWSERS: &[(&str, &str)] = &[
 pub fn classify_user_agent(ua: &str) -> UaInfo {
     let bot = is_bot(ua);
     let tokens = scan_tokens(ua);
-    let (browser, browser_version) = browser(ua, &tokens);
-    let (os, os_version) = os(ua);
+    // The platform is in the first comment: `(Windows NT 10.0; Win64; x64)`.
+    let platform = match (ua.find('('), ua.find(')')) {
+        (Some(open), Some(close)) if open < close => &ua[open..=close],
+        _ => ua,
+    };
+    let (browser, browser_version) = browser(ua, platform, &tokens);
+    let (os, os_version) = os(platform);
     UaInfo {
         browser: Cow::Borrowed(browser),
         browser_version,
@@ -240,6 +245,23 @@ const fn bot_pairs() -> [u64; 1024] {
     bits
 }
 
+/// Per first letter, bit `i` set when `BOT_TOKENS[i]` starts with it.
+static BOT_BY_FIRST: [u128; 26] = {
+    let mut masks = [0u128; 26];
+    let mut i = 0;
+    while i < BOT_TOKENS.len() {
+        let first = BOT_TOKENS[i].as_bytes()[0];
+        assert!(
+            first.is_ascii_lowercase(),
+            "bot tokens start with a lowercase letter"
+        );
+        masks[(first - b'a') as usize] |= 1 << i;
+        i += 1;
+    }
+    masks
+};
+const _: () = assert!(BOT_TOKENS.len() <= 128);
+
 /// Case-insensitive search for every [`BOT_TOKENS`] entry in one pass: a bitmap of
 /// their first two bytes filters the positions worth comparing.
 fn is_bot(ua: &str) -> bool {
@@ -251,14 +273,14 @@ fn is_bot(ua: &str) -> bool {
             continue;
         }
         let rest = &b[i..];
-        if BOT_TOKENS.iter().any(|t| {
-            let t = t.as_bytes();
-            t[0] == x
-                && t[1] == y
-                && rest.len() >= t.len()
-                && rest[..t.len()].eq_ignore_ascii_case(t)
-        }) {
-            return true;
+        // The bitmap hit, so `x` is the first letter of some token.
+        let mut candidates = BOT_BY_FIRST[usize::from(x - b'a')];
+        while candidates != 0 {
+            let t = BOT_TOKENS[candidates.trailing_zeros() as usize].as_bytes();
+            candidates &= candidates - 1;
+            if t[1] == y && rest.len() >= t.len() && rest[..t.len()].eq_ignore_ascii_case(t) {
+                return true;
+            }
         }
     }
     false
@@ -319,11 +341,19 @@ fn scan_tokens(ua: &str) -> Tokens {
         } else {
             word
         };
-        let rank = BROWSERS.iter().position(|(token, _)| {
-            token.len() == word.len() + 1
-                && token.as_bytes()[word.len()] == if c == b' ' { b' ' } else { b'/' }
-                && token.starts_with(word)
-        });
+        let end = if c == b' ' { b' ' } else { b'/' };
+        let mut candidates = BROWSER_FIRST_BYTE[usize::from(word.as_bytes()[0])]
+            & BROWSER_LEN.get(word.len()).copied().unwrap_or(0);
+        let mut rank = None;
+        while candidates != 0 {
+            let r = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let token = BROWSERS[r].0.as_bytes();
+            if token[word.len()] == end && token.starts_with(word.as_bytes()) {
+                rank = Some(r);
+                break;
+            }
+        }
         // `Version/` is Safari's only with `Safari/`: decided in `browser`.
         if let Some(rank) = rank.filter(|&r| r != SAFARI_RANK) {
             if found.browser.is_none_or(|(best, _)| rank < best) {
@@ -334,7 +364,26 @@ fn scan_tokens(ua: &str) -> Tokens {
     found
 }
 
-fn browser(ua: &str, tokens: &Tokens) -> (&'static str, Cow<'static, str>) {
+// Most words of a UA are not browser tokens: these masks (bit r = `BROWSERS[r]`) rule
+// them out by first byte and length before any comparison.
+const _: () = assert!(BROWSERS.len() <= 32);
+static BROWSER_FIRST_BYTE: [u32; 256] = browser_masks().0;
+static BROWSER_LEN: [u32; 32] = browser_masks().1;
+
+const fn browser_masks() -> ([u32; 256], [u32; 32]) {
+    let mut first = [0u32; 256];
+    let mut len = [0u32; 32];
+    let mut r = 0;
+    while r < BROWSERS.len() {
+        let token = BROWSERS[r].0.as_bytes();
+        first[token[0] as usize] |= 1 << r;
+        len[token.len() - 1] |= 1 << r;
+        r += 1;
+    }
+    (first, len)
+}
+
+fn browser(ua: &str, platform: &str, tokens: &Tokens) -> (&'static str, Cow<'static, str>) {
     let safari = match (tokens.safari, tokens.safari_version) {
         (true, Some(at)) => Some((SAFARI_RANK, at)),
         _ => None,
@@ -359,7 +408,7 @@ fn browser(ua: &str, tokens: &Tokens) -> (&'static str, Cow<'static, str>) {
             Some(v) => (name, version(&ua[v + 3..], 2)),
             None => (name, Cow::Borrowed("")),
         },
-        "Chrome/" if contains(ua, "; wv)") => ("Android WebView", version(after, 2)),
+        "Chrome/" if contains(platform, "; wv)") => ("Android WebView", version(after, 2)),
         _ => (name, version(after, 2)),
     }
 }
@@ -373,12 +422,8 @@ const SAFARI_RANK: usize = {
     i
 };
 
-fn os(ua: &str) -> (&'static str, Cow<'static, str>) {
-    // The platform is in the first comment: `(Windows NT 10.0; Win64; x64)`.
-    let platform = match (ua.find('('), ua.find(')')) {
-        (Some(open), Some(close)) if open < close => &ua[open..close],
-        _ => ua,
-    };
+/// OS and version from the UA's platform comment.
+fn os(platform: &str) -> (&'static str, Cow<'static, str>) {
     if let Some(at) = find(platform, "Windows NT ") {
         let v = version(&platform[at + "Windows NT ".len()..], 2);
         let name = match &*v {
