@@ -118,7 +118,25 @@ pub const MIN_IPC_DECODED: usize = 16 << 20;
 /// them through [`crate::conform`] to check them against schema v1.
 pub fn read_ipc(bytes: &[u8], max_rows: usize) -> Result<Vec<RecordBatch>> {
     let max_decoded = MIN_IPC_DECODED.max(MAX_IPC_EXPANSION.saturating_mul(bytes.len()));
-    prescan(bytes, max_rows, max_decoded)?;
+    read_ipc_limited(bytes, max_rows, max_decoded)
+}
+
+/// [`read_ipc`] with an explicit cap on the decoded buffer bytes.
+pub fn read_ipc_limited(
+    bytes: &[u8],
+    max_rows: usize,
+    max_decoded_bytes: usize,
+) -> Result<Vec<RecordBatch>> {
+    let stats = scan_ipc(bytes)?;
+    if stats.rows > max_rows {
+        return Err(enc_err("body", format!("more than {max_rows} rows")));
+    }
+    if stats.decoded_bytes > max_decoded_bytes {
+        return Err(enc_err(
+            "body",
+            format!("decodes to more than {max_decoded_bytes} bytes"),
+        ));
+    }
     let reader = StreamReader::try_new(bytes, None).map_err(|e| enc_err("body", e))?;
     let mut out = Vec::new();
     let mut rows = 0usize;
@@ -133,12 +151,26 @@ pub fn read_ipc(bytes: &[u8], max_rows: usize) -> Result<Vec<RecordBatch>> {
     Ok(out)
 }
 
+/// What an Arrow IPC stream declares, read from its message headers only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IpcStats {
+    /// Rows of all record batches.
+    pub rows: usize,
+    /// Bytes its buffers decode to (dictionary batches included).
+    pub decoded_bytes: usize,
+}
+
 /// Walks the stream's message headers (flatbuffers, verified) without decoding any
-/// body, summing declared rows and decoded buffer sizes.
-fn prescan(bytes: &[u8], max_rows: usize, max_decoded: usize) -> Result<()> {
+/// body, summing declared rows and decoded buffer sizes: cheap, and safe on hostile
+/// input (errors are [`Error::Encoding`] with field `"body"`).
+pub fn scan_ipc(bytes: &[u8]) -> Result<IpcStats> {
+    let mut st = IpcStats::default();
+    prescan(bytes, &mut st)?;
+    Ok(st)
+}
+
+fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
     let mut pos = 0usize;
-    let mut rows = 0usize;
-    let mut decoded = 0usize;
     let read_i32 = |at: usize| -> Result<i32> {
         let s = bytes
             .get(at..at + 4)
@@ -181,10 +213,8 @@ fn prescan(bytes: &[u8], max_rows: usize, max_decoded: usize) -> Result<()> {
         };
         let Some(rb) = rb else { continue };
         if msg.header_type() == arrow_ipc::MessageHeader::RecordBatch {
-            rows = rows.saturating_add(usize::try_from(rb.length()).unwrap_or(usize::MAX));
-            if rows > max_rows {
-                return Err(enc_err("body", format!("more than {max_rows} rows")));
-            }
+            let n = usize::try_from(rb.length()).unwrap_or(usize::MAX);
+            st.rows = st.rows.saturating_add(n);
         }
         let compressed = rb.compression().is_some();
         for buf in rb.buffers().into_iter().flatten() {
@@ -204,13 +234,8 @@ fn prescan(bytes: &[u8], max_rows: usize, max_decoded: usize) -> Result<()> {
             } else {
                 blen
             };
-            decoded = decoded.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-            if decoded > max_decoded {
-                return Err(enc_err(
-                    "body",
-                    format!("decodes to more than {max_decoded} bytes"),
-                ));
-            }
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            st.decoded_bytes = st.decoded_bytes.saturating_add(size);
         }
     }
 }
@@ -274,6 +299,27 @@ mod tests {
             arrow_array::RecordBatch::new_empty(std::sync::Arc::new(arrow_schema::Schema::empty()));
         let mut enc = IpcEncoder::new().unwrap();
         assert_eq!(enc.encode(&other).unwrap_err().field(), "batch");
+    }
+
+    #[test]
+    fn decoded_bytes_at_and_past_the_limit() {
+        let ev = Event {
+            pathname: "/a".repeat(500).into(),
+            ..Event::default()
+        };
+        let batch = events_to_batch(&vec![ev; 100]);
+        let bytes = write_ipc(std::slice::from_ref(&batch)).unwrap();
+        let st = scan_ipc(&bytes).unwrap();
+        assert_eq!(st.rows, 100);
+        // The pathnames alone decode to 100 000 bytes; they compress to far less.
+        assert!(st.decoded_bytes > 100_000 && bytes.len() < 20_000, "{st:?}");
+        assert_eq!(
+            read_ipc_limited(&bytes, 100, st.decoded_bytes).unwrap(),
+            vec![batch]
+        );
+        let e = read_ipc_limited(&bytes, 100, st.decoded_bytes - 1).unwrap_err();
+        assert!(e.to_string().contains("decodes to more than"), "{e}");
+        assert_eq!(e.field(), "body");
     }
 
     #[test]

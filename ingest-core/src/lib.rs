@@ -55,4 +55,7 @@ pub use conform::{batch_to_events, conform};
 mod encode;
 #[cfg(feature = "parquet")]
 pub use encode::write_parquet;
-pub use encode::{read_ipc, write_ipc, IpcEncoder, MAX_IPC_EXPANSION, MIN_IPC_DECODED};
+pub use encode::{
+    read_ipc, read_ipc_limited, scan_ipc, write_ipc, IpcEncoder, IpcStats, MAX_IPC_EXPANSION,
+    MIN_IPC_DECODED,
+};
