@@ -243,6 +243,15 @@ fn one_pipeline_serves_many_requests_like_fresh_ones() {
     }
 }
 
+/// Services keep a pipeline per worker thread or move it into a task.
+#[test]
+fn pipeline_and_parser_are_send() {
+    fn send<T: Send>() {}
+    send::<Pipeline>();
+    send::<crate::Parser>();
+    send::<Outcome<'static>>();
+}
+
 /// Every string of a row, for the privacy property.
 fn strings<'e>(e: &'e Event<'_>) -> Vec<&'e str> {
     let mut v = vec![

@@ -93,6 +93,7 @@ pub(super) fn parse<'a>(
         match tape.0.first() {
             Some(Node::Array { len, .. }) => {
                 check_events(*len, limits)?;
+                out.events.reserve(*len);
                 for (i, el) in array_iter(&tape.0).enumerate() {
                     collect(&mut out, i, decode_event(el, &DIALECT, limits, parser));
                 }
