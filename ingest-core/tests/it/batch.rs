@@ -114,3 +114,78 @@ fn config_deserializes_with_defaults_and_denies_unknown_fields() {
     assert_eq!(c.max_age_ms, BatchConfig::default().max_age_ms);
     assert!(serde_json::from_str::<BatchConfig>(r#"{"rows": 5}"#).is_err());
 }
+
+mod props {
+    use super::*;
+    use crate::common::arb_event;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(ingest_core::Event<'static>, i64),
+        Poll(i64),
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (arb_event(), 0i64..400).prop_map(|(e, dt)| Op::Push(e, dt)),
+            1 => (0i64..400).prop_map(Op::Poll),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Every event comes out once, in order; a batch comes out exactly when the
+        /// first of the three limits is reached, never later and never earlier.
+        #[test]
+        fn whichever_limit_first_and_nothing_lost(
+            max_rows in 1usize..12,
+            max_bytes in 200usize..3000,
+            max_age_ms in 0i64..1000,
+            ops in prop::collection::vec(arb_op(), 1..40),
+        ) {
+            let mut b = batcher(max_rows, max_bytes, max_age_ms);
+            let mut now = 0i64;
+            let mut pushed = Vec::new();
+            let mut out = Vec::new();
+            // What the batcher should hold: (rows, bytes, oldest push time).
+            let (mut rows, mut bytes, mut oldest) = (0usize, 0usize, None::<i64>);
+            for op in ops {
+                match op {
+                    Op::Push(ev, dt) => {
+                        now += dt;
+                        rows += 1;
+                        bytes += event_bytes(&ev);
+                        let t0 = *oldest.get_or_insert(now);
+                        let due = rows >= max_rows || bytes >= max_bytes || now - t0 >= max_age_ms;
+                        let got = b.push(&ev, now);
+                        pushed.push(ev);
+                        prop_assert_eq!(got.is_some(), due);
+                        if let Some(batch) = got {
+                            prop_assert_eq!(batch.num_rows(), rows);
+                            out.push(batch);
+                            (rows, bytes, oldest) = (0, 0, None);
+                        }
+                    }
+                    Op::Poll(dt) => {
+                        now += dt;
+                        let due = oldest.is_some_and(|t0| now - t0 >= max_age_ms);
+                        let got = b.poll(now);
+                        prop_assert_eq!(got.is_some(), due);
+                        if let Some(batch) = got {
+                            prop_assert_eq!(batch.num_rows(), rows);
+                            out.push(batch);
+                            (rows, bytes, oldest) = (0, 0, None);
+                        }
+                    }
+                }
+                prop_assert_eq!(b.len(), rows);
+                prop_assert_eq!(b.bytes(), bytes);
+            }
+            out.extend(b.flush());
+            let events: Vec<_> = out.iter().flat_map(|x| batch_to_events(x).unwrap()).collect();
+            prop_assert_eq!(events, pushed);
+        }
+    }
+}
