@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 
+use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
 use super::{compress_lz4_frames, encode_native, quote_ident, Error, Result};
 
@@ -88,7 +89,18 @@ pub struct Client {
     healthy: Vec<AtomicBool>,
     preferred: AtomicUsize,
     version: OnceLock<ServerVersion>,
+    /// Of the optional insert settings, those the server knows (from `system.settings`).
+    known_settings: OnceLock<Vec<String>>,
+    /// The target is a `Distributed` table (insert synchronously into the shards).
+    distributed: AtomicBool,
 }
+
+/// Insert settings we send only where the server has them (18.16 refuses unknown ones).
+const OPTIONAL_SETTINGS: &[&str] = &[
+    "async_insert",
+    "insert_deduplication_token",
+    "insert_distributed_sync",
+];
 
 impl Client {
     /// A client; no request is made yet.
@@ -117,6 +129,8 @@ impl Client {
             healthy,
             preferred: AtomicUsize::new(0),
             version: OnceLock::new(),
+            known_settings: OnceLock::new(),
+            distributed: AtomicBool::new(false),
         })
     }
 
@@ -180,7 +194,34 @@ impl Client {
                 reason: "DESCRIBE returned no columns".into(),
             });
         }
+        let engine = self
+            .query(&format!(
+                "SELECT engine FROM system.tables WHERE database = {} AND name = {} FORMAT TabSeparated",
+                quote_str(&self.cfg.database),
+                quote_str(&self.cfg.table)
+            ))
+            .await?;
+        // An insert into a Distributed table is acknowledged by default before it
+        // reaches the shards; we acknowledge nothing the shards do not have.
+        self.distributed
+            .store(engine.trim() == "Distributed", Ordering::Relaxed);
         TableLayout::from_rows(&format!("{}.{}", self.cfg.database, self.cfg.table), &rows)
+    }
+
+    /// Which of [`OPTIONAL_SETTINGS`] the server knows (asked once).
+    async fn known_settings(&self) -> Result<&[String]> {
+        if let Some(k) = self.known_settings.get() {
+            return Ok(k);
+        }
+        let names: Vec<String> = OPTIONAL_SETTINGS.iter().map(|n| quote_str(n)).collect();
+        let text = self
+            .query(&format!(
+                "SELECT name FROM system.settings WHERE name IN ({}) FORMAT TabSeparated",
+                names.join(", ")
+            ))
+            .await?;
+        let known = text.lines().map(str::to_owned).collect();
+        Ok(self.known_settings.get_or_init(|| known))
     }
 
     /// Inserts `batch` in one request: Native, LZ4-framed, with the deduplication
@@ -205,18 +246,22 @@ impl Client {
     ) -> Result<()> {
         let mut framed = Vec::with_capacity(native.len() / 3 + 64);
         compress_lz4_frames(native, &mut framed);
-        let version = self.server_version().await?;
+        let known = self.known_settings().await?;
+        let has = |name: &str| known.iter().any(|k| k == name);
         let sql = format!(
             "INSERT INTO {} ({}) FORMAT Native",
             self.qualified_table()?,
             layout.insert_columns()?
         );
         let mut params: Vec<(&str, String)> = vec![("query", sql), ("decompress", "1".into())];
-        if version.has_async_insert() {
+        if has("async_insert") {
             params.push(("async_insert", "0".into()));
         }
-        if let (Some(token), true) = (dedup_token, version.has_dedup_token()) {
+        if let (Some(token), true) = (dedup_token, has("insert_deduplication_token")) {
             params.push(("insert_deduplication_token", token.to_owned()));
+        }
+        if self.distributed.load(Ordering::Relaxed) && has("insert_distributed_sync") {
+            params.push(("insert_distributed_sync", "1".into()));
         }
         self.send(&params, bytes::Bytes::from(framed))
             .await

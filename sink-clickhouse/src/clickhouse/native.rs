@@ -171,45 +171,33 @@ fn encode(out: &mut Vec<u8>, arr: &dyn Array, ty: &ChType, name: &str) -> Result
             }
             Ok(())
         }
-        _ => match arr.data_type() {
-            DataType::UInt8 => Ok(put_num!(
-                out,
-                arr.as_primitive::<UInt8Type>().values(),
-                ty,
-                bad()
-            )),
-            DataType::UInt16 => Ok(put_num!(
-                out,
-                arr.as_primitive::<UInt16Type>().values(),
-                ty,
-                bad()
-            )),
-            DataType::UInt32 => Ok(put_num!(
-                out,
-                arr.as_primitive::<UInt32Type>().values(),
-                ty,
-                bad()
-            )),
-            DataType::UInt64 => Ok(put_num!(
-                out,
-                arr.as_primitive::<UInt64Type>().values(),
-                ty,
-                bad()
-            )),
-            DataType::Float32 => Ok(put_num!(
-                out,
-                arr.as_primitive::<Float32Type>().values(),
-                ty,
-                bad()
-            )),
-            DataType::Timestamp(..) => {
-                let a = arr
-                    .as_primitive_opt::<TimestampMillisecondType>()
-                    .ok_or_else(bad)?;
-                Ok(put_num!(out, a.values(), ty, bad()))
+        _ => {
+            match arr.data_type() {
+                DataType::UInt8 => {
+                    put_num!(out, arr.as_primitive::<UInt8Type>().values(), ty, bad())
+                }
+                DataType::UInt16 => {
+                    put_num!(out, arr.as_primitive::<UInt16Type>().values(), ty, bad())
+                }
+                DataType::UInt32 => {
+                    put_num!(out, arr.as_primitive::<UInt32Type>().values(), ty, bad())
+                }
+                DataType::UInt64 => {
+                    put_num!(out, arr.as_primitive::<UInt64Type>().values(), ty, bad())
+                }
+                DataType::Float32 => {
+                    put_num!(out, arr.as_primitive::<Float32Type>().values(), ty, bad())
+                }
+                DataType::Timestamp(..) => {
+                    let a = arr
+                        .as_primitive_opt::<TimestampMillisecondType>()
+                        .ok_or_else(bad)?;
+                    put_num!(out, a.values(), ty, bad())
+                }
+                _ => return Err(bad()),
             }
-            _ => Err(bad()),
-        },
+            Ok(())
+        }
     }
 }
 
