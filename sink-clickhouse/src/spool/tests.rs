@@ -20,6 +20,17 @@ fn cfg(dir: &Path) -> SpoolConfig {
     }
 }
 
+/// Sealing happens right after the replies of a round: poll briefly.
+async fn sealed_soon(spool: &Spool, n: usize) -> usize {
+    for _ in 0..100 {
+        if spool.sealed().unwrap().len() == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    spool.sealed().unwrap().len()
+}
+
 fn batch(vals: &[i32]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
     RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vals.to_vec()))]).unwrap()
@@ -76,7 +87,7 @@ async fn seals_by_rows_and_by_age() {
     c.segment_max_age = Duration::from_millis(200);
     let (spool, _) = Spool::open(c).unwrap();
     spool.append_events(batch(&[1, 2, 3])).await.unwrap();
-    assert_eq!(spool.sealed().unwrap().len(), 1, "sealed at 3 rows");
+    assert_eq!(sealed_soon(&spool, 1).await, 1, "sealed at 3 rows");
     spool.append_events(batch(&[4])).await.unwrap();
     assert_eq!(spool.sealed().unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -124,6 +135,7 @@ async fn full_spool_refuses_then_recovers_after_delete() {
         spool.append_events(batch(&[2])).await,
         Err(AppendError::Full)
     );
+    spool.seal().await.unwrap();
     for s in spool.sealed().unwrap() {
         spool.delete(&s).unwrap();
     }
