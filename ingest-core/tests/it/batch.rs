@@ -122,13 +122,13 @@ mod props {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Push(ingest_core::Event<'static>, i64),
+        Push(Box<ingest_core::Event<'static>>, i64),
         Poll(i64),
     }
 
     fn arb_op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (arb_event(), 0i64..400).prop_map(|(e, dt)| Op::Push(e, dt)),
+            4 => (arb_event(), 0i64..400).prop_map(|(e, dt)| Op::Push(Box::new(e), dt)),
             1 => (0i64..400).prop_map(Op::Poll),
         ]
     }
@@ -160,7 +160,7 @@ mod props {
                         let t0 = *oldest.get_or_insert(now);
                         let due = rows >= max_rows || bytes >= max_bytes || now - t0 >= max_age_ms;
                         let got = b.push(&ev, now);
-                        pushed.push(ev);
+                        pushed.push(*ev);
                         prop_assert_eq!(got.is_some(), due);
                         if let Some(batch) = got {
                             prop_assert_eq!(batch.num_rows(), rows);
