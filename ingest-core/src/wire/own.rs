@@ -288,7 +288,7 @@ mod tests {
             (2, "url")
         );
         assert_eq!(p.rejected[1].index, 3);
-        assert!(matches!(p.rejected[1].error, Error::Malformed { .. }));
+        assert!(matches!(&p.rejected[1].error, Error::Malformed { field, .. } if field == "event"));
         // A trailing newline is not an event.
         assert_eq!(parsed(&format!("{OK}\n{OK}\n")).events.len(), 2);
     }

@@ -317,7 +317,13 @@ fn depth() {
     let body = format!("{EV}\n{}", nested(l.max_depth + 1));
     let parsed = own(&body, &l).unwrap();
     assert_eq!(parsed.events.len(), 1);
-    assert!(matches!(parsed.rejected[0].error, Error::TooDeep { .. }));
+    assert_eq!(
+        parsed.rejected[0].error,
+        Error::TooDeep {
+            field: "event".into(),
+            limit: l.max_depth
+        }
+    );
 }
 
 #[test]
