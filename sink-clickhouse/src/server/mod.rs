@@ -229,7 +229,7 @@ async fn read_body(
     body: Body,
     max: usize,
     field: &str,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = |actual: String| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -249,7 +249,7 @@ async fn read_body(
         }
     }
     match Limited::new(body, max).collect().await {
-        Ok(c) => Ok(c.to_bytes().to_vec()),
+        Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(too_large(format!("more than {max}")))
         }

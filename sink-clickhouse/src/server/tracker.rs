@@ -138,6 +138,8 @@ async fn read_tracker_body(
         "body",
     )
     .await
+    // simd-json parses in place: the body must be mutable (no copy when unshared).
+    .map(Vec::from)
 }
 
 /// What the synchronous part of a request produced.
