@@ -191,6 +191,19 @@ proptest! {
     }
 
     #[test]
+    fn referrer_fast_path_equals_url_crate(
+        url in any_url(),
+        page in prop::sample::select(vec!["example.com", "www.example.com", "google.com", ""]),
+        cfg in configs(),
+    ) {
+        prop_assert_eq!(
+            crate::normalize_referrer(&url, page, &cfg),
+            crate::normalize_referrer_slow(&url, page, &cfg),
+            "referrer {:?}", url
+        );
+    }
+
+    #[test]
     fn fast_path_equals_url_crate_on_arbitrary_tails(tail in "\\PC{0,40}", cfg in configs()) {
         for url in [format!("http://{tail}"), format!("https://example.com/{tail}")] {
             prop_assert_eq!(normalize_url(&url, &cfg), normalize_url_slow(&url, &cfg), "url {:?}", url);

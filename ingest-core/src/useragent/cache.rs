@@ -227,9 +227,23 @@ mod tests {
     }
 
     #[test]
+    fn agents_at_the_length_limit_are_cached() {
+        let mut cache = UaCache::new(16);
+        let base = ua(98);
+        let at_limit = format!("{base}{}", "x".repeat(MAX_CACHED_UA_LEN - base.len()));
+        assert_eq!(at_limit.len(), MAX_CACHED_UA_LEN);
+        assert_eq!(cache.classify(&at_limit).browser_version, "98.0");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.classify(&at_limit).browser_version, "98.0");
+        assert_eq!(cache.hits(), 1);
+    }
+
+    #[test]
     fn long_agents_are_classified_but_not_cached() {
         let mut cache = UaCache::new(16);
-        let long = format!("{} {}", ua(99), "x".repeat(MAX_CACHED_UA_LEN));
+        let base = ua(99);
+        let long = format!("{base}{}", "x".repeat(MAX_CACHED_UA_LEN + 1 - base.len()));
+        assert_eq!(long.len(), MAX_CACHED_UA_LEN + 1);
         assert_eq!(cache.classify(&long).browser_version, "99.0");
         assert_eq!(cache.classify(&long).browser_version, "99.0");
         assert!(cache.is_empty());
