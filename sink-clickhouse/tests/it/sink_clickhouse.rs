@@ -274,10 +274,30 @@ fn batches_without_the_right_token_write_0_rows() {
             .unwrap();
         assert_eq!(r.status(), expect);
     }
-    wait_rows(&ch, &sink, t.rows, Duration::from_secs(30));
+    wait_rows(&ch, &sink, t.rows, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(count(&ch), t.rows);
     assert_eq!(per_site(&ch), t.per_site);
+    // The quota's month-to-date usage query sees the same per-site counts.
+    let args = sink_clickhouse::config::ClickHouseArgs {
+        clickhouse_url: vec![ch.url()],
+        clickhouse_database: "analytics".into(),
+        clickhouse_table: "events".into(),
+        clickhouse_user: "default".into(),
+        clickhouse_password: String::new(),
+        clickhouse_timeout: Duration::from_secs(30),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let usage = rt.block_on(async {
+        let (_, usage) = sink_clickhouse::store::clickhouse(&args).await.unwrap();
+        let (month_start, _) = ingest_core::month_bounds(1_763_900_000_000);
+        usage.month_usage(month_start).await.unwrap()
+    });
+    let usage: BTreeMap<String, u64> = usage.into_iter().collect();
+    assert_eq!(usage, t.per_site);
 }
 
 #[test]
