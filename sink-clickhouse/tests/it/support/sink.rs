@@ -54,9 +54,7 @@ impl Sink {
     }
 
     fn spawn(&mut self) {
-        self.log = self
-            .dir
-            .join(format!("sink-{}.log", Instant::now().elapsed().as_nanos()));
+        // One log per data dir, appended across restarts.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
