@@ -63,7 +63,15 @@ pub trait Store: Send + Sync {
     fn url_health(&self) -> Vec<(String, bool)> {
         Vec::new()
     }
+    /// Checks the destination while there is nothing to load, so `/readyz` and the
+    /// per-URL health stay true to life without traffic.
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
+
+/// How often an idle loader probes the destination.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl Store for ParquetOut {
     fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -135,6 +143,7 @@ impl Loader {
 
     /// Loads sealed segments until `stop` turns true.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        let mut last_probe = Instant::now();
         loop {
             if *stop.borrow() {
                 return;
@@ -147,6 +156,21 @@ impl Loader {
                 }
             };
             if segs.is_empty() {
+                if last_probe.elapsed() >= PROBE_EVERY {
+                    last_probe = Instant::now();
+                    let ok = self.store.probe().await.is_ok();
+                    self.note_urls();
+                    if ok {
+                        self.health.failing_since_ms.store(0, Ordering::Relaxed);
+                    } else {
+                        let _ = self.health.failing_since_ms.compare_exchange(
+                            0,
+                            now_ms(),
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                    }
+                }
                 tokio::select! {
                     _ = self.spool.sealed_notify().notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}

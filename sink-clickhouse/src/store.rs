@@ -79,6 +79,10 @@ impl Store for ClickHouseStore {
     fn url_health(&self) -> Vec<(String, bool)> {
         self.client.url_health()
     }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.client.ping().await.map_err(|e| store_error(&e)) })
+    }
 }
 
 /// Reads each site's usage since a time from the events table.
