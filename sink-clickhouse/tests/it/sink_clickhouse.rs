@@ -135,6 +135,11 @@ fn http_and_batches_100k_each_are_all_in_clickhouse() {
         .unwrap();
     assert_eq!(sum, t.sum_screen_width);
     assert!(sink.metric("sink_loaded_rows_total") as u64 >= t.rows);
+    // Bounded memory: the whole load (spool, group commit, 100 000-row inserts) fits
+    // well inside the 256 MiB budget of issue 5, even in a debug build.
+    let rss = sink.peak_rss_bytes();
+    eprintln!("sink peak RSS {} MiB", rss >> 20);
+    assert!(rss > 0 && rss < 256 << 20, "peak RSS {rss} bytes");
 }
 
 #[test]

@@ -173,6 +173,18 @@ impl Sink {
             .sum()
     }
 
+    /// The process's peak resident set size (VmHWM), bytes; 0 when not running.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let Some(c) = &self.child else { return 0 };
+        std::fs::read_to_string(format!("/proc/{}/status", c.id()))
+            .ok()
+            .and_then(|s| {
+                let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+                l.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// True when no segment is left in the spool (everything loaded).
     pub fn spool_empty(&self) -> bool {
         std::fs::read_dir(self.dir.join("spool"))
