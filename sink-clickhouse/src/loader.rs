@@ -396,7 +396,9 @@ fn read_chunk(reader: &mut SegmentReader, max_rows: usize) -> Result<Option<Chun
             Next::Record(rec) => {
                 first.get_or_insert(rec.index);
                 last = rec.index;
-                for b in ipc::decode(rec.ipc()).map_err(|e| format!("record {}: {e}", rec.index))? {
+                for b in ipc::decode_compact(rec.ipc())
+                    .map_err(|e| format!("record {}: {e}", rec.index))?
+                {
                     rows += b.num_rows();
                     batches.push(b);
                 }

@@ -103,7 +103,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     for b in &batches {
         count_sites(b, &mut per_site);
     }
-    let ipc = crate::spool::ipc::encode(&batches)
+    let ipc = crate::spool::ipc::encode_compact(&batches)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", "encoding", e.to_string()))?;
     drop(batches);
     let rows32 = u32::try_from(rows).unwrap_or(u32::MAX);

@@ -42,7 +42,7 @@ fn read_all(spool: &Spool) -> Vec<i32> {
     for s in spool.sealed().unwrap() {
         let mut r = SegmentReader::open(&s.path).unwrap().unwrap();
         while let Next::Record(rec) = r.next_record().unwrap() {
-            for b in ipc::decode(rec.ipc()).unwrap() {
+            for b in ipc::decode_compact(rec.ipc()).unwrap() {
                 let a = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
                 out.extend(a.values().iter().copied());
             }
@@ -99,7 +99,7 @@ async fn seals_by_rows_and_by_age() {
 async fn batch_ids_deduplicate_across_restarts() {
     let d = tempfile::tempdir().unwrap();
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    let ipc = ipc::encode(&[batch(&[7])]).unwrap();
+    let ipc = ipc::encode_compact(&[batch(&[7])]).unwrap();
     let a = spool
         .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
         .await;

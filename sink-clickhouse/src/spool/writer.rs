@@ -177,7 +177,7 @@ impl Writer {
             } else {
                 arrow_select::concat::concat_batches(&events[0].schema(), &events)
             };
-            match joined.and_then(|b| ipc::encode(&[b])) {
+            match joined.and_then(|b| ipc::encode_compact(&[b])) {
                 Ok(bytes) => {
                     encode_record(&mut buf, RecordKind::Events, rows_u32(rows), None, &bytes);
                     records += 1;
