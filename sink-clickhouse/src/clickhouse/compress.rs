@@ -31,10 +31,19 @@ pub fn compress_lz4_frames(raw: &[u8], out: &mut Vec<u8>) {
         let compressed = (HEADER + n) as u32;
         out[start + 17..start + 21].copy_from_slice(&compressed.to_le_bytes());
         out[start + 21..start + 25].copy_from_slice(&(chunk.len() as u32).to_le_bytes());
-        let sum = cityhash_rs::cityhash_102_128(&out[start + 16..]);
-        out[start..start + 8].copy_from_slice(&((sum >> 64) as u64).to_le_bytes());
-        out[start + 8..start + 16].copy_from_slice(&(sum as u64).to_le_bytes());
+        let sum = checksum(&out[start + 16..]);
+        out[start..start + 16].copy_from_slice(&sum);
     }
+}
+
+/// The 16 checksum bytes of a frame whose method byte, sizes and payload are `body`:
+/// CityHash128 v1.0.2, high 64 bits then low 64 bits, each little-endian.
+fn checksum(body: &[u8]) -> [u8; 16] {
+    let sum = cityhash_rs::cityhash_102_128(body);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&((sum >> 64) as u64).to_le_bytes());
+    out[8..].copy_from_slice(&(sum as u64).to_le_bytes());
+    out
 }
 
 #[cfg(test)]
@@ -47,15 +56,44 @@ mod tests {
         while !body.is_empty() {
             let size = u32::from_le_bytes(body[17..21].try_into().unwrap()) as usize;
             let raw = u32::from_le_bytes(body[21..25].try_into().unwrap()) as usize;
-            let sum = cityhash_rs::cityhash_102_128(&body[16..16 + size]);
-            assert_eq!(&body[..8], &((sum >> 64) as u64).to_le_bytes());
-            assert_eq!(&body[8..16], &(sum as u64).to_le_bytes());
+            assert_eq!(body[..16], checksum(&body[16..16 + size]), "checksum");
             assert_eq!(body[16], METHOD_LZ4);
             let block = lz4_flex::block::decompress(&body[25..16 + size], raw).unwrap();
             out.extend_from_slice(&block);
             body = &body[16 + size..];
         }
         out
+    }
+
+    /// A frame written by the real server: the `s.bin` column file of a 18.16 MergeTree
+    /// part after `INSERT INTO v VALUES ('ClickHouse LZ4 frame'), ('ClickHouse LZ4
+    /// frame'), ('abc')` (a column file uses the same framing as `decompress=1`).
+    const SERVER_FRAME: [u8; 57] = [
+        0xaf, 0xf0, 0xfa, 0x33, 0xd5, 0xa9, 0x94, 0x06, 0x69, 0x4f, 0xa0, 0x7a, 0x08, 0xa0, 0x3a,
+        0xad, 0x82, 0x29, 0x00, 0x00, 0x00, 0x2e, 0x00, 0x00, 0x00, 0xff, 0x06, 0x14, 0x43, 0x6c,
+        0x69, 0x63, 0x6b, 0x48, 0x6f, 0x75, 0x73, 0x65, 0x20, 0x4c, 0x5a, 0x34, 0x20, 0x66, 0x72,
+        0x61, 0x6d, 0x65, 0x15, 0x00, 0x01, 0x50, 0x65, 0x03, 0x61, 0x62, 0x63,
+    ];
+
+    fn server_raw() -> Vec<u8> {
+        let mut raw = Vec::new();
+        for s in ["ClickHouse LZ4 frame", "ClickHouse LZ4 frame", "abc"] {
+            raw.push(s.len() as u8);
+            raw.extend_from_slice(s.as_bytes());
+        }
+        raw
+    }
+
+    #[test]
+    fn checksum_matches_a_frame_written_by_clickhouse() {
+        assert_eq!(decode(&SERVER_FRAME), server_raw());
+        // Our frame of the same bytes carries the checksum of its own payload (lz4_flex
+        // may pick other matches than the server's LZ4), in the same layout.
+        let mut ours = Vec::new();
+        compress_lz4_frames(&server_raw(), &mut ours);
+        assert_eq!(decode(&ours), server_raw());
+        assert_eq!(ours[16], METHOD_LZ4);
+        assert_eq!(&ours[21..25], &46u32.to_le_bytes());
     }
 
     #[test]
