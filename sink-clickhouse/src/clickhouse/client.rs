@@ -205,7 +205,24 @@ impl Client {
         // reaches the shards; we acknowledge nothing the shards do not have.
         self.distributed
             .store(engine.trim() == "Distributed", Ordering::Relaxed);
-        TableLayout::from_rows(&format!("{}.{}", self.cfg.database, self.cfg.table), &rows)
+        let layout =
+            TableLayout::from_rows(&format!("{}.{}", self.cfg.database, self.cfg.table), &rows)?;
+        // A narrower table is allowed, but never silently: say what is not stored.
+        if !layout.skipped.is_empty() {
+            tracing::warn!(
+                table = %layout.table,
+                columns = ?layout.skipped,
+                "schema v1 columns missing from the table are not stored"
+            );
+        }
+        if !layout.defaulted.is_empty() {
+            tracing::info!(
+                table = %layout.table,
+                columns = ?layout.defaulted,
+                "table columns outside schema v1 take their defaults"
+            );
+        }
+        Ok(layout)
     }
 
     /// Which of [`OPTIONAL_SETTINGS`] the server knows (asked once).

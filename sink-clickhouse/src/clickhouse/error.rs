@@ -105,3 +105,34 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status: u16, code: Option<u32>) -> Error {
+        Error::Server {
+            url: "http://ch".into(),
+            status,
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn retry_or_quarantine() {
+        // Bad data or a type mismatch: every retry would fail the same way.
+        assert!(!server(500, Some(53)).is_retryable());
+        assert!(!server(400, Some(27)).is_retryable());
+        assert!(!server(500, Some(368)).is_retryable());
+        // Overload, too many parts, a missing table an operator is fixing: retry.
+        assert!(server(500, Some(252)).is_retryable());
+        assert!(server(500, Some(60)).is_retryable());
+        assert!(server(503, None).is_retryable());
+        assert!(server(429, None).is_retryable());
+        assert!(!server(400, None).is_retryable());
+        assert!(Error::Unreachable("refused".into()).is_retryable());
+        assert_eq!(server(500, Some(252)).metric_code(), "252");
+        assert_eq!(server(502, None).metric_code(), "http_502");
+    }
+}
