@@ -391,3 +391,32 @@ fn native_blocks_are_read_by_clickhouse_26_with_equal_contents() {
         "DateTime64(3, \\'UTC\\')\tLowCardinality(String)\tUUID\n"
     );
 }
+
+#[test]
+fn a_stopped_server_is_a_retryable_error_and_health_recovers_on_restart() {
+    let mut ch = ClickHouse::start();
+    let c = client(vec![ch.url()], "analytics", "events");
+    let rt = rt();
+    let layout = rt.block_on(async {
+        migrate(&c, None).await.unwrap();
+        let layout = c.describe().await.unwrap();
+        c.insert(&layout, &events_to_batch(&sample_events(10)), None)
+            .await
+            .unwrap();
+        layout
+    });
+    ch.stop();
+    let err = rt
+        .block_on(c.insert(&layout, &events_to_batch(&sample_events(5)), None))
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(c.url_health(), vec![(ch.url(), false)]);
+    ch.restart();
+    rt.block_on(c.ping()).unwrap();
+    assert_eq!(c.url_health(), vec![(ch.url(), true)]);
+    assert_eq!(
+        ch.query("SELECT count() FROM analytics.events").unwrap(),
+        "10\n",
+        "rows inserted before the outage survive the restart"
+    );
+}

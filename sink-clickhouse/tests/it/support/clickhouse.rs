@@ -12,13 +12,22 @@ use std::time::{Duration, Instant};
 const SERVERS: [&str; 2] = ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"];
 const CONFIG: &str = "/etc/clickhouse-server/config.xml";
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(19100);
+/// Offset into the range; 0 means "not chosen yet". Each test process starts at a
+/// place derived from its PID, so two test binaries running at once rarely probe the
+/// same ports (and a collision that slips through is retried, see `start`).
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 fn free_port() -> u16 {
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        (std::process::id() % 100) as u16 + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
-        let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
         // Wrap within the range: tests in one process run a few servers at most at once.
-        let p = 19100 + (p - 19100) % 100;
+        let p = 19100 + n % 100;
         if TcpListener::bind(("127.0.0.1", p)).is_ok() {
             return p;
         }
@@ -56,7 +65,19 @@ impl ClickHouse {
                 .build()
                 .unwrap(),
         };
-        ch.spawn();
+        // Another process may take a port between our probe and the server's bind:
+        // then try fresh ports, a few times.
+        for attempt in 1.. {
+            match ch.spawn() {
+                Ok(()) => break,
+                Err(e) if e.contains("Address already in use") && attempt < 5 => {
+                    ch.http_port = free_port();
+                    ch.tcp_port = free_port();
+                    ch.interserver_port = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         ch
     }
 
@@ -64,7 +85,7 @@ impl ClickHouse {
         self.dir.path().join(sub)
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         for sub in ["data", "tmp", "uf", "fs"] {
             std::fs::create_dir_all(self.path(sub)).unwrap();
         }
@@ -99,12 +120,16 @@ impl ClickHouse {
         loop {
             if let Ok(r) = self.http.get(format!("{}/ping", self.url())).send() {
                 if r.text().map(|t| t.trim() == "Ok.").unwrap_or(false) {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
                 let log = std::fs::read_to_string(self.path("server.err.log")).unwrap_or_default();
-                panic!("clickhouse-server exited with {status}: {}", tail(&log));
+                return Err(format!(
+                    "clickhouse-server exited with {status}: {}",
+                    tail(&log)
+                ));
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
@@ -147,7 +172,8 @@ impl ClickHouse {
     /// Starts it again on the same ports and data.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn()
+            .unwrap_or_else(|e| panic!("restarting ClickHouse: {e}"));
     }
 }
 
@@ -162,5 +188,9 @@ fn server() -> Option<&'static str> {
 }
 
 fn tail(s: &str) -> &str {
-    &s[s.len().saturating_sub(2000)..]
+    let mut from = s.len().saturating_sub(2000);
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    &s[from..]
 }
