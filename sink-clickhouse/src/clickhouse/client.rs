@@ -93,6 +93,11 @@ pub struct Client {
     known_settings: OnceLock<Vec<String>>,
     /// The target is a `Distributed` table (insert synchronously into the shards).
     distributed: AtomicBool,
+    /// The uncompressed Native buffer, kept between inserts (it stays as large as the
+    /// largest batch): a fresh buffer per batch pays its page faults every time (on
+    /// 1 M rows the first encode, into a cold buffer, took 2.5-7x as long as the next
+    /// ones, measured here).
+    scratch: std::sync::Mutex<Vec<u8>>,
 }
 
 /// Insert settings we send only where the server has them (18.16 refuses unknown ones).
@@ -129,6 +134,7 @@ impl Client {
             healthy,
             preferred: AtomicUsize::new(0),
             version: OnceLock::new(),
+            scratch: std::sync::Mutex::new(Vec::new()),
             known_settings: OnceLock::new(),
             distributed: AtomicBool::new(false),
         })
@@ -249,9 +255,16 @@ impl Client {
         batch: &RecordBatch,
         dedup_token: Option<&str>,
     ) -> Result<()> {
-        let mut raw = Vec::with_capacity(batch.get_array_memory_size() / 2 + 1024);
-        encode_native(layout, batch, &mut raw)?;
-        self.insert_native(layout, &raw, dedup_token).await
+        // Taken out of the mutex (not held across the await); concurrent inserts each
+        // get a buffer, and the last one back is kept.
+        let mut raw = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
+        raw.clear();
+        let res = match encode_native(layout, batch, &mut raw) {
+            Ok(()) => self.insert_native(layout, &raw, dedup_token).await,
+            Err(e) => Err(e),
+        };
+        *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = raw;
+        res
     }
 
     /// Inserts an already encoded Native body (one or more blocks).
