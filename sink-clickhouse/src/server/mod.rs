@@ -195,6 +195,8 @@ pub fn with_layers(app: Router, timeout: Duration, metrics: Arc<Metrics>) -> Rou
         StatusCode::REQUEST_TIMEOUT,
         timeout,
     ))
+    // The timeout layer answers an empty 408: give it the JSON body every error has.
+    .layer(axum::middleware::map_response(json_timeout))
     .layer(CatchPanicLayer::custom(
         move |_err: Box<dyn std::any::Any + Send>| {
             metrics.panics.inc();
@@ -208,6 +210,20 @@ pub fn with_layers(app: Router, timeout: Duration, metrics: Arc<Metrics>) -> Rou
             .into_response()
         },
     ))
+}
+
+async fn json_timeout(r: Response) -> Response {
+    if r.status() != StatusCode::REQUEST_TIMEOUT {
+        return r;
+    }
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request",
+        "timeout",
+        "the request was not received and handled within the request timeout",
+    )
+    .closing()
+    .into_response()
 }
 
 /// Most body bytes read and thrown away to answer an early refusal (401, 503) cleanly:

@@ -6,9 +6,14 @@
 //! the harness on loopback). Sink processes use ports 19200-19299.
 //! The cluster tests (`cluster`) also need Debian's `zookeeper` 3.8 and use ports
 //! 19400-19499.
+//! The hardening suites (`hostile`, `abuse`, `faults`; see SECURITY.md) also need `bash`
+//! and `gzip`; their fault proxy uses ports 19700-19799.
 
+mod abuse;
 mod clickhouse_loader;
 mod cluster;
+mod faults;
+mod hostile;
 mod sink_clickhouse;
 mod sink_embedded;
 mod support;

@@ -3,4 +3,6 @@
 pub mod clickhouse;
 pub mod cluster;
 pub mod load;
+pub mod proxy;
+pub mod raw;
 pub mod sink;
