@@ -83,9 +83,10 @@ fn encode(out: &mut Vec<u8>, arr: &dyn Array, ty: &ChType, name: &str) -> Result
     };
     match ty {
         ChType::Nullable(inner) => {
-            out.reserve(arr.len());
-            for i in 0..arr.len() {
-                out.push(arr.is_null(i) as u8);
+            // The null map straight off Arrow's validity bitmap (none: no nulls).
+            match arr.nulls() {
+                Some(nulls) => out.extend(nulls.iter().map(|valid| u8::from(!valid))),
+                None => out.resize(out.len() + arr.len(), 0),
             }
             // The nested column follows with placeholders at the null slots (Arrow keeps
             // a value there too: 0 or the empty string).
