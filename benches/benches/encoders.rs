@@ -1,0 +1,80 @@
+//! Encoders of the same 100,000 schema-v1 rows (the full pipeline's output on
+//! generated page views): Arrow IPC with LZ4 (edge → sink), Parquet (embedded mode),
+//! ClickHouse Native for the 18.16 table plus ClickHouse's LZ4 block framing (the
+//! loader). The official `clickhouse` crate cannot serialize RowBinary without a
+//! server (its serializer is private and `Insert` needs a connection), so its figure
+//! comes from `compare`, which runs its `Inserter` against a real ClickHouse.
+
+use benches::json_arrow::{pipeline_batches, Workload};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sink_clickhouse::clickhouse::{compress_lz4_frames, encode_native, TableLayout};
+
+/// The table `sink-clickhouse migrate` creates on 18.16 (see its migrate.rs).
+fn layout_18_16() -> TableLayout {
+    let rows: Vec<(String, String)> = ingest_core::schema::COLUMNS
+        .iter()
+        .map(|c| {
+            let t = match *c {
+                "event_id" => "UUID",
+                "received_at" => "DateTime('UTC')",
+                "screen_width" => "UInt16",
+                "visitor_id" => "UInt64",
+                "ttfb_ms" | "fcp_ms" | "lcp_ms" | "inp_ms" | "load_ms" | "engagement_ms" => {
+                    "Nullable(UInt32)"
+                }
+                "cls" => "Nullable(Float32)",
+                "scroll_depth" => "Nullable(UInt8)",
+                "prop_keys" | "prop_values" => "Array(String)",
+                _ => "String",
+            };
+            (c.to_string(), t.to_string())
+        })
+        .collect();
+    TableLayout::from_describe(&rows).expect("the 18.16 layout")
+}
+
+fn encoders(c: &mut Criterion) {
+    let w = Workload::new(1, 100_000);
+    let batches = pipeline_batches(&w, 100_000);
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let layout = layout_18_16();
+    let mut g = c.benchmark_group("encode");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(rows as u64));
+    g.bench_function("arrow_ipc_lz4", |b| {
+        b.iter(|| ingest_core::write_ipc(&batches).unwrap().len())
+    });
+    g.bench_function("parquet", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            ingest_core::write_parquet(&mut out, &batches).unwrap();
+            out.len()
+        })
+    });
+    let mut raw = Vec::new();
+    let mut framed = Vec::new();
+    g.bench_function("clickhouse_native", |b| {
+        b.iter(|| {
+            raw.clear();
+            for batch in &batches {
+                encode_native(&layout, batch, &mut raw).unwrap();
+            }
+            raw.len()
+        })
+    });
+    g.bench_function("clickhouse_native_lz4", |b| {
+        b.iter(|| {
+            raw.clear();
+            framed.clear();
+            for batch in &batches {
+                encode_native(&layout, batch, &mut raw).unwrap();
+            }
+            compress_lz4_frames(&raw, &mut framed);
+            framed.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encoders);
+criterion_main!(benches);

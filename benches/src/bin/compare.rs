@@ -1,0 +1,434 @@
+//! End to end: the same N generated page views loaded into one real ClickHouse 18.16
+//! on loopback, in turn, by our sink over HTTP, our loader alone, the official
+//! `clickhouse` crate, and `curl` (Native + LZ4, and the NDJSON as JSONEachRow); plus
+//! the JSON → Arrow figures on the same events. Verifies every row count (exit 1 if
+//! one is wrong), never fails on speed.
+//!
+//! `cargo run --release -p benches --bin compare -- --events 1000000 --json out.json`
+//!
+//! Needs: `clickhouse-server` (Debian 18.16), `curl`, and the `sink-clickhouse`
+//! binary (built with cargo into the same target folder unless `--sink-bin` is given).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use benches::chserver::{free_port, ClickHouseServer};
+use benches::e2e;
+use benches::json_arrow::{self, FullState, PlainState, Workload};
+use clap::Parser;
+use serde_json::json;
+
+/// Ports of this tool (the benches' assigned range).
+const PORTS: std::ops::Range<u16> = 19500..19600;
+const DB: &str = "analytics";
+const TABLE: &str = "events";
+/// The table JSONEachRow is loaded into: our NDJSON's own fields (props skipped).
+const RAW_TABLE: &str = "raw_events";
+/// Rows per pre-built batch for the loaders (the sink's default `--flush-rows`).
+const LOADER_BATCH_ROWS: usize = 100_000;
+
+/// Load the same events through our sink and its peers; print and save the figures.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Number of events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Events per HTTP request to the sink (at most the sink's limit, 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    events_per_request: u16,
+    /// Requests in flight to the sink.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Repetitions of each JSON → Arrow measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// The sink binary (default: build it with cargo into this tool's target folder).
+    #[arg(long, env = "SINK_BIN")]
+    sink_bin: Option<PathBuf>,
+    /// Give up on the sink run after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    deadline_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("compare: a row count was wrong (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The median of `reps` runs of `f`, in seconds; checks every run returns `n` rows.
+fn median_secs(reps: usize, n: usize, mut f: impl FnMut() -> usize) -> Result<f64, String> {
+    let mut t = Vec::new();
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        let rows = f();
+        t.push(t0.elapsed().as_secs_f64());
+        if rows != n {
+            return Err(format!("a JSON → Arrow path made {rows} rows of {n}"));
+        }
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    let n = args.events;
+    eprintln!("generating {n} events (seed {})…", args.seed);
+    let w = Workload::with_requests(args.seed, n, usize::from(args.events_per_request));
+    let mb = w.bytes() as f64 / 1e6;
+
+    eprintln!("JSON → Arrow, {} runs each…", args.reps);
+    let mut plain = PlainState::default();
+    let mut full = FullState::default();
+    let j = [
+        (
+            "ingest_core_full",
+            median_secs(args.reps, n, || json_arrow::ingest_core_full(&w, &mut full))?,
+        ),
+        (
+            "ingest_core_plain",
+            median_secs(args.reps, n, || {
+                json_arrow::ingest_core_plain(&w, &mut plain)
+            })?,
+        ),
+        (
+            "arrow_json",
+            median_secs(args.reps, n, || json_arrow::arrow_json(&w))?,
+        ),
+        (
+            "serde_json",
+            median_secs(args.reps, n, || json_arrow::serde_json_builders(&w))?,
+        ),
+    ];
+    drop((plain, full));
+
+    eprintln!("building {LOADER_BATCH_ROWS}-row batches with the full pipeline…");
+    let batches = json_arrow::pipeline_batches(&w, LOADER_BATCH_ROWS);
+
+    let ch = ClickHouseServer::start(PORTS)?;
+    eprintln!("ClickHouse at {}", ch.url());
+    let work = tempfile::Builder::new()
+        .prefix("bench-compare-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let sink_bin = sink_binary(args)?;
+    let st = Command::new(&sink_bin)
+        .args(["migrate", "--clickhouse-url", &ch.url()])
+        .env("RUST_LOG", "warn")
+        .status()
+        .map_err(|e| format!("{}: {e}", sink_bin.display()))?;
+    if !st.success() {
+        return Err(format!("sink-clickhouse migrate failed: {st}"));
+    }
+    ch.query(&format!(
+        "CREATE TABLE {DB}.{RAW_TABLE} (site String, url String, name String, \
+         referrer String, screen_width UInt16, ts UInt64, ttfb_ms Nullable(UInt32), \
+         fcp_ms Nullable(UInt32), lcp_ms Nullable(UInt32), inp_ms Nullable(UInt32), \
+         load_ms Nullable(UInt32), cls Nullable(Float32)) \
+         ENGINE = MergeTree ORDER BY (site, ts)"
+    ))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let events_table = format!("{DB}.{TABLE}");
+    let mut ok = true;
+    let mut check = |what: &str, table: &str, ch: &ClickHouseServer| -> Result<(), String> {
+        let c = ch.count(table)?;
+        if c == n as u64 {
+            eprintln!("  {what}: {c} rows ✓");
+        } else {
+            eprintln!("  {what}: WRONG ROW COUNT: {c} in {table}, expected {n}");
+            ok = false;
+        }
+        ch.query(&format!("TRUNCATE TABLE {table}"))?;
+        Ok(())
+    };
+
+    // (a′) our loader alone.
+    eprintln!("(a′) sink loader…");
+    let url = ch.url();
+    let t_loader = rt.block_on(e2e::sink_loader(&url, DB, TABLE, &batches))?;
+    check("sink_loader", &events_table, &ch)?;
+
+    // (b) the official crate.
+    eprintln!("(b) clickhouse crate Inserter…");
+    let t_crate = rt.block_on(e2e::clickhouse_crate(&url, DB, TABLE, &batches))?;
+    check("clickhouse_crate", &events_table, &ch)?;
+
+    // (c) curl, Native + LZ4 built by our encoder.
+    eprintln!("(c) curl Native + LZ4…");
+    let native = rt.block_on(async {
+        let client = sink_clickhouse::clickhouse::Client::new(
+            sink_clickhouse::clickhouse::ClickHouseConfig {
+                urls: vec![url.clone()],
+                database: DB.into(),
+                table: TABLE.into(),
+                user: "default".into(),
+                password: String::new(),
+                timeout: Duration::from_secs(60),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let layout = client.describe().await.map_err(|e| e.to_string())?;
+        let cols = layout.insert_columns().map_err(|e| e.to_string())?;
+        e2e::native_lz4_body(&layout, &batches).map(|b| (b, cols))
+    })?;
+    let (native_body, cols) = native;
+    let native_path = work.path().join("events.native.lz4");
+    std::fs::write(&native_path, &native_body).map_err(|e| e.to_string())?;
+    let native_mb = native_body.len() as f64 / 1e6;
+    drop(native_body);
+    let t_native = e2e::curl_post(
+        &insert_url(
+            &url,
+            &format!("INSERT INTO {DB}.{TABLE} ({cols}) FORMAT Native"),
+            "&decompress=1",
+        ),
+        &native_path,
+    )?;
+    check("curl_native_lz4", &events_table, &ch)?;
+    drop(batches);
+
+    // (d) curl, the NDJSON itself as JSONEachRow.
+    eprintln!("(d) curl JSONEachRow…");
+    let ndjson_path = work.path().join("events.ndjson");
+    std::fs::write(&ndjson_path, &w.ndjson).map_err(|e| e.to_string())?;
+    let t_json = e2e::curl_post(
+        &insert_url(
+            &url,
+            &format!("INSERT INTO {DB}.{RAW_TABLE} FORMAT JSONEachRow"),
+            "&input_format_skip_unknown_fields=1",
+        ),
+        &ndjson_path,
+    )?;
+    check("curl_jsoneachrow", &format!("{DB}.{RAW_TABLE}"), &ch)?;
+
+    // (a) the sink over HTTP, last: it needs the most memory of the host.
+    eprintln!(
+        "(a) sink over HTTP ({} events/request, {} in flight)…",
+        args.events_per_request, args.concurrency
+    );
+    let sink = Sink::start(&sink_bin, &url, &work.path().join("sink"))?;
+    let t0 = Instant::now();
+    let report = rt.block_on(e2e::load(
+        format!("http://127.0.0.1:{}/e", sink.port),
+        bytes::Bytes::from(w.ndjson.clone()),
+        w.requests.clone(),
+        args.concurrency,
+        Duration::from_secs(args.deadline_secs),
+    ));
+    // Loaded = every acknowledged event is in ClickHouse.
+    let deadline = Duration::from_secs(args.deadline_secs);
+    while ch.count(&events_table)? < n as u64 && t0.elapsed() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t_e2e = t0.elapsed();
+    let rss = e2e::peak_rss_bytes(sink.child.id());
+    drop(sink);
+    eprintln!(
+        "  load generator: {} ok, {} retried, {} failed, sent in {:.2} s",
+        report.ok_requests, report.retried, report.failed, report.send_secs
+    );
+    check("sink_e2e", &events_table, &ch)?;
+
+    let rps = |d: Duration| n as f64 / d.as_secs_f64();
+    let rows = [
+        ("sink_e2e", rps(t_e2e)),
+        ("sink_loader", rps(t_loader)),
+        ("clickhouse_crate", rps(t_crate)),
+        ("curl_native_lz4", rps(t_native)),
+        ("curl_jsoneachrow", rps(t_json)),
+    ];
+    let eps: Vec<(&str, f64)> = j.iter().map(|(k, s)| (*k, n as f64 / s)).collect();
+    let get = |v: &[(&str, f64)], k: &str| v.iter().find(|(n, _)| *n == k).map(|x| x.1).unwrap();
+    let ratios = [
+        (
+            "json_plain_vs_arrow_json",
+            get(&eps, "ingest_core_plain") / get(&eps, "arrow_json"),
+            1.5,
+        ),
+        (
+            "json_full_vs_arrow_json",
+            get(&eps, "ingest_core_full") / get(&eps, "arrow_json"),
+            1.0,
+        ),
+        (
+            "loader_vs_clickhouse_crate",
+            get(&rows, "sink_loader") / get(&rows, "clickhouse_crate"),
+            1.4,
+        ),
+        (
+            "loader_vs_curl_native_lz4",
+            get(&rows, "sink_loader") / get(&rows, "curl_native_lz4"),
+            0.9,
+        ),
+        (
+            "e2e_vs_curl_jsoneachrow",
+            get(&rows, "sink_e2e") / get(&rows, "curl_jsoneachrow"),
+            1.0,
+        ),
+    ];
+    let rss_mb = rss.map(|b| b as f64 / (1 << 20) as f64);
+
+    println!("\n{n} events, NDJSON {mb:.1} MB, Native+LZ4 {native_mb:.1} MB\n");
+    println!("| JSON → Arrow | events/s | MB/s | ns/event |");
+    println!("|---|---|---|---|");
+    for (k, e) in &eps {
+        println!(
+            "| {k} | {:.2} M | {:.0} | {:.0} |",
+            e / 1e6,
+            e * mb / n as f64,
+            1e9 / e
+        );
+    }
+    println!("\n| load into ClickHouse 18.16 | rows/s | seconds |");
+    println!("|---|---|---|");
+    for (k, r) in &rows {
+        println!("| {k} | {:.3} M | {:.2} |", r / 1e6, n as f64 / r);
+    }
+    println!(
+        "\nsink peak RSS: {} (target ≤ 256 MiB)\n",
+        rss_mb.map_or("unknown".into(), |m| format!("{m:.0} MiB"))
+    );
+    println!("| ratio | measured | target | met |");
+    println!("|---|---|---|---|");
+    for (k, r, t) in &ratios {
+        println!(
+            "| {k} | {r:.2} | ≥ {t} | {} |",
+            if r >= t { "yes" } else { "no" }
+        );
+    }
+
+    if let Some(path) = &args.json {
+        let obj = |v: &[(&str, f64)]| {
+            serde_json::Value::Object(v.iter().map(|(k, x)| (k.to_string(), json!(x))).collect())
+        };
+        let out = json!({
+            "events": n,
+            "seed": args.seed,
+            "ndjson_bytes": w.bytes(),
+            "events_per_request": args.events_per_request,
+            "concurrency": args.concurrency,
+            "rows_per_s": obj(&rows),
+            "json_to_arrow_events_per_s": obj(&eps),
+            "sink_peak_rss_bytes": rss,
+            "sink_peak_rss_mb": rss_mb,
+            "ratios": serde_json::Value::Object(ratios.iter().map(|(k, r, _)| (k.to_string(), json!(r))).collect()),
+            "targets": serde_json::Value::Object(ratios.iter().map(|(k, _, t)| (k.to_string(), json!(t))).collect()),
+            "load_generator": report,
+            "row_counts_ok": ok,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&out).unwrap())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(ok)
+}
+
+fn insert_url(base: &str, sql: &str, extra: &str) -> String {
+    let q: String = url_encode(sql);
+    format!("{base}/?query={q}{extra}")
+}
+
+/// Percent-encodes a query-string value (everything but unreserved characters).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The sink binary: `--sink-bin`, or built with cargo beside this tool.
+fn sink_binary(args: &Args) -> Result<PathBuf, String> {
+    if let Some(p) = &args.sink_bin {
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("no folder of the current executable")?;
+    let release = dir.ends_with("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "sink-clickhouse", "--bin", "sink-clickhouse"]);
+    if release {
+        cmd.arg("--release");
+    }
+    eprintln!(
+        "building sink-clickhouse ({})…",
+        if release { "release" } else { "debug" }
+    );
+    let st = cmd.status().map_err(|e| format!("cargo build: {e}"))?;
+    if !st.success() {
+        return Err("cargo build -p sink-clickhouse failed".into());
+    }
+    Ok(dir.join("sink-clickhouse"))
+}
+
+/// A running sink, killed by its PID when dropped.
+struct Sink {
+    child: Child,
+    port: u16,
+}
+
+impl Sink {
+    fn start(bin: &Path, ch_url: &str, dir: &Path) -> Result<Sink, String> {
+        let port =
+            free_port(PORTS.start + 50..PORTS.end, &[]).ok_or("no free port for the sink")?;
+        let child = Command::new(bin)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--clickhouse-url", ch_url, "--client-rate", "0"])
+            .args(["--salt-secret", "bench", "--trusted-proxy", "127.0.0.1/32"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let mut sink = Sink { child, port };
+        let t0 = Instant::now();
+        let http = reqwest::blocking::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send() {
+                if r.status().is_success() {
+                    return Ok(sink);
+                }
+            }
+            if let Ok(Some(st)) = sink.child.try_wait() {
+                return Err(format!("the sink exited at start: {st}"));
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err("the sink was not ready in 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

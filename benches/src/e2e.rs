@@ -1,0 +1,375 @@
+//! The loaders `compare` runs against one ClickHouse: our sink over HTTP (with a
+//! keep-alive load generator), our loader alone, the official `clickhouse` crate's
+//! `Inserter`, and `curl`. Each returns the seconds it took; `compare` checks the row
+//! counts.
+
+use std::ops::Range;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, TimestampMillisecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, RecordBatch};
+use bytes::Bytes;
+use serde::Serialize;
+
+/// One schema-v1 row as the official crate serializes it (RowBinary) into the 18.16
+/// table `sink-clickhouse migrate` creates: `UUID` as two little-endian u64 halves
+/// (carried in a u128), `DateTime` as u32 seconds, strings as `String`.
+#[derive(Debug, Serialize, ::clickhouse::Row)]
+pub struct ChRow<'a> {
+    event_id: u128,
+    received_at: u32,
+    site_id: &'a str,
+    name: &'a str,
+    hostname: &'a str,
+    pathname: &'a str,
+    referrer_host: &'a str,
+    referrer_source: &'a str,
+    utm_source: &'a str,
+    utm_medium: &'a str,
+    utm_campaign: &'a str,
+    utm_content: &'a str,
+    utm_term: &'a str,
+    country: &'a str,
+    region: &'a str,
+    city: &'a str,
+    browser: &'a str,
+    browser_version: &'a str,
+    os: &'a str,
+    os_version: &'a str,
+    device: &'a str,
+    screen_width: u16,
+    visitor_id: u64,
+    ttfb_ms: Option<u32>,
+    fcp_ms: Option<u32>,
+    lcp_ms: Option<u32>,
+    inp_ms: Option<u32>,
+    load_ms: Option<u32>,
+    cls: Option<f32>,
+    scroll_depth: Option<u8>,
+    engagement_ms: Option<u32>,
+    prop_keys: Vec<&'a str>,
+    prop_values: Vec<&'a str>,
+}
+
+/// The rows of a schema-v1 batch as [`ChRow`]s borrowing from it ("pre-parsed rows").
+pub fn batch_rows(b: &RecordBatch) -> Vec<ChRow<'_>> {
+    let s = |name: &str| b.column_by_name(name).expect(name).as_string::<i32>();
+    let opt_u32 = |name: &str, i: usize| {
+        let a = b
+            .column_by_name(name)
+            .expect(name)
+            .as_primitive::<UInt32Type>();
+        a.is_valid(i).then(|| a.value(i))
+    };
+    let ids = b.column_by_name("event_id").unwrap().as_fixed_size_binary();
+    let at = b
+        .column_by_name("received_at")
+        .unwrap()
+        .as_primitive::<TimestampMillisecondType>();
+    let sw = b
+        .column_by_name("screen_width")
+        .unwrap()
+        .as_primitive::<UInt16Type>();
+    let vid = b
+        .column_by_name("visitor_id")
+        .unwrap()
+        .as_primitive::<UInt64Type>();
+    let cls = b
+        .column_by_name("cls")
+        .unwrap()
+        .as_primitive::<Float32Type>();
+    let sd = b
+        .column_by_name("scroll_depth")
+        .unwrap()
+        .as_primitive::<UInt8Type>();
+    let keys = b.column_by_name("prop_keys").unwrap().as_list::<i32>();
+    let vals = b.column_by_name("prop_values").unwrap().as_list::<i32>();
+    fn strs(l: &arrow_array::ListArray, i: usize) -> Vec<&str> {
+        let off = l.value_offsets();
+        let v = l.values().as_string::<i32>();
+        (off[i] as usize..off[i + 1] as usize)
+            .map(|j| v.value(j))
+            .collect()
+    }
+    let cols: Vec<_> = [
+        "site_id",
+        "name",
+        "hostname",
+        "pathname",
+        "referrer_host",
+        "referrer_source",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_content",
+        "utm_term",
+        "country",
+        "region",
+        "city",
+        "browser",
+        "browser_version",
+        "os",
+        "os_version",
+        "device",
+    ]
+    .iter()
+    .map(|n| s(n))
+    .collect();
+    (0..b.num_rows())
+        .map(|i| {
+            let id = ids.value(i);
+            let hi = u64::from_be_bytes(id[..8].try_into().unwrap());
+            let lo = u64::from_be_bytes(id[8..].try_into().unwrap());
+            let c = |k: usize| cols[k].value(i);
+            ChRow {
+                event_id: u128::from(hi) | (u128::from(lo) << 64),
+                received_at: (at.value(i) / 1000) as u32,
+                site_id: c(0),
+                name: c(1),
+                hostname: c(2),
+                pathname: c(3),
+                referrer_host: c(4),
+                referrer_source: c(5),
+                utm_source: c(6),
+                utm_medium: c(7),
+                utm_campaign: c(8),
+                utm_content: c(9),
+                utm_term: c(10),
+                country: c(11),
+                region: c(12),
+                city: c(13),
+                browser: c(14),
+                browser_version: c(15),
+                os: c(16),
+                os_version: c(17),
+                device: c(18),
+                screen_width: sw.value(i),
+                visitor_id: vid.value(i),
+                ttfb_ms: opt_u32("ttfb_ms", i),
+                fcp_ms: opt_u32("fcp_ms", i),
+                lcp_ms: opt_u32("lcp_ms", i),
+                inp_ms: opt_u32("inp_ms", i),
+                load_ms: opt_u32("load_ms", i),
+                cls: cls.is_valid(i).then(|| cls.value(i)),
+                scroll_depth: sd.is_valid(i).then(|| sd.value(i)),
+                engagement_ms: opt_u32("engagement_ms", i),
+                prop_keys: strs(keys, i),
+                prop_values: strs(vals, i),
+            }
+        })
+        .collect()
+}
+
+/// (b): the official crate's `Inserter` (RowBinary + LZ4, validation off: its default
+/// mode fails on 18.16), one commit per batch. Row conversion is not timed; writing,
+/// serialization, compression, sending and the server's insert are.
+pub async fn clickhouse_crate(
+    url: &str,
+    database: &str,
+    table: &str,
+    batches: &[RecordBatch],
+) -> Result<Duration, String> {
+    let client = ::clickhouse::Client::default()
+        .with_url(url)
+        .with_database(database)
+        .with_validation(false)
+        .with_compression(::clickhouse::Compression::Lz4);
+    let mut inserter = client
+        .inserter::<ChRow<'static>>(table)
+        .with_max_rows(u64::MAX);
+    let mut spent = Duration::ZERO;
+    for b in batches {
+        let rows = batch_rows(b);
+        let t0 = Instant::now();
+        for r in &rows {
+            inserter.write(r).await.map_err(|e| e.to_string())?;
+        }
+        inserter.force_commit().await.map_err(|e| e.to_string())?;
+        spent += t0.elapsed();
+    }
+    let t0 = Instant::now();
+    inserter.end().await.map_err(|e| e.to_string())?;
+    Ok(spent + t0.elapsed())
+}
+
+/// (a′): our loader alone — each pre-built Arrow batch encoded to Native for the
+/// table's real types, LZ4-framed and inserted by the sink's `Client::insert`.
+pub async fn sink_loader(
+    url: &str,
+    database: &str,
+    table: &str,
+    batches: &[RecordBatch],
+) -> Result<Duration, String> {
+    use sink_clickhouse::clickhouse::{ClickHouseConfig, Client};
+    let client = Client::new(ClickHouseConfig {
+        urls: vec![url.to_owned()],
+        database: database.to_owned(),
+        table: table.to_owned(),
+        user: "default".into(),
+        password: String::new(),
+        timeout: Duration::from_secs(300),
+    })
+    .map_err(|e| e.to_string())?;
+    // The sink reads the layout once at start-up; so does this.
+    let layout = client.describe().await.map_err(|e| e.to_string())?;
+    client.server_version().await.map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    for b in batches {
+        client
+            .insert(&layout, b, None)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(t0.elapsed())
+}
+
+/// The whole Native + LZ4 body of `batches`, as the sink's encoder makes it, for (c).
+pub fn native_lz4_body(
+    layout: &sink_clickhouse::clickhouse::TableLayout,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>, String> {
+    let mut raw = Vec::new();
+    for b in batches {
+        sink_clickhouse::clickhouse::encode_native(layout, b, &mut raw)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut framed = Vec::with_capacity(raw.len() / 3);
+    sink_clickhouse::clickhouse::compress_lz4_frames(&raw, &mut framed);
+    Ok(framed)
+}
+
+/// Posts `file` with `curl` to `url` (query string included); the time it took.
+pub fn curl_post(url: &str, file: &Path) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "-o",
+            "-",
+            "-H",
+            "Expect:",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", file.display()))
+        .arg(url)
+        .output()
+        .map_err(|e| format!("running curl (apt-get install curl): {e}"))?;
+    let spent = t0.elapsed();
+    if !out.status.success() {
+        return Err(format!(
+            "curl failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(spent)
+}
+
+/// What the load generator saw.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct LoadReport {
+    /// Requests answered 2xx.
+    pub ok_requests: usize,
+    /// Requests answered 429/503 and retried.
+    pub retried: usize,
+    /// Requests that failed for good (other status, transport error, deadline).
+    pub failed: usize,
+    /// Wall time from the first request to the last answer.
+    pub send_secs: f64,
+}
+
+/// (a): POSTs each request body to `url` (our `/e`) with its user agent, `concurrency`
+/// requests in flight over keep-alive connections. Bounded: stops at `deadline`. A 429
+/// or 503 is retried after a short pause (the sink's back-pressure), at most 50 times.
+pub async fn load(
+    url: String,
+    body: Bytes,
+    requests: Vec<(Range<usize>, &'static str, String)>,
+    concurrency: usize,
+    deadline: Duration,
+) -> LoadReport {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .expect("reqwest client");
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, url, body, requests, next) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            requests.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rep = LoadReport::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((range, ua, ip)) = requests.get(i) else {
+                    break;
+                };
+                let mut tries = 0;
+                loop {
+                    if t0.elapsed() > deadline {
+                        rep.failed += 1;
+                        break;
+                    }
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .header("user-agent", *ua)
+                        .header("x-forwarded-for", ip.as_str())
+                        .body(body.slice(range.clone()))
+                        .send()
+                        .await;
+                    match r.map(|r| r.status()) {
+                        Ok(s) if s.is_success() => {
+                            rep.ok_requests += 1;
+                            break;
+                        }
+                        Ok(s) if (s.as_u16() == 429 || s.as_u16() == 503) && tries < 50 => {
+                            rep.retried += 1;
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ => {
+                            rep.failed += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            rep
+        }));
+    }
+    let mut total = LoadReport::default();
+    for t in tasks {
+        let r = t.await.expect("load task");
+        total.ok_requests += r.ok_requests;
+        total.retried += r.retried;
+        total.failed += r.failed;
+    }
+    total.send_secs = t0.elapsed().as_secs_f64();
+    total
+}
+
+/// Peak resident set of a process (`VmHWM`), bytes.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
