@@ -1,6 +1,5 @@
 //! `sink-clickhouse`: see the crate README (`serve` is the default subcommand).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -190,12 +189,13 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         tracing::info!("shutdown requested: refusing new requests, draining");
         tokio::time::sleep(drain_delay).await;
     };
-    let serve = axum::serve(
+    // Not axum::serve: it leaves hyper's header read timeout off (see server::listen).
+    let serve = tokio::spawn(server::listen::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown);
-    let serve = tokio::spawn(async move { serve.await });
+        app,
+        a.request_timeout,
+        shutdown,
+    ));
     // Wait for the signal, then give in-flight requests until the deadline.
     let mut serve = serve;
     let deadline;

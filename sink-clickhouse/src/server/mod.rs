@@ -3,6 +3,7 @@
 mod batches;
 pub mod client_ip;
 mod health;
+pub mod listen;
 pub mod reply;
 mod tracker;
 

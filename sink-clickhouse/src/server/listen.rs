@@ -1,0 +1,79 @@
+//! Serves connections with hyper directly instead of `axum::serve`, so request headers
+//! have a deadline: `axum::serve` gives hyper no timer, which turns hyper's
+//! `header_read_timeout` off and lets a client that sends its headers one byte a
+//! second (slowloris) hold a connection and a file descriptor forever.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets
+/// every connection finish its request (idle ones close at once) and returns.
+/// A request's headers must arrive within `header_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    // Every connection task holds a clone of `open_rx`; `open_tx.closed()` resolves when
+    // the last one is gone.
+    let (open_tx, open_rx) = watch::channel(());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let svc = app
+            .clone()
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(axum::body::Body::new)
+            });
+        let svc = TowerToHyperService::new(svc);
+        let mut stop = stop_rx.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = b.serve_connection(TokioIo::new(io), svc);
+            let mut conn = std::pin::pin!(conn);
+            let stopping = async move {
+                // The guard `wait_for` returns is not Send: drop it at once.
+                let _ = stop.wait_for(|s| *s).await.map(|_| ());
+            };
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopping => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_rx);
+    open_tx.closed().await;
+    Ok(())
+}
