@@ -77,3 +77,54 @@ pub async fn serve(
     open_tx.closed().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn start(header_timeout: Duration) -> (SocketAddr, watch::Sender<bool>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let app = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(p): ConnectInfo<SocketAddr>| async move { p.ip().to_string() }),
+        );
+        let (tx, mut rx) = watch::channel(false);
+        tokio::spawn(serve(l, app, header_timeout, async move {
+            let _ = rx.wait_for(|s| *s).await.map(|_| ());
+        }));
+        (addr, tx)
+    }
+
+    async fn read_all(s: &mut tokio::net::TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn answers_with_the_peer_address_and_cuts_slow_headers() {
+        let (addr, stop) = start(Duration::from_millis(300)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let reply = read_all(&mut s).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.ends_with("127.0.0.1"), "{reply}");
+        // Headers that never end: closed after the header timeout, no answer.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let reply = read_all(&mut s).await;
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        assert!(!reply.contains(" 200 "), "{reply}");
+        let _ = stop.send(true);
+    }
+}
