@@ -370,7 +370,9 @@ fn sink_binary(args: &Args) -> Result<PathBuf, String> {
     let release = dir.ends_with("release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "sink-clickhouse", "--bin", "sink-clickhouse"]);
+    // With `-p benches` too, so features unify as in this tool's own build and
+    // nothing already built is rebuilt.
+    cmd.args(["build", "-p", "benches", "-p", "sink-clickhouse", "--bins"]);
     if release {
         cmd.arg("--release");
     }
