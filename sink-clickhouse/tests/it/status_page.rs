@@ -1,0 +1,180 @@
+//! The status page (`GET /`) seen in headless Chromium: after a load through `POST /e`,
+//! the figures the page shows equal the counters of `/metrics`, and a screenshot of
+//! the live charts is saved (its path is printed).
+//!
+//! Needs Debian's `chromium` at /usr/bin/chromium (fails loudly when missing).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::load;
+use crate::support::sink::Sink;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Runs headless Chromium on `url` with a fresh profile under `dir`, plus `extra` flags.
+fn chromium(dir: &Path, url: &str, extra: &[&str]) -> std::process::Output {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's `chromium` package to run the status page test"
+    );
+    let profile = tempfile::tempdir_in(dir).expect("profile dir");
+    let out = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            // Virtual time runs the page's 1 s poll several times.
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("running chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Sums of the samples of each metric family in a Prometheus text exposition.
+fn metric_sums(text: &str) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name_labels, value) = line.rsplit_once(' ').expect("sample line");
+        let name = name_labels.split('{').next().unwrap().to_owned();
+        *m.entry(name).or_default() += value.parse::<f64>().expect("sample value");
+    }
+    m
+}
+
+/// The text of the element with `id` in a dumped DOM.
+fn figure(dom: &str, id: &str) -> f64 {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page:\n{dom}"));
+    let rest = &dom[at..];
+    let start = rest.find('>').expect("tag end") + 1;
+    let text = &rest[start..start + rest[start..].find('<').expect("text end")];
+    text.parse()
+        .unwrap_or_else(|_| panic!("#{id} shows {text:?}, not a number"))
+}
+
+#[test]
+fn status_page_shows_the_metrics_figures_and_charts() {
+    let sink = Sink::start(&[]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let page = sink.url("/");
+
+    let r = reqwest::blocking::get(&page).expect("GET /");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+
+    // The page is open (polling) while the load runs; a second view after the load
+    // reads the final figures.
+    let shot = tmp.path().join("status.png");
+    let shot_arg = format!("--screenshot={}", shot.display());
+    let run = std::thread::scope(|sc| {
+        let viewer = sc.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            chromium(tmp.path(), &page, &[]);
+        });
+        let bad = sc.spawn(|| {
+            // A few malformed requests so the rejects chart has a line.
+            let http = reqwest::blocking::Client::new();
+            for _ in 0..5 {
+                http.post(sink.url("/e"))
+                    .header("user-agent", load::UA)
+                    .body("{not json")
+                    .send()
+                    .expect("bad post");
+            }
+        });
+        let run = load::send_ndjson(&sink.url("/e"), 0, 200, 50, 2, || false);
+        viewer.join().unwrap();
+        bad.join().unwrap();
+        run
+    });
+    assert_eq!(run.acked.rows, 200 * 50, "refused: {:?}", run.refused);
+
+    // Let the loader catch up so `rows loaded` is stable too.
+    let t0 = std::time::Instant::now();
+    let metrics = loop {
+        let text = reqwest::blocking::get(sink.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap();
+        let m = metric_sums(&text);
+        if m.get("sink_loaded_rows_total").copied() == Some(10_000.0) {
+            break m;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "loader did not catch up: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+
+    chromium(
+        tmp.path(),
+        &page,
+        &[&shot_arg, "--window-size=1280,900", "--hide-scrollbars"],
+    );
+    let dom = String::from_utf8(chromium(tmp.path(), &page, &["--dump-dom"]).stdout).unwrap();
+    let after = metric_sums(
+        &reqwest::blocking::get(sink.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    assert_eq!(metrics, after, "counters moved after the load stopped");
+
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "screenshot too small"
+    );
+    println!("status page screenshot: {}", shot.display());
+    // Keep the screenshot for a human to look at after the test.
+    let kept = std::env::temp_dir().join("sink-status-page.png");
+    std::fs::copy(&shot, &kept).expect("copy screenshot");
+    println!("status page screenshot (kept): {}", kept.display());
+
+    for (id, name) in [
+        ("events-total", "sink_events_received_total"),
+        ("accepted-total", "sink_events_accepted_total"),
+        ("loaded-total", "sink_loaded_rows_total"),
+        ("rejected-total", "sink_events_rejected_total"),
+        ("rate-limited-total", "sink_rate_limited_total"),
+        ("bots-total", "sink_bots_total"),
+        ("quota-refused-total", "sink_quota_refused_total"),
+        ("ch-errors-total", "sink_clickhouse_errors_total"),
+    ] {
+        let want = metrics.get(name).copied().unwrap_or(0.0);
+        assert_eq!(figure(&dom, id), want, "#{id} vs {name}");
+    }
+    assert_eq!(figure(&dom, "accepted-total"), 10_000.0);
+    assert!(figure(&dom, "rejected-total") >= 5.0);
+    // The charts were drawn (one polyline per series with samples).
+    assert!(dom.matches("<polyline").count() >= 5, "charts not drawn");
+    assert!(
+        dom.contains(r#"class="ok">ready<"#),
+        "page does not show ready"
+    );
+}
