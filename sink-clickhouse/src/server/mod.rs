@@ -5,6 +5,7 @@ pub mod client_ip;
 mod health;
 pub mod listen;
 pub mod reply;
+mod status;
 mod tracker;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -185,6 +186,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/", get(status::page))
         .with_state(state);
     with_layers(app, timeout, metrics)
 }

@@ -16,4 +16,5 @@ mod faults;
 mod hostile;
 mod sink_clickhouse;
 mod sink_embedded;
+mod status_page;
 mod support;
