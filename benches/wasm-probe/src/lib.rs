@@ -3,7 +3,9 @@
 //! normalization, user agent, hashes) and its events pushed into a `Batcher`. The host
 //! writes the buffer into memory from `alloc`, calls `run`, and times it.
 
-use ingest_core::{BatchConfig, Batcher, DailySalt, Format, Pipeline, PipelineConfig, RequestContext};
+use ingest_core::{
+    BatchConfig, Batcher, DailySalt, Format, Pipeline, PipelineConfig, RequestContext,
+};
 
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const NOW_MS: i64 = 1_795_392_000_000;
@@ -32,7 +34,11 @@ pub unsafe extern "C" fn run(ptr: *const u8, len: usize, per_request: usize) -> 
 pub fn process(data: &[u8], per_request: usize) -> usize {
     let salt = DailySalt::derive(b"probe", NOW_MS);
     let mut pipeline = Pipeline::new(PipelineConfig::default());
-    let mut batcher = Batcher::new(BatchConfig { max_rows: 8192, max_bytes: 64 << 20, max_age_ms: i64::MAX });
+    let mut batcher = Batcher::new(BatchConfig {
+        max_rows: 8192,
+        max_bytes: 64 << 20,
+        max_age_ms: i64::MAX,
+    });
     let mut rows = 0;
     let mut buf = Vec::new();
     let mut start = 0;
