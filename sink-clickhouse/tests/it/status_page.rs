@@ -13,8 +13,9 @@ use crate::support::sink::Sink;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Runs headless Chromium on `url` with a fresh profile under `dir`, plus `extra` flags.
-fn chromium(dir: &Path, url: &str, extra: &[&str]) -> std::process::Output {
+/// Runs headless Chromium on `url` with a fresh profile under `dir` for `budget_ms` of
+/// virtual time, plus `extra` flags.
+fn chromium(dir: &Path, url: &str, budget_ms: u32, extra: &[&str]) -> std::process::Output {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: install Debian's `chromium` package to run the status page test"
@@ -30,9 +31,9 @@ fn chromium(dir: &Path, url: &str, extra: &[&str]) -> std::process::Output {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            // Virtual time runs the page's 1 s poll several times.
-            "--virtual-time-budget=4000",
         ])
+        // Virtual time runs the page's 1 s poll several times.
+        .arg(format!("--virtual-time-budget={budget_ms}"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(url)
@@ -86,14 +87,19 @@ fn status_page_shows_the_metrics_figures_and_charts() {
         .unwrap()
         .starts_with("text/html"));
 
-    // The page is open (polling) while the load runs; a second view after the load
-    // reads the final figures.
+    // The page is open (polling) while a paced load runs, and its screenshot is taken
+    // then, so the charts show the traffic; a second view after the load reads the
+    // final figures.
     let shot = tmp.path().join("status.png");
     let shot_arg = format!("--screenshot={}", shot.display());
     let run = std::thread::scope(|sc| {
         let viewer = sc.spawn(|| {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            chromium(tmp.path(), &page, &[]);
+            chromium(
+                tmp.path(),
+                &page,
+                60000,
+                &[&shot_arg, "--window-size=1280,900", "--hide-scrollbars"],
+            );
         });
         let bad = sc.spawn(|| {
             // A few malformed requests so the rejects chart has a line.
@@ -104,9 +110,19 @@ fn status_page_shows_the_metrics_figures_and_charts() {
                     .body("{not json")
                     .send()
                     .expect("bad post");
+                std::thread::sleep(std::time::Duration::from_millis(400));
             }
         });
-        let run = load::send_ndjson(&sink.url("/e"), 0, 200, 50, 2, || false);
+        // 10 rounds of 20 requests of 50 events, paced so the page sees a rate.
+        let mut run = load::Run::default();
+        for round in 0..10 {
+            let r = load::send_ndjson(&sink.url("/e"), round * 1000, 20, 50, 2, || false);
+            run.acked.add(&r.acked);
+            for (k, v) in r.refused {
+                *run.refused.entry(k).or_default() += v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         viewer.join().unwrap();
         bad.join().unwrap();
         run
@@ -131,12 +147,7 @@ fn status_page_shows_the_metrics_figures_and_charts() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
 
-    chromium(
-        tmp.path(),
-        &page,
-        &[&shot_arg, "--window-size=1280,900", "--hide-scrollbars"],
-    );
-    let dom = String::from_utf8(chromium(tmp.path(), &page, &["--dump-dom"]).stdout).unwrap();
+    let dom = String::from_utf8(chromium(tmp.path(), &page, 3000, &["--dump-dom"]).stdout).unwrap();
     let after = metric_sums(
         &reqwest::blocking::get(sink.url("/metrics"))
             .unwrap()
