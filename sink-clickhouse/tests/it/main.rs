@@ -8,6 +8,8 @@
 //! 19400-19499.
 //! The hardening suites (`hostile`, `abuse`, `faults`; see SECURITY.md) also need `bash`
 //! and `gzip`; their fault proxy uses ports 19700-19799.
+//! The status page test (`status_page`) also needs Debian's `chromium` at
+//! /usr/bin/chromium (headless).
 
 mod abuse;
 mod clickhouse_loader;
