@@ -100,12 +100,14 @@ impl EdgeConfig {
         })?;
         let sites = match get("SITES") {
             None => None,
-            Some(json) => Some(serde_json::from_str::<SiteRegistry>(&json).map_err(|e| {
-                ConfigError {
-                    var: "SITES",
-                    reason: format!("not a valid sites document: {e}"),
-                }
-            })?),
+            Some(json) => {
+                Some(
+                    serde_json::from_str::<SiteRegistry>(&json).map_err(|e| ConfigError {
+                        var: "SITES",
+                        reason: format!("not a valid sites document: {e}"),
+                    })?,
+                )
+            }
         };
         let usage: HashMap<String, UsageSeed> = match get("SITE_USAGE") {
             None => HashMap::new(),
@@ -187,7 +189,9 @@ mod tests {
     #[test]
     fn the_salt_is_required() {
         assert_eq!(
-            EdgeConfig::from_vars(vars(&[("SALT_SECRET", " ")])).unwrap_err().var,
+            EdgeConfig::from_vars(vars(&[("SALT_SECRET", " ")]))
+                .unwrap_err()
+                .var,
             "SALT_SECRET"
         );
     }
@@ -197,8 +201,14 @@ mod tests {
         let c = EdgeConfig::from_vars(vars(&[
             ("SALT_SECRET", "s"),
             ("SINK_URL", "http://127.0.0.1:1/"),
-            ("SITES", r#"{"sites":{"Example.com":{"hostnames":["example.com"],"plan":"free"}}}"#),
-            ("SITE_USAGE", r#"{"Example.com":{"month_to_date":5,"over_since_ms":7}}"#),
+            (
+                "SITES",
+                r#"{"sites":{"Example.com":{"hostnames":["example.com"],"plan":"free"}}}"#,
+            ),
+            (
+                "SITE_USAGE",
+                r#"{"Example.com":{"month_to_date":5,"over_since_ms":7}}"#,
+            ),
             ("RATE_LIMIT", r#"{"rate_per_sec":2,"burst":3}"#),
             ("DIRECT_FLUSH_MS", "250"),
         ]))
@@ -220,8 +230,8 @@ mod tests {
             ("DIRECT_FLUSH_MS", "-1"),
             ("DIRECT_MAX_ROWS", "x"),
         ] {
-            let err = EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), (var, value)]))
-                .unwrap_err();
+            let err =
+                EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), (var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{err}");
         }
     }

@@ -54,11 +54,14 @@ impl QuotaBook {
         now_ms: i64,
     ) -> QuotaDecision {
         let (month_start_ms, _) = month_bounds(now_ms);
-        let entry = self.entries.entry(site.to_owned()).or_insert_with(|| Entry {
-            month_start_ms,
-            usage: seed.map_or(0, |s| s.month_to_date),
-            state: seed.map(UsageSeed::state).unwrap_or_default(),
-        });
+        let entry = self
+            .entries
+            .entry(site.to_owned())
+            .or_insert_with(|| Entry {
+                month_start_ms,
+                usage: seed.map_or(0, |s| s.month_to_date),
+                state: seed.map(UsageSeed::state).unwrap_or_default(),
+            });
         if entry.month_start_ms != month_start_ms {
             // A new month: usage starts again (ingest-core clears a stale crossing too).
             *entry = Entry {

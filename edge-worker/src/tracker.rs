@@ -23,7 +23,14 @@ mod tests {
     #[test]
     fn the_tracker_posts_our_format_to_e_and_exposes_pv() {
         let s = super::SCRIPT_JS;
-        for needle in ["data-site", "data-api", "'/e'", "w.pv =", "sendBeacon", "keepalive"] {
+        for needle in [
+            "data-site",
+            "data-api",
+            "'/e'",
+            "w.pv =",
+            "sendBeacon",
+            "keepalive",
+        ] {
             assert!(s.contains(needle), "script.js lacks {needle}");
         }
         for field in ["ttfb_ms", "fcp_ms", "lcp_ms", "inp_ms", "load_ms", "cls"] {

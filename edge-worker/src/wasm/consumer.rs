@@ -46,7 +46,10 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
                 good.push(m);
             }
             Err(e) => {
-                console_error!("queue message {} does not decode ({e}); retrying it alone", m.id());
+                console_error!(
+                    "queue message {} does not decode ({e}); retrying it alone",
+                    m.id()
+                );
                 m.retry();
             }
         }
@@ -57,7 +60,11 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     let id = batch_id(good.iter().map(|m| m.id()));
     match post_batch(&config, &events, &id).await {
         Ok(()) => {
-            console_log!("batch {id}: {} events from {} messages posted", events.len(), good.len());
+            console_log!(
+                "batch {id}: {} events from {} messages posted",
+                events.len(),
+                good.len()
+            );
             good.iter().for_each(|m| m.ack());
         }
         Err(e) => {

@@ -12,8 +12,8 @@ use ingest_core::{
 };
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_warn, event, Context, Env, Method, QueueContentType,
-    RawMessageBuilder, Request, Response, Result,
+    console_error, console_warn, event, Context, Env, Method, QueueContentType, RawMessageBuilder,
+    Request, Response, Result,
 };
 
 use super::{direct, now_ms, random_seed, with_isolate};

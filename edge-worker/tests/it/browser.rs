@@ -33,7 +33,10 @@ fn serve_page(port: u16, html: String) {
 #[test]
 fn tracker_in_headless_chromium() {
     let _serial = serial();
-    require("chromium", "apt-get install chromium (scripts/setup-wasm does)");
+    require(
+        "chromium",
+        "apt-get install chromium (scripts/setup-wasm does)",
+    );
     let sink = Sink::start("browser", 19342, TOKEN);
     let edge = Edge::start("browser", 19330, sink.url(), TOKEN, false, &[]);
     let page_port = 19350;
@@ -86,11 +89,15 @@ addEventListener('load', function () {{
         Duration::from_secs(60),
         || {
             let rows = sink.rows();
-            let page = rows.iter().any(|r| r.name == "pageview" && r.pathname == "/page");
-            let spa = rows.iter().any(|r| r.name == "pageview" && r.pathname == "/spa/next");
-            let custom = rows.iter().any(|r| {
-                r.name == "signup" && r.props == [("plan".to_owned(), "pro".to_owned())]
-            });
+            let page = rows
+                .iter()
+                .any(|r| r.name == "pageview" && r.pathname == "/page");
+            let spa = rows
+                .iter()
+                .any(|r| r.name == "pageview" && r.pathname == "/spa/next");
+            let custom = rows
+                .iter()
+                .any(|r| r.name == "signup" && r.props == [("plan".to_owned(), "pro".to_owned())]);
             (page && spa && custom).then_some(rows)
         },
     );

@@ -65,7 +65,12 @@ fn valid_events_arrive(edge: &Edge, sink: &Sink, tag: &str) -> Duration {
         &[("Content-Type", "text/plain")],
         Some(PLAUSIBLE.as_bytes()),
     );
-    assert_eq!(r.status, 202, "plausible: {:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        202,
+        "plausible: {:?}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.json()["accepted"], 1);
     let batch = own_batch(tag);
     let r = http(
@@ -77,14 +82,28 @@ fn valid_events_arrive(edge: &Edge, sink: &Sink, tag: &str) -> Duration {
     assert_eq!(r.status, 202, "own: {:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["accepted"], 3);
     let sent = Instant::now();
-    let rows = arrived(sink, "the plausible and own-format events at the sink", |rows| {
-        has_path(rows, "/from-plausible") && (1..=3).all(|i| has_path(rows, &format!("/{tag}/{i}")))
-    });
+    let rows = arrived(
+        sink,
+        "the plausible and own-format events at the sink",
+        |rows| {
+            has_path(rows, "/from-plausible")
+                && (1..=3).all(|i| has_path(rows, &format!("/{tag}/{i}")))
+        },
+    );
     let took = sent.elapsed();
-    let p = rows.iter().find(|r| r.pathname == "/from-plausible").unwrap();
-    assert_eq!((p.site_id.as_str(), p.name.as_str()), ("example.com", "pageview"));
+    let p = rows
+        .iter()
+        .find(|r| r.pathname == "/from-plausible")
+        .unwrap();
+    assert_eq!(
+        (p.site_id.as_str(), p.name.as_str()),
+        ("example.com", "pageview")
+    );
     assert_ne!(p.visitor_id, 0, "visitor_id is computed at the edge");
-    let o = rows.iter().find(|r| r.pathname == format!("/{tag}/1")).unwrap();
+    let o = rows
+        .iter()
+        .find(|r| r.pathname == format!("/{tag}/1"))
+        .unwrap();
     assert_eq!(o.props, vec![("tag".to_owned(), tag.to_owned())]);
     took
 }
@@ -118,7 +137,11 @@ fn queue_mode_end_to_end() {
         ],
         None,
     );
-    assert!(r.status == 204 || r.status == 200, "preflight: {}", r.status);
+    assert!(
+        r.status == 204 || r.status == 200,
+        "preflight: {}",
+        r.status
+    );
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 
     valid_events_arrive(&edge, &sink, "queued");
@@ -136,7 +159,12 @@ fn queue_mode_end_to_end() {
     arrived(&sink, "the pixel event", |rows| has_path(rows, "/pixel"));
 
     // Invalid → 400 JSON naming the field and the reason; never a 5xx.
-    let r = http("POST", &edge.url("/e"), &[], Some(br#"{"url":"https://example.com/"}"#));
+    let r = http(
+        "POST",
+        &edge.url("/e"),
+        &[],
+        Some(br#"{"url":"https://example.com/"}"#),
+    );
     assert_eq!(r.status, 400);
     let v = r.json();
     assert_eq!(v["error"]["field"], "site", "{v}");
@@ -167,9 +195,12 @@ fn queue_mode_end_to_end() {
         assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
         let v = r.json();
         assert_eq!(v["error"]["code"], "quota_exceeded", "{v}");
-        assert!(v["error"]["reason"].as_str().unwrap().contains("over.example"));
+        assert!(v["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("over.example"));
         let secs: u64 = r.header("retry-after").unwrap().parse().unwrap();
-        assert!(secs >= 1 && secs <= 31 * 86_400, "Retry-After {secs}");
+        assert!((1..=31 * 86_400).contains(&secs), "Retry-After {secs}");
     } else {
         // The first 3 days of a month: the crossing is still within the free plan's
         // grace, so the event is accepted (the refusal is unit-tested in quota.rs).
@@ -190,8 +221,19 @@ fn queue_mode_end_to_end() {
         }
     };
     assert_eq!(limited.status, 429, "statuses: {statuses:?}");
-    assert_eq!(statuses, [202, 202, 429], "burst 250 admits two requests of 100");
-    assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(
+        statuses,
+        [202, 202, 429],
+        "burst 250 admits two requests of 100"
+    );
+    assert!(
+        limited
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(limited.json()["error"]["code"], "rate_limited");
 }
 

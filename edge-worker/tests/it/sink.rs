@@ -188,10 +188,14 @@ impl Real {
             .args(["--batch-token", token]);
         let mut proc = Proc::start("sink-clickhouse", cmd, dir.join("sink.log"));
         let url = format!("http://127.0.0.1:{port}");
-        crate::harness::wait_for("sink-clickhouse /healthz", std::time::Duration::from_secs(60), || {
-            proc.assert_running();
-            answers(&format!("{url}/healthz")).then_some(())
-        });
+        crate::harness::wait_for(
+            "sink-clickhouse /healthz",
+            std::time::Duration::from_secs(60),
+            || {
+                proc.assert_running();
+                answers(&format!("{url}/healthz")).then_some(())
+            },
+        );
         Real {
             url,
             data_dir,
@@ -227,7 +231,11 @@ for path in sorted(glob.glob(sys.argv[1] + '/**/*.parquet', recursive=True)):
                 let v: serde_json::Value = serde_json::from_str(l).expect("json line");
                 let strs = |k: &str| -> Vec<String> {
                     v[k].as_array()
-                        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("").to_owned()).collect())
+                        .map(|a| {
+                            a.iter()
+                                .map(|s| s.as_str().unwrap_or("").to_owned())
+                                .collect()
+                        })
                         .unwrap_or_default()
                 };
                 Row {
@@ -235,7 +243,10 @@ for path in sorted(glob.glob(sys.argv[1] + '/**/*.parquet', recursive=True)):
                     name: v["name"].as_str().unwrap_or("").to_owned(),
                     pathname: v["pathname"].as_str().unwrap_or("").to_owned(),
                     visitor_id: v["visitor_id"].as_u64().unwrap_or(0),
-                    props: strs("prop_keys").into_iter().zip(strs("prop_values")).collect(),
+                    props: strs("prop_keys")
+                        .into_iter()
+                        .zip(strs("prop_values"))
+                        .collect(),
                 }
             })
             .collect()
@@ -262,7 +273,9 @@ fn sink_binary() -> std::path::PathBuf {
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "sink-clickhouse")
+            .filter(|v| {
+                v["reason"] == "compiler-artifact" && v["target"]["name"] == "sink-clickhouse"
+            })
             .find_map(|v| v["executable"].as_str().map(std::path::PathBuf::from))
             .expect("cargo reported no sink-clickhouse executable")
     })
