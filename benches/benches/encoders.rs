@@ -7,30 +7,14 @@
 
 use benches::json_arrow::{pipeline_batches, Workload};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sink_clickhouse::clickhouse::{compress_lz4_frames, encode_native, TableLayout};
+use sink_clickhouse::clickhouse::{
+    compress_lz4_frames, encode_native, table_columns, ServerVersion, TableLayout,
+};
 
 /// The table `sink-clickhouse migrate` creates on 18.16 (see its migrate.rs).
 fn layout_18_16() -> TableLayout {
-    let rows: Vec<(String, String)> = ingest_core::schema::COLUMNS
-        .iter()
-        .map(|c| {
-            let t = match *c {
-                "event_id" => "UUID",
-                "received_at" => "DateTime('UTC')",
-                "screen_width" => "UInt16",
-                "visitor_id" => "UInt64",
-                "ttfb_ms" | "fcp_ms" | "lcp_ms" | "inp_ms" | "load_ms" | "engagement_ms" => {
-                    "Nullable(UInt32)"
-                }
-                "cls" => "Nullable(Float32)",
-                "scroll_depth" => "Nullable(UInt8)",
-                "prop_keys" | "prop_values" => "Array(String)",
-                _ => "String",
-            };
-            (c.to_string(), t.to_string())
-        })
-        .collect();
-    TableLayout::from_describe(&rows).expect("the 18.16 layout")
+    let v = ServerVersion::parse("18.16.1").expect("a version");
+    TableLayout::from_describe(&table_columns(&v)).expect("the 18.16 layout")
 }
 
 fn encoders(c: &mut Criterion) {

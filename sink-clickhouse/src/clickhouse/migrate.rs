@@ -61,6 +61,15 @@ fn column_type(name: &str, v: &ServerVersion) -> &'static str {
     }
 }
 
+/// The columns `migrate` creates for a server version, as `(name, type)` pairs: what
+/// `DESCRIBE TABLE` answers for that table (benchmarks and tests build layouts from it).
+pub fn table_columns(v: &ServerVersion) -> Vec<(String, String)> {
+    ingest_core::schema::COLUMNS
+        .iter()
+        .map(|c| (c.to_string(), column_type(c, v).to_string()))
+        .collect()
+}
+
 /// The statements that create the database and table (and, with a cluster, the
 /// replicated local tables and the distributed table), in order.
 pub fn create_table_sql(

@@ -22,6 +22,6 @@ pub use compress::{compress_lz4_frames, FRAME_CHUNK};
 pub use error::{Error, Result};
 pub use ident::quote_ident;
 pub use layout::{ColumnPlan, TableLayout};
-pub use migrate::{create_table_sql, migrate};
+pub use migrate::{create_table_sql, migrate, table_columns};
 pub use native::encode_native;
 pub use types::ChType;
