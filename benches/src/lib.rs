@@ -14,3 +14,4 @@ pub mod e2e;
 pub mod gen;
 mod gen_data;
 pub mod json_arrow;
+pub mod rng;
