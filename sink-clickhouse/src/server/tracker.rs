@@ -44,11 +44,15 @@ pub async fn plausible(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = match read_tracker_body(&state, &headers, body).await {
-        Ok(b) => ingest(&state, "/api/event", Format::Plausible, peer, &headers, b).await,
-        Err(e) => Err(e),
-    };
-    finish(&state, "/api/event", r.map(IntoResponse::into_response))
+    post_body(
+        &state,
+        "/api/event",
+        Format::Plausible,
+        peer,
+        &headers,
+        body,
+    )
+    .await
 }
 
 /// `POST /e`.
@@ -58,11 +62,23 @@ pub async fn own(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = match read_tracker_body(&state, &headers, body).await {
-        Ok(b) => ingest(&state, "/e", Format::Own, peer, &headers, b).await,
+    post_body(&state, "/e", Format::Own, peer, &headers, body).await
+}
+
+/// The two JSON routes: read the body under its cap, ingest it, answer.
+async fn post_body(
+    state: &Arc<AppState>,
+    route: &'static str,
+    format: Format,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let r = match read_tracker_body(state, headers, body).await {
+        Ok(b) => ingest(state, route, format, peer, headers, b).await,
         Err(e) => Err(e),
     };
-    finish(&state, "/e", r.map(IntoResponse::into_response))
+    finish(state, route, r.map(IntoResponse::into_response))
 }
 
 /// The 1×1 transparent GIF the pixel answers.
