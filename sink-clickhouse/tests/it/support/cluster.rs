@@ -163,12 +163,24 @@ impl Cluster {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("http client");
-        let r = client
-            .post(format!("{}/", self.url(i)))
-            .query(settings)
-            .body(sql.to_owned())
-            .send()
-            .map_err(|e| format!("node {i}: {e}"))?;
+        // A node busy with replication or a DDL task on these 2 shared cores sometimes
+        // refuses a connection for a moment; a request that never connected is safe to
+        // send again (it reached no server), anything else is reported as it is.
+        let mut attempt = 0;
+        let r = loop {
+            let sent = client
+                .post(format!("{}/", self.url(i)))
+                .query(settings)
+                .body(sql.to_owned())
+                .send();
+            match sent {
+                Err(e) if e.is_connect() && attempt < 5 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(500 * attempt));
+                }
+                other => break other.map_err(|e| format!("node {i}: {e:?}"))?,
+            }
+        };
         let ok = r.status().is_success();
         let text = r.text().map_err(|e| format!("node {i}: {e}"))?;
         if ok {
