@@ -2,6 +2,7 @@
 //! [`RecordBatch`] of schema v1 comes out at a row count, a byte size or an age,
 //! whichever comes first. The caller passes the time in and owns the loop.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -12,7 +13,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field};
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, Timings};
 use crate::schema;
 
 /// When a [`Batcher`] hands out a batch.
@@ -47,9 +48,46 @@ const ROW_OVERHEAD: usize = 16 + 8 + 19 * 4 + 2 + 8 + 6 * 4 + 1 + 4 + 2 * 4 + 2;
 /// The estimated size of one event in Arrow buffers, as counted against
 /// [`BatchConfig::max_bytes`]: string bytes, their offsets, and the fixed-width values.
 pub fn event_bytes(ev: &Event<'_>) -> usize {
-    let strings: usize = string_columns(ev).iter().map(|s| s.len()).sum();
-    let props: usize = ev.props.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    row_bytes(&string_columns(ev), &ev.props)
+}
+
+fn row_bytes(strings: &[&str; 19], props: &[(Cow<'_, str>, Cow<'_, str>)]) -> usize {
+    let strings: usize = strings.iter().map(|s| s.len()).sum();
+    let props: usize = props.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
     ROW_OVERHEAD + strings + props
+}
+
+/// One row of schema v1 by reference: what [`Builders`] appends. The pipeline's
+/// direct path ([`crate::Pipeline::process_into`]) fills it from a `RawEvent` and
+/// per-request values without materializing an owned [`Event`]; [`Batcher::push`]
+/// fills it from an [`Event`]. Both go through the same append, so rows are equal.
+pub(crate) struct Row<'r> {
+    pub event_id: [u8; 16],
+    pub received_at_ms: i64,
+    /// The 19 string columns in schema order (`site_id` ..= `device`).
+    pub strings: [&'r str; 19],
+    pub screen_width: u16,
+    pub visitor_id: u64,
+    pub timings: Timings,
+    pub scroll_depth: Option<u8>,
+    pub engagement_ms: Option<u32>,
+    pub props: &'r [(Cow<'r, str>, Cow<'r, str>)],
+}
+
+impl<'r> Row<'r> {
+    fn of(ev: &'r Event<'_>) -> Self {
+        Row {
+            event_id: ev.event_id,
+            received_at_ms: ev.received_at_ms,
+            strings: string_columns(ev),
+            screen_width: ev.screen_width,
+            visitor_id: ev.visitor_id,
+            timings: ev.timings,
+            scroll_depth: ev.scroll_depth,
+            engagement_ms: ev.engagement_ms,
+            props: &ev.props,
+        }
+    }
 }
 
 /// The 19 string columns of schema v1, in schema order (`site_id` ..= `device`).
@@ -114,12 +152,12 @@ impl Builders {
         }
     }
 
-    fn append(&mut self, ev: &Event<'_>) {
+    fn append(&mut self, ev: &Row<'_>) {
         self.event_id
             .append_value(ev.event_id)
             .expect("event_id is 16 bytes by type");
         self.received_at.append_value(ev.received_at_ms);
-        for (b, s) in self.strings.iter_mut().zip(string_columns(ev)) {
+        for (b, s) in self.strings.iter_mut().zip(ev.strings) {
             b.append_value(s);
         }
         self.screen_width.append_value(ev.screen_width);
@@ -135,7 +173,7 @@ impl Builders {
         self.cls.append_option(t.cls);
         self.scroll_depth.append_option(ev.scroll_depth);
         self.engagement_ms.append_option(ev.engagement_ms);
-        for (k, v) in &ev.props {
+        for (k, v) in ev.props {
             self.prop_keys.values().append_value(k);
             self.prop_values.values().append_value(v);
         }
@@ -217,9 +255,14 @@ impl Batcher {
     /// Appends one event at `now_ms`; returns the batch (including this event) when it
     /// reached `max_rows`, `max_bytes`, or `max_age_ms`, whichever first.
     pub fn push(&mut self, ev: &Event<'_>, now_ms: i64) -> Option<RecordBatch> {
-        self.builders.append(ev);
+        self.push_row(&Row::of(ev), now_ms)
+    }
+
+    /// [`Batcher::push`] of a row by reference.
+    pub(crate) fn push_row(&mut self, row: &Row<'_>, now_ms: i64) -> Option<RecordBatch> {
+        self.builders.append(row);
         self.rows += 1;
-        self.bytes += event_bytes(ev);
+        self.bytes += row_bytes(&row.strings, row.props);
         let oldest = *self.oldest_ms.get_or_insert(now_ms);
         let full = self.rows >= self.cfg.max_rows || self.bytes >= self.cfg.max_bytes;
         if full || now_ms.saturating_sub(oldest) >= self.cfg.max_age_ms {
@@ -279,7 +322,7 @@ pub fn events_to_batch(events: &[Event<'_>]) -> RecordBatch {
     let bytes = events.iter().map(event_bytes).sum();
     let mut b = Builders::with_capacity(events.len(), bytes);
     for ev in events {
-        b.append(ev);
+        b.append(&Row::of(ev));
     }
     b.finish()
 }
@@ -287,7 +330,6 @@ pub fn events_to_batch(events: &[Event<'_>]) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::borrow::Cow;
 
     fn ev(i: u8) -> Event<'static> {
         Event {

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::disallowed_methods)]
 
+mod direct;
 mod error;
 mod event;
 mod limits;
@@ -23,6 +24,7 @@ pub mod schema;
 mod useragent;
 mod wire;
 
+pub use direct::Appended;
 pub use error::{Error, Problem, Rejection, Result};
 pub use event::{Event, RawEvent, Timings};
 pub use limits::Limits;

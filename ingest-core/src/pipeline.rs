@@ -100,9 +100,9 @@ pub struct Outcome<'a> {
 /// assert_eq!(ev.browser, "Chrome");
 /// ```
 pub struct Pipeline {
-    config: PipelineConfig,
-    parser: Parser,
-    ua_cache: UaCache,
+    pub(crate) config: PipelineConfig,
+    pub(crate) parser: Parser,
+    pub(crate) ua_cache: UaCache,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -212,7 +212,7 @@ static LETTER_PAIRS: [u8; 26 * 26 * 2] = {
 
 /// Two ASCII letters, uppercased; anything else is unknown (empty). A bad header
 /// should not cost the visitor's page view, and a wrong country is worse than none.
-fn country(c: &str) -> &'static str {
+pub(crate) fn country(c: &str) -> &'static str {
     match c.as_bytes() {
         [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
             let i = usize::from(a.to_ascii_uppercase() - b'A') * 26

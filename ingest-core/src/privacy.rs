@@ -141,14 +141,34 @@ pub fn client_key(salt: &DailySalt, client_ip: &str) -> u64 {
 /// XOR a seed-derived mask. Bits are set to make it an RFC 9562 UUID version 8, as
 /// ClickHouse's `UUID` column and tools that print UUIDs expect.
 pub fn event_id(seed: &[u8; 16], index: u32) -> [u8; 16] {
-    let mut id = SipHasher128::new_with_key(seed)
-        .hash(b"event-id")
-        .as_bytes();
-    let mask = u32::from_be_bytes([id[12], id[13], id[14], id[15]]);
-    id[12..].copy_from_slice(&(index ^ mask).to_be_bytes());
-    id[6] = (id[6] & 0x0f) | 0x80; // version 8
-    id[8] = (id[8] & 0x3f) | 0x80; // variant 10
-    id
+    EventIds::new(seed).get(index)
+}
+
+/// [`event_id`] of one seed for many indexes: the SipHash-128 of the seed is the same
+/// for every event of a request, so it is computed once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventIds {
+    /// The hash with the version and variant bits set; the last 4 bytes are the mask.
+    base: [u8; 16],
+    mask: u32,
+}
+
+impl EventIds {
+    pub(crate) fn new(seed: &[u8; 16]) -> Self {
+        let mut base = SipHasher128::new_with_key(seed)
+            .hash(b"event-id")
+            .as_bytes();
+        let mask = u32::from_be_bytes([base[12], base[13], base[14], base[15]]);
+        base[6] = (base[6] & 0x0f) | 0x80; // version 8
+        base[8] = (base[8] & 0x3f) | 0x80; // variant 10
+        EventIds { base, mask }
+    }
+
+    pub(crate) fn get(&self, index: u32) -> [u8; 16] {
+        let mut id = self.base;
+        id[12..].copy_from_slice(&(index ^ self.mask).to_be_bytes());
+        id
+    }
 }
 
 /// Days since 1970-01-01 of the UTC day containing `unix_ms` (floor, also before 1970).

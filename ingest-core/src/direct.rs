@@ -1,0 +1,188 @@
+//! The direct path of the pipeline: a request's `RawEvent`s go straight into a
+//! [`Batcher`]'s Arrow builders, without materializing an [`crate::Event`] per row.
+//!
+//! It computes exactly what [`Pipeline::process`] computes (a test holds the batches
+//! equal), but the strings of a row are borrowed — from the body, the normalized URL,
+//! the cached user-agent classification, or the request context — and appended to the
+//! builders by reference; the per-request work (event-id hash, country, user agent) is
+//! done once per request and the visitor hash once per (site, request).
+
+use arrow_array::RecordBatch;
+
+use crate::batch::Row;
+use crate::pipeline::country;
+use crate::privacy::EventIds;
+use crate::{
+    device_class, normalize_referrer, normalize_url, visitor_id, Batcher, Error, Format, Parsed,
+    Pipeline, RawEvent, Referrer, Rejection, RequestContext, Result,
+};
+
+/// What [`Pipeline::process_into`] did with one request (the rows are in the batcher).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Appended {
+    /// Rows appended to the batcher, in request order.
+    pub accepted: usize,
+    /// Rejected events with their index in the request and the reason, in index order.
+    pub rejected: Vec<Rejection>,
+    /// Events dropped because the user agent is a bot.
+    pub bots: usize,
+}
+
+/// Distinct sites per request whose visitor hash is remembered; a request naming more
+/// sites than this hashes the rest per event (still correct, only slower).
+const VISITOR_SLOTS: usize = 16;
+
+impl Pipeline {
+    /// Like [`Pipeline::process`], but every accepted row is pushed into `batcher` at
+    /// `now_ms` instead of being returned as an [`crate::Event`]; each batch the
+    /// batcher hands out on the way is passed to `on_batch`. The rows are exactly
+    /// those [`Pipeline::process`] followed by [`Batcher::push`] would produce, at a
+    /// fraction of the cost.
+    pub fn process_into(
+        &mut self,
+        format: Format,
+        body: &mut [u8],
+        ctx: &RequestContext<'_>,
+        batcher: &mut Batcher,
+        now_ms: i64,
+        on_batch: &mut dyn FnMut(RecordBatch),
+    ) -> Result<Appended> {
+        let parsed = self.parser.parse(format, body, &self.config.limits)?;
+        Ok(self.process_raw_into(parsed, ctx, batcher, now_ms, on_batch))
+    }
+
+    /// [`Pipeline::process_into`] of events parsed already (see
+    /// [`Pipeline::process_raw`]).
+    pub fn process_raw_into(
+        &mut self,
+        parsed: Parsed<'_>,
+        ctx: &RequestContext<'_>,
+        batcher: &mut Batcher,
+        now_ms: i64,
+        on_batch: &mut dyn FnMut(RecordBatch),
+    ) -> Appended {
+        let Parsed {
+            events,
+            mut rejected,
+        } = parsed;
+        let ua = self.ua_cache.classify(ctx.user_agent);
+        if ua.bot {
+            return Appended {
+                accepted: 0,
+                rejected,
+                bots: events.len(),
+            };
+        }
+        let ids = EventIds::new(&ctx.id_seed);
+        let country = country(ctx.country);
+        let mut visitors: [(&str, u64); VISITOR_SLOTS] = [("", 0); VISITOR_SLOTS];
+        let mut known = 0;
+        let rejected_from_wire = rejected.len();
+        let mut accepted = 0;
+        for (index, raw) in &events {
+            let RawEvent {
+                site,
+                url,
+                name,
+                referrer,
+                screen_width,
+                ts: _, // the row's time is the receive time, as in `process`
+                props,
+                timings,
+                scroll_depth,
+                engagement_ms,
+            } = raw;
+            let Some(site) = site.as_deref() else {
+                rejected.push(Rejection {
+                    index: *index,
+                    error: Error::Missing {
+                        field: "site".into(),
+                    },
+                });
+                continue;
+            };
+            let page = match normalize_url(url, &self.config.normalize) {
+                Ok(p) => p,
+                Err(error) => {
+                    rejected.push(Rejection {
+                        index: *index,
+                        error,
+                    });
+                    continue;
+                }
+            };
+            if let Some(sites) = ctx.sites {
+                if let Err(error) = sites.check(site, &page.hostname) {
+                    rejected.push(Rejection {
+                        index: *index,
+                        error,
+                    });
+                    continue;
+                }
+            }
+            let r = match referrer.as_deref() {
+                None => Referrer::default(),
+                Some(r) => normalize_referrer(r, &page.hostname, &self.config.normalize),
+            };
+            let visitor = match visitors[..known].iter().find(|(s, _)| *s == site) {
+                Some((_, id)) => *id,
+                None => {
+                    let id = visitor_id(ctx.salt, site, ctx.client_ip, ctx.user_agent);
+                    if known < VISITOR_SLOTS {
+                        visitors[known] = (site, id);
+                        known += 1;
+                    }
+                    id
+                }
+            };
+            let row = Row {
+                // Indexes are below the body size, far below u32::MAX.
+                event_id: ids.get(u32::try_from(*index).unwrap_or(u32::MAX)),
+                received_at_ms: ctx.received_at_ms,
+                strings: [
+                    site,
+                    name,
+                    &page.hostname,
+                    &page.pathname,
+                    &r.host,
+                    &r.source,
+                    &page.utm_source,
+                    &page.utm_medium,
+                    &page.utm_campaign,
+                    &page.utm_content,
+                    &page.utm_term,
+                    country,
+                    ctx.region,
+                    ctx.city,
+                    &ua.browser,
+                    &ua.browser_version,
+                    &ua.os,
+                    &ua.os_version,
+                    device_class(ua.device, *screen_width),
+                ],
+                screen_width: screen_width.unwrap_or(0),
+                visitor_id: visitor,
+                timings: *timings,
+                scroll_depth: *scroll_depth,
+                engagement_ms: *engagement_ms,
+                props,
+            };
+            accepted += 1;
+            if let Some(b) = batcher.push_row(&row, now_ms) {
+                on_batch(b);
+            }
+        }
+        if rejected_from_wire > 0 && rejected.len() > rejected_from_wire {
+            rejected.sort_by_key(|r| r.index);
+        }
+        Appended {
+            accepted,
+            rejected,
+            bots: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "direct_tests.rs"]
+mod tests;
