@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, Timings};
 use crate::schema;
+use crate::strcol::StrCol;
 
 /// When a [`Batcher`] hands out a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +73,15 @@ pub(crate) struct Row<'r> {
     pub scroll_depth: Option<u8>,
     pub engagement_ms: Option<u32>,
     pub props: &'r [(Cow<'r, str>, Cow<'r, str>)],
+    /// The per-request columns ([`REQUEST_COLUMNS`]) hold the same values as in the
+    /// row appended before this one (the direct path sets it for the second and later
+    /// rows of a request), so they are appended as cheap repeats.
+    pub repeat: bool,
 }
+
+/// Indexes into [`Row::strings`] of the columns that come from the request, not the
+/// event: `country`, `region`, `city`, `browser`, `browser_version`, `os`, `os_version`.
+pub(crate) const REQUEST_COLUMNS: std::ops::Range<usize> = 11..18;
 
 impl<'r> Row<'r> {
     fn of(ev: &'r Event<'_>) -> Self {
@@ -86,6 +95,7 @@ impl<'r> Row<'r> {
             scroll_depth: ev.scroll_depth,
             engagement_ms: ev.engagement_ms,
             props: &ev.props,
+            repeat: false,
         }
     }
 }
@@ -119,7 +129,7 @@ fn string_columns<'e>(ev: &'e Event<'_>) -> [&'e str; 19] {
 struct Builders {
     event_id: FixedSizeBinaryBuilder,
     received_at: TimestampMillisecondBuilder,
-    strings: [StringBuilder; 19],
+    strings: [StrCol; 19],
     screen_width: UInt16Builder,
     visitor_id: UInt64Builder,
     /// ttfb, fcp, lcp, inp, load.
@@ -139,7 +149,7 @@ impl Builders {
         Builders {
             event_id: FixedSizeBinaryBuilder::with_capacity(rows, 16),
             received_at: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
-            strings: std::array::from_fn(|_| StringBuilder::with_capacity(rows, per_string)),
+            strings: std::array::from_fn(|_| StrCol::with_capacity(rows, per_string)),
             screen_width: UInt16Builder::with_capacity(rows),
             visitor_id: UInt64Builder::with_capacity(rows),
             timings: std::array::from_fn(|_| UInt32Builder::with_capacity(rows)),
@@ -157,8 +167,12 @@ impl Builders {
             .append_value(ev.event_id)
             .expect("event_id is 16 bytes by type");
         self.received_at.append_value(ev.received_at_ms);
-        for (b, s) in self.strings.iter_mut().zip(ev.strings) {
-            b.append_value(s);
+        for (i, (b, s)) in self.strings.iter_mut().zip(ev.strings).enumerate() {
+            if ev.repeat && REQUEST_COLUMNS.contains(&i) {
+                b.push_same(s);
+            } else {
+                b.push(s);
+            }
         }
         self.screen_width.append_value(ev.screen_width);
         self.visitor_id.append_value(ev.visitor_id);

@@ -166,6 +166,7 @@ impl Pipeline {
                 scroll_depth: *scroll_depth,
                 engagement_ms: *engagement_ms,
                 props,
+                repeat: accepted > 0,
             };
             accepted += 1;
             if let Some(b) = batcher.push_row(&row, now_ms) {

@@ -49,6 +49,7 @@ pub use quota::{
     check_quota, check_site_quota, month_bounds, plan, Plan, QuotaDecision, QuotaState, PLANS,
 };
 mod sites;
+mod strcol;
 pub use sites::{SiteConfig, SiteRegistry};
 mod batch;
 mod conform;
