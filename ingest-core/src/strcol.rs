@@ -134,8 +134,8 @@ mod tests {
         let a = c.finish();
         let mut want = vec!["first"];
         for n in [0usize, 1, 2, 3, 7, 100] {
-            want.extend(std::iter::repeat("ab").take(n + 1));
-            want.extend(std::iter::repeat("").take(n + 1));
+            want.extend(std::iter::repeat_n("ab", n + 1));
+            want.extend(std::iter::repeat_n("", n + 1));
         }
         want.extend(["x", "x"]);
         assert_eq!(a, StringArray::from(want));
