@@ -6,10 +6,13 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    FixedSizeBinaryBuilder, Float32Builder, ListBuilder, StringBuilder,
-    TimestampMillisecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+    Float32Builder, ListBuilder, StringBuilder, UInt32Builder, UInt8Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{
+    ArrayRef, FixedSizeBinaryArray, RecordBatch, TimestampMillisecondArray, UInt16Array,
+    UInt64Array,
+};
+use arrow_buffer::{Buffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 use serde::{Deserialize, Serialize};
 
@@ -127,11 +130,13 @@ fn string_columns<'e>(ev: &'e Event<'_>) -> [&'e str; 19] {
 
 /// One builder per column of schema v1.
 struct Builders {
-    event_id: FixedSizeBinaryBuilder,
-    received_at: TimestampMillisecondBuilder,
+    // The never-null fixed-width columns are plain `Vec`s: a push is all they need,
+    // where arrow's builders also track validity per row.
+    event_id: Vec<u8>,
+    received_at: Vec<i64>,
     strings: [StrCol; 19],
-    screen_width: UInt16Builder,
-    visitor_id: UInt64Builder,
+    screen_width: Vec<u16>,
+    visitor_id: Vec<u64>,
     /// ttfb, fcp, lcp, inp, load.
     timings: [UInt32Builder; 5],
     cls: Float32Builder,
@@ -147,11 +152,11 @@ impl Builders {
         let item = Arc::new(Field::new("item", DataType::Utf8, false));
         let per_string = bytes / 19;
         Builders {
-            event_id: FixedSizeBinaryBuilder::with_capacity(rows, 16),
-            received_at: TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            event_id: Vec::with_capacity(rows * 16),
+            received_at: Vec::with_capacity(rows),
             strings: std::array::from_fn(|_| StrCol::with_capacity(rows, per_string)),
-            screen_width: UInt16Builder::with_capacity(rows),
-            visitor_id: UInt64Builder::with_capacity(rows),
+            screen_width: Vec::with_capacity(rows),
+            visitor_id: Vec::with_capacity(rows),
             timings: std::array::from_fn(|_| UInt32Builder::with_capacity(rows)),
             cls: Float32Builder::with_capacity(rows),
             scroll_depth: UInt8Builder::with_capacity(rows),
@@ -163,10 +168,8 @@ impl Builders {
     }
 
     fn append(&mut self, ev: &Row<'_>) {
-        self.event_id
-            .append_value(ev.event_id)
-            .expect("event_id is 16 bytes by type");
-        self.received_at.append_value(ev.received_at_ms);
+        self.event_id.extend_from_slice(&ev.event_id);
+        self.received_at.push(ev.received_at_ms);
         for (i, (b, s)) in self.strings.iter_mut().zip(ev.strings).enumerate() {
             if ev.repeat && REQUEST_COLUMNS.contains(&i) {
                 b.push_same(s);
@@ -174,8 +177,8 @@ impl Builders {
                 b.push(s);
             }
         }
-        self.screen_width.append_value(ev.screen_width);
-        self.visitor_id.append_value(ev.visitor_id);
+        self.screen_width.push(ev.screen_width);
+        self.visitor_id.push(ev.visitor_id);
         let t = &ev.timings;
         for (b, v) in self
             .timings
@@ -198,13 +201,27 @@ impl Builders {
     /// The batch of everything appended; the builders are left empty.
     fn finish(&mut self) -> RecordBatch {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema::COLUMNS.len());
-        cols.push(Arc::new(self.event_id.finish()));
-        cols.push(Arc::new(self.received_at.finish()));
+        let rows = self.received_at.len();
+        cols.push(Arc::new(FixedSizeBinaryArray::new(
+            16,
+            Buffer::from_vec(std::mem::take(&mut self.event_id)),
+            None,
+        )));
+        cols.push(Arc::new(
+            TimestampMillisecondArray::new(take(&mut self.received_at, rows), None)
+                .with_timezone("UTC"),
+        ));
         for b in &mut self.strings {
             cols.push(Arc::new(b.finish()));
         }
-        cols.push(Arc::new(self.screen_width.finish()));
-        cols.push(Arc::new(self.visitor_id.finish()));
+        cols.push(Arc::new(UInt16Array::new(
+            take(&mut self.screen_width, rows),
+            None,
+        )));
+        cols.push(Arc::new(UInt64Array::new(
+            take(&mut self.visitor_id, rows),
+            None,
+        )));
         for b in &mut self.timings {
             cols.push(Arc::new(b.finish()));
         }
@@ -216,6 +233,11 @@ impl Builders {
         // The builders are typed exactly as schema v1 (a unit test holds this).
         RecordBatch::try_new(schema::schema(), cols).expect("builders match schema v1")
     }
+}
+
+/// The values of a `Vec` column as an Arrow buffer; the column keeps its capacity.
+fn take<T: arrow_buffer::ArrowNativeType>(v: &mut Vec<T>, rows: usize) -> ScalarBuffer<T> {
+    ScalarBuffer::from(std::mem::replace(v, Vec::with_capacity(rows)))
 }
 
 /// Accumulates events into Arrow builders and hands out [`RecordBatch`]es of schema v1
