@@ -14,12 +14,16 @@
 //!   own: this is its parser, which every request goes through, plus the builders a
 //!   user of `parse_own` would write; it is the fairest match for a decoder that does
 //!   no validation (ours still validates, which only costs us).
-//! - [`ingest_core_full`]: what the sink does per request — bodies of 100 lines (the
-//!   default `max_events_per_request`), each copied (simd-json unescapes in place),
+//! - [`ingest_core_full`]: the whole per-request work of ingest-core through its
+//!   fastest API — bodies of 100 lines (the default `max_events_per_request`), each
+//!   copied (simd-json unescapes in place),
 //!   `Pipeline::process_into` (parse, limits, URL/UTM/referrer normalization, user
 //!   agent via the cache, visitor hash, event id), every accepted event appended
 //!   straight into a `Batcher` that hands out 8,192-row schema-v1 batches (all 33
 //!   columns); the rows equal those of `Pipeline::process` + `Batcher::push` (tested).
+//!   The sink's tracker routes still call `Pipeline::process` (they take per-site
+//!   rate-limit and quota decisions on the accepted events before batching), so
+//!   this is the library's figure, not yet the sink's.
 //!
 //! Each request in the full path runs under the user agent and IP of the first
 //! non-bot record of its 100 lines, so every path turns all N events into rows and the
