@@ -143,7 +143,11 @@ fuzz_target!(|input: Input| {
             let mut spans = Vec::new();
             for r in records.iter().take(16) {
                 let start = seg.len();
-                let kind = if r.batch { RecordKind::Batch } else { RecordKind::Events };
+                let kind = if r.batch {
+                    RecordKind::Batch
+                } else {
+                    RecordKind::Events
+                };
                 let id = r.batch_id.as_deref().map(|i| &i[..i.len().min(255)]);
                 encode_record(&mut seg, kind, r.rows, id, &r.payload);
                 spans.push(start..seg.len());
@@ -191,7 +195,10 @@ fuzz_target!(|input: Input| {
             assert!(scan.header.is_some(), "good header refused");
             assert_eq!(scan.valid_len as usize, valid_len, "valid prefix length");
             assert_eq!(scan.records as usize, recs.len(), "records kept");
-            assert_eq!(scan.rows, recs.iter().map(|r| u64::from(r.rows)).sum::<u64>());
+            assert_eq!(
+                scan.rows,
+                recs.iter().map(|r| u64::from(r.rows)).sum::<u64>()
+            );
             let ids: Vec<Vec<u8>> = recs.iter().filter_map(|r| r.batch_id.clone()).collect();
             assert_eq!(scan.batch_ids, ids);
             assert_eq!(scan.file_len as usize, bytes.len());
@@ -201,7 +208,8 @@ fuzz_target!(|input: Input| {
                 assert_eq!(offset as usize, valid_len);
                 // "Is there a good record after the damage?" (mid-file damage vs torn
                 // tail), answered by brute force over every later offset.
-                let later = (valid_len + 1..bytes.len()).any(|at| oracle_record(&bytes, at).is_some());
+                let later =
+                    (valid_len + 1..bytes.len()).any(|at| oracle_record(&bytes, at).is_some());
                 assert_eq!(
                     segment::valid_record_after(&path, offset).expect("rescan"),
                     later,
@@ -214,7 +222,9 @@ fuzz_target!(|input: Input| {
                 assert_eq!((r.start, r.end), (span.start, span.end));
             }
             // The streaming reader yields exactly these records.
-            let mut rd = SegmentReader::open(&path).expect("open").expect("good header");
+            let mut rd = SegmentReader::open(&path)
+                .expect("open")
+                .expect("good header");
             for r in recs {
                 match rd.next_record().expect("read") {
                     Next::Record(got) => {
