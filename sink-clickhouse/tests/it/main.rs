@@ -16,6 +16,7 @@ mod clickhouse_loader;
 mod cluster;
 mod faults;
 mod hostile;
+mod native_decoder;
 mod sink_clickhouse;
 mod sink_embedded;
 mod status_page;
