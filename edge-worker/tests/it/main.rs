@@ -13,4 +13,5 @@
 mod browser;
 mod edge;
 mod harness;
+mod retry;
 mod sink;
