@@ -13,8 +13,51 @@ pub const FRAME_CHUNK: usize = 1 << 20;
 const METHOD_LZ4: u8 = 0x82;
 const HEADER: usize = 9;
 
+/// Bodies of at least this many bytes are framed on several threads.
+pub const PARALLEL_MIN_BYTES: usize = 2 * FRAME_CHUNK;
+/// At most this many threads frame one body.
+pub const MAX_FRAMING_THREADS: usize = 4;
+
 /// Appends `raw` to `out` as LZ4 frames of at most [`FRAME_CHUNK`] input bytes each.
+///
+/// Frames are independent, so a body of [`PARALLEL_MIN_BYTES`] or more is cut at frame
+/// boundaries into one run of frames per core (up to [`MAX_FRAMING_THREADS`]), framed
+/// in parallel and appended in order: the bytes are exactly the serial ones. LZ4 itself
+/// runs at a few hundred MB/s here, 1.8x the cost of the Native encoding, and the
+/// server sits idle while a body is being framed, so the second core is free.
 pub fn compress_lz4_frames(raw: &[u8], out: &mut Vec<u8>) {
+    let frames = raw.len().div_ceil(FRAME_CHUNK);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_FRAMING_THREADS)
+        .min(frames);
+    if raw.len() < PARALLEL_MIN_BYTES || threads < 2 {
+        return frame_serial(raw, out);
+    }
+    let per_thread = frames.div_ceil(threads) * FRAME_CHUNK;
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = raw
+            .chunks(per_thread)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut v = Vec::with_capacity(part.len() / 2);
+                    frame_serial(part, &mut v);
+                    v
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("LZ4 framing thread panicked"))
+            .collect()
+    });
+    out.reserve(parts.iter().map(Vec::len).sum());
+    for p in parts {
+        out.extend_from_slice(&p);
+    }
+}
+
+fn frame_serial(raw: &[u8], out: &mut Vec<u8>) {
     for chunk in raw.chunks(FRAME_CHUNK) {
         let start = out.len();
         out.extend_from_slice(&[0u8; 16]);
@@ -108,5 +151,21 @@ mod tests {
         let mut empty = Vec::new();
         compress_lz4_frames(&[], &mut empty);
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn parallel_framing_gives_exactly_the_serial_bytes() {
+        for len in [
+            PARALLEL_MIN_BYTES - 1,
+            PARALLEL_MIN_BYTES,
+            FRAME_CHUNK * 7 + 5,
+        ] {
+            let raw: Vec<u8> = (0..len).map(|i| ((i * 7) % 253) as u8).collect();
+            let (mut par, mut ser) = (b"prefix".to_vec(), b"prefix".to_vec());
+            compress_lz4_frames(&raw, &mut par);
+            frame_serial(&raw, &mut ser);
+            assert!(par == ser, "{len} bytes framed differently in parallel");
+            assert_eq!(decode(&par[6..]), raw);
+        }
     }
 }
