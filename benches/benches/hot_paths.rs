@@ -2,11 +2,10 @@
 //! 10⁶ the default `max_keys` of 100,000 forces eviction; a second figure raises it),
 //! and the batcher's appends/s into 8,192-row schema-v1 batches.
 
-use benches::json_arrow::{Workload, RECEIVED_AT_MS};
+use benches::json_arrow::{request_context, Workload, RECEIVED_AT_MS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ingest_core::{
-    BatchConfig, Batcher, DailySalt, Format, Pipeline, PipelineConfig, RateLimitConfig,
-    RateLimiter, RequestContext,
+    BatchConfig, Batcher, DailySalt, Format, Pipeline, PipelineConfig, RateLimitConfig, RateLimiter,
 };
 
 /// Decisions per iteration.
@@ -58,18 +57,8 @@ fn batcher(c: &mut Criterion) {
         .map(|(r, _, _)| w.ndjson[r.clone()].to_vec())
         .collect();
     let mut events = Vec::new();
-    for (body, (_, ua, ip)) in bodies.iter_mut().zip(&w.requests) {
-        let ctx = RequestContext {
-            received_at_ms: RECEIVED_AT_MS,
-            client_ip: ip,
-            user_agent: ua,
-            country: "DE",
-            region: "",
-            city: "",
-            id_seed: [1; 16],
-            salt: &salt,
-            sites: None,
-        };
+    for (i, (body, (_, ua, ip))) in bodies.iter_mut().zip(&w.requests).enumerate() {
+        let ctx = request_context(i, ua, ip, &salt);
         let out = pipeline.process(Format::Own, body, &ctx).unwrap();
         events.extend(out.accepted.into_iter().map(|e| e.into_owned()));
     }

@@ -364,23 +364,34 @@ pub fn ingest_core_full(w: &Workload, st: &mut FullState) -> usize {
     rows
 }
 
+/// The context request `i` of a workload runs under: its user agent and IP, a fixed
+/// receive time and country, an event-id seed from its index.
+pub fn request_context<'a>(
+    i: usize,
+    user_agent: &'a str,
+    client_ip: &'a str,
+    salt: &'a DailySalt,
+) -> RequestContext<'a> {
+    let mut id_seed = [0u8; 16];
+    id_seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    RequestContext {
+        received_at_ms: RECEIVED_AT_MS,
+        client_ip,
+        user_agent,
+        country: "DE",
+        region: "",
+        city: "",
+        id_seed,
+        salt,
+        sites: None,
+    }
+}
+
 fn for_each_request(w: &Workload, st: &mut FullState, mut sink: impl FnMut(RecordBatch)) {
     for (i, (r, ua, ip)) in w.requests.iter().enumerate() {
         st.buf.clear();
         st.buf.extend_from_slice(&w.ndjson[r.clone()]);
-        let mut id_seed = [0u8; 16];
-        id_seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let ctx = RequestContext {
-            received_at_ms: RECEIVED_AT_MS,
-            client_ip: ip,
-            user_agent: ua,
-            country: "DE",
-            region: "",
-            city: "",
-            id_seed,
-            salt: &st.salt,
-            sites: None,
-        };
+        let ctx = request_context(i, ua, ip, &st.salt);
         st.pipeline
             .process_into(
                 Format::Own,
@@ -442,19 +453,7 @@ mod tests {
         let mut via_events = Vec::new();
         for (i, (r, ua, ip)) in w.requests.iter().enumerate() {
             let mut body = w.ndjson[r.clone()].to_vec();
-            let mut id_seed = [0u8; 16];
-            id_seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            let ctx = RequestContext {
-                received_at_ms: RECEIVED_AT_MS,
-                client_ip: ip,
-                user_agent: ua,
-                country: "DE",
-                region: "",
-                city: "",
-                id_seed,
-                salt: &st.salt,
-                sites: None,
-            };
+            let ctx = request_context(i, ua, ip, &st.salt);
             let out = st.pipeline.process(Format::Own, &mut body, &ctx).unwrap();
             for ev in &out.accepted {
                 via_events.extend(batcher.push(ev, RECEIVED_AT_MS));
