@@ -2,7 +2,9 @@
 //! against (`fuzz/src/native_decode.rs`) is itself checked here against the real
 //! server: ClickHouse 18.16 (`support::clickhouse`) answers `FORMAT Native` for rows
 //! inserted with plain SQL, and the decoder must read back exactly those values — so a
-//! fuzz oracle that agreed with a wrong encoder would fail here.
+//! fuzz oracle that agreed with a wrong encoder would fail here. The modern types
+//! (`LowCardinality`, `DateTime64`) are checked against the ClickHouse 26.9 engine
+//! (PyPI `chdb-core`), which writes the same Native format.
 
 use sink_clickhouse::clickhouse::{create_table_sql, ServerVersion};
 
@@ -102,4 +104,40 @@ fn the_fuzz_oracle_decodes_what_clickhouse_itself_sends() {
     assert_eq!(col("city").values, [s(""), s("")]);
     // 18.16 names the type without its time zone in Native output.
     assert!(col("received_at").type_name.starts_with("DateTime"));
+}
+
+/// The modern types (`LowCardinality(String)`, `DateTime64(3)`), which 18.16 lacks, as
+/// the ClickHouse 26.9 engine (PyPI `chdb-core`) writes them in Native.
+#[test]
+fn the_fuzz_oracle_decodes_modern_types_as_chdb_sends_them() {
+    let sql = "SELECT toLowCardinality(p.1) AS lc, \
+               toDateTime64(1795392000123 / 1000, 3, 'UTC') + p.2 AS t \
+               FROM (SELECT arrayJoin([('a', 0), ('', 1), ('ü', 2), ('a', 3)]) AS p)";
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, chdb; sys.stdout.buffer.write(chdb.query(sys.argv[1], 'Native').bytes())",
+            sql,
+        ])
+        .output()
+        .expect("python3 is needed (scripts/setup installs chdb-core)");
+    assert!(
+        out.status.success(),
+        "chdb failed (is chdb-core installed? scripts/setup): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rows, cols) = decode_block(&out.stdout).unwrap_or_else(|e| panic!("decoding: {e}"));
+    assert_eq!(rows, 4);
+    assert_eq!(cols[0].type_name, "LowCardinality(String)");
+    assert_eq!(cols[0].values, [s("a"), s(""), s("ü"), s("a")]);
+    assert!(
+        cols[1].type_name.starts_with("DateTime64(3"),
+        "{}",
+        cols[1].type_name
+    );
+    let ms = 1_795_392_000_123i128;
+    assert_eq!(
+        cols[1].values,
+        [0, 1, 2, 3].map(|n| Value::Int(ms + 1000 * n))
+    );
 }
