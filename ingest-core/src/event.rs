@@ -50,6 +50,27 @@ pub struct RawEvent<'a> {
     pub engagement_ms: Option<u32>,
 }
 
+impl RawEvent<'_> {
+    /// A copy that owns all its strings (for keeping past the request body's lifetime).
+    pub fn into_owned(self) -> RawEvent<'static> {
+        fn o(c: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(c.into_owned())
+        }
+        RawEvent {
+            site: self.site.map(o),
+            url: o(self.url),
+            name: o(self.name),
+            referrer: self.referrer.map(o),
+            screen_width: self.screen_width,
+            ts: self.ts,
+            props: self.props.into_iter().map(|(k, v)| (o(k), o(v))).collect(),
+            timings: self.timings,
+            scroll_depth: self.scroll_depth,
+            engagement_ms: self.engagement_ms,
+        }
+    }
+}
+
 /// One row of schema v1 (see [`crate::schema`]): validated, normalized, enriched, with
 /// no IP address and no raw user agent. Serializable so the edge can put accepted
 /// events on a queue and the consumer can batch them.

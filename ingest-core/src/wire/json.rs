@@ -22,6 +22,11 @@ pub(crate) struct JsonParser {
     buffers: Buffers,
     max_depth: usize,
     tape: Option<Tape<'static>>,
+    /// Try the fast path ([`super::flat`]) before simd-json; off only in tests that
+    /// compare the two.
+    pub(crate) fast: bool,
+    /// The fast path's scratch space.
+    pub(crate) scan: super::flat::Scan,
 }
 
 impl Default for JsonParser {
@@ -30,6 +35,8 @@ impl Default for JsonParser {
             buffers: Buffers::new(0),
             max_depth: usize::MAX,
             tape: None,
+            fast: true,
+            scan: super::flat::Scan::default(),
         }
     }
 }
@@ -175,23 +182,23 @@ impl Field {
     }
 
     /// The own-format (and pixel) name → field map.
-    pub(crate) fn from_own_name(key: &str) -> Option<Field> {
+    pub(crate) fn from_own_name(key: &[u8]) -> Option<Field> {
         Some(match key {
-            "site" => Field::Site,
-            "url" => Field::Url,
-            "name" => Field::Name,
-            "referrer" => Field::Referrer,
-            "screen_width" => Field::ScreenWidth,
-            "ts" => Field::Ts,
-            "props" => Field::Props,
-            "ttfb_ms" => Field::TtfbMs,
-            "fcp_ms" => Field::FcpMs,
-            "lcp_ms" => Field::LcpMs,
-            "inp_ms" => Field::InpMs,
-            "load_ms" => Field::LoadMs,
-            "cls" => Field::Cls,
-            "scroll_depth" => Field::ScrollDepth,
-            "engagement_ms" => Field::EngagementMs,
+            b"site" => Field::Site,
+            b"url" => Field::Url,
+            b"name" => Field::Name,
+            b"referrer" => Field::Referrer,
+            b"screen_width" => Field::ScreenWidth,
+            b"ts" => Field::Ts,
+            b"props" => Field::Props,
+            b"ttfb_ms" => Field::TtfbMs,
+            b"fcp_ms" => Field::FcpMs,
+            b"lcp_ms" => Field::LcpMs,
+            b"inp_ms" => Field::InpMs,
+            b"load_ms" => Field::LoadMs,
+            b"cls" => Field::Cls,
+            b"scroll_depth" => Field::ScrollDepth,
+            b"engagement_ms" => Field::EngagementMs,
             _ => return None,
         })
     }
@@ -218,8 +225,8 @@ impl Seen {
 
 /// The per-format choices of the JSON decoder.
 pub(crate) struct Dialect {
-    /// Wire key → field; `None` = unknown key, ignored.
-    pub(crate) lookup: fn(&str) -> Option<Field>,
+    /// Wire key (its unescaped bytes) → field; `None` = unknown key, ignored.
+    pub(crate) lookup: fn(&[u8]) -> Option<Field>,
     /// Plausible compatibility: `d` may be a comma-separated list, props may be a
     /// JSON-encoded string, and props whose value is null, empty, an object or an array
     /// are dropped (as Plausible does) instead of rejecting the event.
@@ -252,7 +259,7 @@ pub(crate) fn decode_event<'a>(
     let mut seen = Seen::default();
     let mut url = None;
     for (key, v) in object_iter(nodes) {
-        let Some(f) = (dialect.lookup)(key) else {
+        let Some(f) = (dialect.lookup)(key.as_bytes()) else {
             continue; // unknown keys are ignored: see the crate docs
         };
         seen.insert(f)?;

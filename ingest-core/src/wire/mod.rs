@@ -16,6 +16,7 @@
 
 use crate::{Limits, RawEvent, Rejection, Result};
 
+mod flat;
 mod json;
 mod own;
 mod pixel;
@@ -70,6 +71,15 @@ impl Parser {
         Self::default()
     }
 
+    /// A parser that never takes the fast path for flat event objects and decodes
+    /// everything through simd-json's tape: the reference the fast path is tested and
+    /// fuzzed against (the answers are equal; this one is slower).
+    pub fn simd_json_only() -> Self {
+        let mut p = Self::default();
+        p.json.fast = false;
+        p
+    }
+
     /// Parses a body in `format`. For [`Format::Pixel`] the body is the query string,
     /// which must be UTF-8 (percent-encoded bytes inside it may be anything).
     ///
@@ -83,6 +93,32 @@ impl Parser {
         match format {
             Format::Plausible => self.parse_plausible(body, limits),
             Format::Own => self.parse_own(body, limits),
+            Format::Pixel => self.parse_slice(format, body, limits),
+        }
+    }
+
+    /// [`Parser::parse`] of a body that cannot be modified (a shared `bytes::Bytes`, a
+    /// memory-mapped file, a buffer that is parsed again later): nothing is copied for
+    /// the events the fast path takes (flat objects of plain ASCII strings — nearly all
+    /// that trackers send), which borrow from `body`; any other event is decoded from a
+    /// copy and owns its strings. The answer equals [`Parser::parse`]'s on a copy.
+    ///
+    /// ```
+    /// use ingest_core::{Format, Limits, Parser};
+    ///
+    /// let body = b"{\"site\":\"a.com\",\"url\":\"https://a.com/\"}\n{\"site\":\"a.com\",\"url\":\"https://a.com/caf\\u00e9\"}";
+    /// let parsed = Parser::new().parse_slice(Format::Own, body, &Limits::default()).unwrap();
+    /// assert_eq!(parsed.events[1].1.url, "https://a.com/café");
+    /// ```
+    pub fn parse_slice<'a>(
+        &mut self,
+        format: Format,
+        body: &'a [u8],
+        limits: &Limits,
+    ) -> Result<Parsed<'a>> {
+        match format {
+            Format::Plausible => plausible::parse_slice(&mut self.json, body, limits),
+            Format::Own => own::parse_slice(&mut self.json, body, limits),
             Format::Pixel => {
                 check_body_len(body.len(), limits)?;
                 let query = std::str::from_utf8(body).map_err(|e| crate::Error::Malformed {
@@ -180,6 +216,18 @@ fn check_events(n: usize, limits: &Limits) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The same answer with every string owned (for a body parsed from a temporary copy).
+fn into_owned(p: Parsed<'_>) -> Parsed<'static> {
+    Parsed {
+        events: p
+            .events
+            .into_iter()
+            .map(|(i, e)| (i, e.into_owned()))
+            .collect(),
+        rejected: p.rejected,
+    }
 }
 
 /// Pushes the outcome of decoding event `index`.

@@ -12,11 +12,12 @@
 
 use simd_json::Node;
 
+use super::flat;
 use super::json::{array_iter, decode_event, Dialect, Field, JsonParser};
 use super::{check_body_len, check_events, collect, Parsed};
-use crate::{Error, Limits, Result};
+use crate::{Error, Limits, RawEvent, Result};
 
-const DIALECT: Dialect = Dialect {
+pub(super) const DIALECT: Dialect = Dialect {
     lookup: Field::from_own_name,
     plausible: false,
 };
@@ -86,6 +87,17 @@ pub(super) fn parse<'a>(
     if is_ndjson(body) {
         return parse_ndjson(parser, body, limits);
     }
+    // One object (the tracker's usual body): the fast path first. It needs the
+    // one-event limit to hold, as the simd-json path below checks.
+    let body = if parser.fast && limits.max_events_per_request >= 1 {
+        let mut out = Parsed::default();
+        match flat::decode(body, &DIALECT, limits, &mut parser.scan, &mut out, 0) {
+            None => return Ok(out),
+            Some(body) => body,
+        }
+    } else {
+        body
+    };
     let mut tape = parser.take_tape();
     let res = parser.fill(body, limits.max_depth, "body", &mut tape);
     let out = res.and_then(|()| {
@@ -115,15 +127,45 @@ pub(super) fn parse<'a>(
     out
 }
 
+/// Room for every NDJSON line up front: growing a Vec of ~200-byte events by doubling
+/// copied each one twice on average and touched fresh pages each time. The shortest
+/// event line (`{"url":""}`) has 10 bytes and a newline; the limit bounds the rest.
+fn ndjson_out<'a>(body_len: usize, limits: &Limits) -> Parsed<'a> {
+    Parsed {
+        events: Vec::with_capacity(limits.max_events_per_request.min(body_len / 11 + 1)),
+        rejected: Vec::new(),
+    }
+}
+
+/// One NDJSON line through simd-json: `Err` for a request-level problem (the line is
+/// not UTF-8: a wrong charset, a property of the request), else the line's outcome.
+fn line_event<'l>(
+    parser: &mut JsonParser,
+    line: &'l mut [u8],
+    limits: &Limits,
+) -> Result<Result<RawEvent<'l>>> {
+    let mut tape = parser.take_tape();
+    let r = match parser.fill(line, limits.max_depth, "event", &mut tape) {
+        Ok(()) => Ok(decode_event(&tape.0, &DIALECT, limits, parser)),
+        Err(Error::Malformed { reason, .. }) if reason.starts_with("not valid UTF-8") => {
+            Err(Error::Malformed {
+                field: "body".into(),
+                reason,
+            })
+        }
+        Err(error) => Ok(Err(error)),
+    };
+    parser.give_tape(tape);
+    r
+}
+
 fn parse_ndjson<'a>(
     parser: &mut JsonParser,
     body: &'a mut [u8],
     limits: &Limits,
 ) -> Result<Parsed<'a>> {
-    let mut out = Parsed::default();
-    let mut tape = parser.take_tape();
+    let mut out = ndjson_out(body.len(), limits);
     let mut seen = 0;
-    let mut result = Ok(());
     for (index, line) in lines_mut(body).enumerate() {
         if is_blank(line) {
             continue;
@@ -131,29 +173,60 @@ fn parse_ndjson<'a>(
         seen += 1;
         // Counted before the line is parsed: the request stops at the first line past
         // the limit.
-        if let Err(e) = check_events(seen, limits) {
-            result = Err(e);
-            break;
-        }
-        match parser.fill(line, limits.max_depth, "event", &mut tape) {
-            Ok(()) => collect(
-                &mut out,
-                index,
-                decode_event(&tape.0, &DIALECT, limits, parser),
-            ),
-            Err(Error::Malformed { reason, .. }) if reason.starts_with("not valid UTF-8") => {
-                // Not UTF-8 is a property of the request (wrong charset), not of a line.
-                result = Err(Error::Malformed {
-                    field: "body".into(),
-                    reason,
-                });
-                break;
+        check_events(seen, limits)?;
+        let line = if parser.fast {
+            match flat::decode(line, &DIALECT, limits, &mut parser.scan, &mut out, index) {
+                None => continue,
+                Some(line) => line,
             }
-            Err(error) => collect(&mut out, index, Err(error)),
-        }
+        } else {
+            line
+        };
+        let ev = line_event(parser, line, limits)?;
+        collect(&mut out, index, ev);
     }
-    parser.give_tape(tape);
-    result.map(|()| out)
+    Ok(out)
+}
+
+/// [`parse`] of a body that cannot be modified: events the fast path takes borrow from
+/// `body`; the others are decoded by simd-json from a copy and own their strings.
+pub(super) fn parse_slice<'a>(
+    parser: &mut JsonParser,
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<Parsed<'a>> {
+    check_body_len(body.len(), limits)?;
+    if !is_ndjson(body) {
+        let mut out = Parsed::default();
+        if parser.fast
+            && limits.max_events_per_request >= 1
+            && flat::decode_ref(body, &DIALECT, limits, &mut parser.scan, &mut out, 0)
+        {
+            return Ok(out);
+        }
+        let mut copy = body.to_vec();
+        return parse(parser, &mut copy, limits).map(super::into_owned);
+    }
+    let mut out = ndjson_out(body.len(), limits);
+    let mut seen = 0;
+    let mut copy = Vec::new();
+    for (index, line) in lines(body).enumerate() {
+        if is_blank(line) {
+            continue;
+        }
+        seen += 1;
+        check_events(seen, limits)?;
+        if parser.fast
+            && flat::decode_ref(line, &DIALECT, limits, &mut parser.scan, &mut out, index)
+        {
+            continue;
+        }
+        copy.clear();
+        copy.extend_from_slice(line);
+        let ev = line_event(parser, &mut copy, limits)?.map(RawEvent::into_owned);
+        collect(&mut out, index, ev);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ fn lookup(key: &str) -> Option<Field> {
     match key {
         "w" => Some(Field::ScreenWidth),
         "props" => None, // only the bracketed / dotted forms carry props
-        k => Field::from_own_name(k),
+        k => Field::from_own_name(k.as_bytes()),
     }
 }
 

@@ -6,27 +6,28 @@
 
 use simd_json::Node;
 
+use super::flat;
 use super::json::{decode_event, Dialect, Field, JsonParser};
 use super::{check_body_len, check_events, collect, Parsed};
 use crate::{Error, Limits, Result};
 
 /// Plausible key → field. Keys not listed (`v`, `i`/`interactive`, `h`/`hashMode`,
 /// `$`/`revenue`, …) are ignored.
-fn lookup(key: &str) -> Option<Field> {
+fn lookup(key: &[u8]) -> Option<Field> {
     Some(match key {
-        "n" | "name" => Field::Name,
-        "u" | "url" => Field::Url,
-        "d" | "domain" => Field::Site,
-        "r" | "referrer" => Field::Referrer,
-        "w" | "screen_width" => Field::ScreenWidth,
-        "p" | "props" | "m" | "meta" => Field::Props,
-        "sd" => Field::ScrollDepth,
-        "e" => Field::EngagementMs,
+        b"n" | b"name" => Field::Name,
+        b"u" | b"url" => Field::Url,
+        b"d" | b"domain" => Field::Site,
+        b"r" | b"referrer" => Field::Referrer,
+        b"w" | b"screen_width" => Field::ScreenWidth,
+        b"p" | b"props" | b"m" | b"meta" => Field::Props,
+        b"sd" => Field::ScrollDepth,
+        b"e" => Field::EngagementMs,
         _ => return None,
     })
 }
 
-const DIALECT: Dialect = Dialect {
+pub(super) const DIALECT: Dialect = Dialect {
     lookup,
     plausible: true,
 };
@@ -37,6 +38,15 @@ pub(super) fn parse<'a>(
     limits: &Limits,
 ) -> Result<Parsed<'a>> {
     check_body_len(body.len(), limits)?;
+    let body = if parser.fast && limits.max_events_per_request >= 1 {
+        let mut out = Parsed::default();
+        match flat::decode(body, &DIALECT, limits, &mut parser.scan, &mut out, 0) {
+            None => return Ok(out),
+            Some(body) => body,
+        }
+    } else {
+        body
+    };
     let mut tape = parser.take_tape();
     let res = parser.fill(body, limits.max_depth, "body", &mut tape);
     let out = res.and_then(|()| {
@@ -54,6 +64,25 @@ pub(super) fn parse<'a>(
     });
     parser.give_tape(tape);
     out
+}
+
+/// [`parse`] of a body that cannot be modified: the fast path borrows from `body`;
+/// anything else is parsed from a copy and owns its strings.
+pub(super) fn parse_slice<'a>(
+    parser: &mut JsonParser,
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<Parsed<'a>> {
+    check_body_len(body.len(), limits)?;
+    let mut out = Parsed::default();
+    if parser.fast
+        && limits.max_events_per_request >= 1
+        && flat::decode_ref(body, &DIALECT, limits, &mut parser.scan, &mut out, 0)
+    {
+        return Ok(out);
+    }
+    let mut copy = body.to_vec();
+    parse(parser, &mut copy, limits).map(super::into_owned)
 }
 
 #[cfg(test)]
