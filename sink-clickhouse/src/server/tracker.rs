@@ -6,12 +6,13 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ingest_core::{
-    client_key, events_to_batch, Decision, Format, Pipeline, QuotaDecision, RequestContext,
+    client_key, BatchConfig, Batcher, Decision, Format, Pipeline, QuotaDecision, RequestContext,
 };
 
 use super::client_ip::client_info;
@@ -21,19 +22,35 @@ use crate::metrics::RouteLabel;
 use crate::spool::AppendError;
 
 thread_local! {
-    /// One pipeline per worker thread (it keeps parser buffers and a user-agent cache),
-    /// tagged with the state it was built for.
-    static PIPELINE: RefCell<Option<(usize, Pipeline)>> = const { RefCell::new(None) };
+    /// One pipeline per worker thread (it keeps parser buffers and a user-agent cache)
+    /// and the batcher its requests' rows are appended into, tagged with the state they
+    /// were built for.
+    static PIPELINE: RefCell<Option<(usize, Pipeline, Batcher)>> = const { RefCell::new(None) };
 }
 
-fn with_pipeline<R>(state: &Arc<AppState>, f: impl FnOnce(&mut Pipeline) -> R) -> R {
+/// The per-request batcher never hands a batch out by itself: the request's rows are
+/// taken with `flush` once its rate-limit and quota decisions are made.
+const REQUEST_BATCH: BatchConfig = BatchConfig {
+    max_rows: usize::MAX,
+    max_bytes: usize::MAX,
+    max_age_ms: i64::MAX,
+};
+
+fn with_pipeline<R>(state: &Arc<AppState>, f: impl FnOnce(&mut Pipeline, &mut Batcher) -> R) -> R {
     let tag = Arc::as_ptr(state) as usize;
     PIPELINE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().map(|(t, _)| *t) != Some(tag) {
-            *slot = Some((tag, Pipeline::new(state.cfg.pipeline.clone())));
+        if slot.as_ref().map(|(t, _, _)| *t) != Some(tag) {
+            *slot = Some((
+                tag,
+                Pipeline::new(state.cfg.pipeline.clone()),
+                Batcher::new(REQUEST_BATCH),
+            ));
         }
-        f(&mut slot.as_mut().expect("just set").1)
+        let (_, pipeline, batcher) = slot.as_mut().expect("just set");
+        // Rows left by a request that panicked half-way are not this request's.
+        let _ = batcher.flush();
+        f(pipeline, batcher)
     })
 }
 
@@ -160,10 +177,32 @@ async fn read_tracker_body(
 
 /// What the synchronous part of a request produced.
 struct Prepared {
-    batch: Option<arrow_array::RecordBatch>,
+    batch: Option<RecordBatch>,
     accepted: usize,
     rejected: Vec<RejectedItem>,
     per_site: Vec<(String, u64)>,
+}
+
+/// The batch's `site_id` column (schema v1: non-null Utf8).
+fn site_column(batch: &RecordBatch) -> &StringArray {
+    batch
+        .column_by_name("site_id")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .expect("schema v1 has a Utf8 site_id")
+}
+
+/// Rows of each site in the batch, in first-seen order (almost always one site).
+fn rows_per_site(batch: &RecordBatch) -> Vec<(String, u64)> {
+    let col = site_column(batch);
+    let mut per_site: Vec<(String, u64)> = Vec::new();
+    for i in 0..col.len() {
+        let site = col.value(i);
+        match per_site.iter_mut().find(|(s, _)| s == site) {
+            Some((_, n)) => *n += 1,
+            None => per_site.push((site.to_owned(), 1)),
+        }
+    }
+    per_site
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
@@ -221,13 +260,20 @@ async fn ingest(
         sites: sites.as_deref(),
     };
     let m = &state.metrics;
-    let prepared = with_pipeline(state, |p| -> Result<Prepared, ApiError> {
-        let out = p.process(format, &mut body, &ctx).map_err(|e| {
-            m.received.get_or_create(&RouteLabel { route }).inc();
-            m.reject(e.code(), 1);
-            ApiError::bad_input(&e)
-        })?;
-        let total = out.accepted.len() + out.rejected.len() + out.bots;
+    let prepared = with_pipeline(state, |p, batcher| -> Result<Prepared, ApiError> {
+        // The direct path: accepted rows go straight into the thread's batcher (no
+        // `Event` per row), and leave it as this request's batch below.
+        let mut spilled: Vec<RecordBatch> = Vec::new();
+        let out = p
+            .process_into(format, &mut body, &ctx, batcher, now, &mut |b| {
+                spilled.push(b)
+            })
+            .map_err(|e| {
+                m.received.get_or_create(&RouteLabel { route }).inc();
+                m.reject(e.code(), 1);
+                ApiError::bad_input(&e)
+            })?;
+        let total = out.accepted + out.rejected.len() + out.bots;
         m.received
             .get_or_create(&RouteLabel { route })
             .inc_by(total as u64);
@@ -235,16 +281,24 @@ async fn ingest(
         for r in &out.rejected {
             m.reject(r.error.code(), 1);
         }
+        spilled.extend(batcher.flush());
+        let mut batch = match spilled.len() {
+            0 => None,
+            1 => spilled.pop(),
+            _ => Some(
+                arrow_select::concat::concat_batches(&spilled[0].schema(), &spilled)
+                    .expect("batches of one batcher share its schema"),
+            ),
+        };
         let mut rejected: Vec<RejectedItem> = out.rejected.iter().map(RejectedItem::from).collect();
-        let mut accepted = out.accepted;
-        if let (Some(l), false) = (&state.limiter, accepted.is_empty()) {
+        if let (Some(l), Some(b)) = (&state.limiter, &batch) {
             let key = client_key(&salt, &ip);
-            let n = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+            let n = u32::try_from(b.num_rows()).unwrap_or(u32::MAX);
             if let Decision::Deny { retry_after_ms } =
                 l.lock().expect("limiter").check_n(key, n, now)
             {
                 m.rate_limited.inc();
-                m.reject("rate_limited", accepted.len() as u64);
+                m.reject("rate_limited", b.num_rows() as u64);
                 return Err(ApiError::too_many(
                     "client",
                     "rate_limited",
@@ -254,15 +308,9 @@ async fn ingest(
             }
         }
         // Quotas, per site of the request (almost always one).
-        let mut per_site: Vec<(String, u64)> = Vec::new();
-        for ev in &accepted {
-            match per_site.iter_mut().find(|(s, _)| *s == *ev.site_id) {
-                Some((_, n)) => *n += 1,
-                None => per_site.push((ev.site_id.to_string(), 1)),
-            }
-        }
+        let mut per_site = batch.as_ref().map(rows_per_site).unwrap_or_default();
         let mut quota_refusal = None;
-        if sites.is_some() {
+        if let (Some(_), Some(b)) = (&sites, &batch) {
             let mut refused_sites = Vec::new();
             for (site, n) in &per_site {
                 match state.quotas.check(site, *n, now) {
@@ -295,25 +343,29 @@ async fn ingest(
                 }
             }
             if !refused_sites.is_empty() {
-                let mut kept = Vec::with_capacity(accepted.len());
-                for (i, ev) in accepted.into_iter().enumerate() {
-                    if refused_sites.iter().any(|s| *s == *ev.site_id) {
-                        rejected.push(RejectedItem {
-                            index: i,
-                            field: "site".into(),
-                            code: "quota_exceeded",
-                            reason: "the site is over its monthly quota".into(),
-                        });
-                    } else {
-                        kept.push(ev);
-                    }
-                }
-                accepted = kept;
+                let site_col = site_column(b);
+                let keep: BooleanArray = (0..b.num_rows())
+                    .map(|i| {
+                        let refused = refused_sites.iter().any(|s| s == site_col.value(i));
+                        if refused {
+                            rejected.push(RejectedItem {
+                                index: i,
+                                field: "site".into(),
+                                code: "quota_exceeded",
+                                reason: "the site is over its monthly quota".into(),
+                            });
+                        }
+                        Some(!refused)
+                    })
+                    .collect();
+                let kept = arrow_select::filter::filter_record_batch(b, &keep)
+                    .expect("a mask as long as the batch");
+                batch = (kept.num_rows() > 0).then_some(kept);
                 per_site.retain(|(s, _)| !refused_sites.contains(s));
                 m.quota_refused.inc();
             }
         }
-        if accepted.is_empty() {
+        if batch.is_none() {
             if let Some(e) = quota_refusal {
                 return Err(e);
             }
@@ -323,10 +375,9 @@ async fn ingest(
                 return Err(e);
             }
         }
-        let n = accepted.len();
         Ok(Prepared {
-            batch: (n > 0).then(|| events_to_batch(&accepted)),
-            accepted: n,
+            accepted: batch.as_ref().map_or(0, RecordBatch::num_rows),
+            batch,
             rejected,
             per_site,
         })
