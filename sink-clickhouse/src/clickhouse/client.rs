@@ -255,6 +255,9 @@ impl Client {
         batch: &RecordBatch,
         dedup_token: Option<&str>,
     ) -> Result<()> {
+        if batch.num_rows() > STREAM_BLOCK_ROWS {
+            return self.insert_streamed(layout, batch, dedup_token).await;
+        }
         // Taken out of the mutex (not held across the await); concurrent inserts each
         // get a buffer, and the last one back is kept.
         let mut raw = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
@@ -267,15 +270,48 @@ impl Client {
         res
     }
 
-    /// Inserts an already encoded Native body (one or more blocks).
-    pub async fn insert_native(
+    /// [`Client::insert`] of a large batch as a streamed body: Native blocks of
+    /// [`STREAM_BLOCK_ROWS`] rows are encoded and LZ4-framed on a blocking thread and
+    /// sent as each is ready, so the server parses block k while block k+1 is being
+    /// encoded (one body built first and then sent left the server idle during the
+    /// encoding, and the encoder idle during the insert). The blocks are one insert:
+    /// the server squashes them before writing a part, and the deduplication token is
+    /// the insert's. A failover re-encodes the body for the next URL.
+    async fn insert_streamed(
         &self,
         layout: &TableLayout,
-        native: &[u8],
+        batch: &RecordBatch,
         dedup_token: Option<&str>,
     ) -> Result<()> {
-        let mut framed = Vec::with_capacity(native.len() / 3 + 64);
-        compress_lz4_frames(native, &mut framed);
+        // Encode the first block before any request, so that a batch the table cannot
+        // take is the same clear, non-retryable error as on the unstreamed path.
+        let first = {
+            let (layout, batch) = (layout.clone(), batch.slice(0, STREAM_BLOCK_ROWS));
+            tokio::task::spawn_blocking(move || framed_block(&layout, &batch))
+                .await
+                .map_err(|e| Error::Unreachable(format!("encoding task: {e}")))??
+        };
+        let params = self.insert_params(layout, dedup_token).await?;
+        let failed: std::sync::Arc<std::sync::Mutex<Option<Error>>> = Default::default();
+        let res = self
+            .send_with(&params, || {
+                stream_body(layout.clone(), batch.clone(), first.clone(), failed.clone())
+            })
+            .await;
+        // A later block the encoder refused ends the stream; report that, not the
+        // broken request it caused.
+        if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e);
+        }
+        res.map(|_| ())
+    }
+
+    /// The query parameters of an insert into the table.
+    async fn insert_params(
+        &self,
+        layout: &TableLayout,
+        dedup_token: Option<&str>,
+    ) -> Result<Vec<(&'static str, String)>> {
         let known = self.known_settings().await?;
         let has = |name: &str| known.iter().any(|k| k == name);
         let sql = format!(
@@ -293,6 +329,19 @@ impl Client {
         if self.distributed.load(Ordering::Relaxed) && has("insert_distributed_sync") {
             params.push(("insert_distributed_sync", "1".into()));
         }
+        Ok(params)
+    }
+
+    /// Inserts an already encoded Native body (one or more blocks).
+    pub async fn insert_native(
+        &self,
+        layout: &TableLayout,
+        native: &[u8],
+        dedup_token: Option<&str>,
+    ) -> Result<()> {
+        let mut framed = Vec::with_capacity(native.len() / 3 + 64);
+        compress_lz4_frames(native, &mut framed);
+        let params = self.insert_params(layout, dedup_token).await?;
         self.send(&params, bytes::Bytes::from(framed))
             .await
             .map(|_| ())
@@ -312,6 +361,16 @@ impl Client {
     /// retryable server errors; a data error is returned at once (every replica would
     /// refuse it too).
     async fn send(&self, params: &[(&str, String)], body: bytes::Bytes) -> Result<String> {
+        self.send_with(params, || reqwest::Body::from(body.clone()))
+            .await
+    }
+
+    /// [`Client::send`] of a body made afresh for each URL tried.
+    async fn send_with(
+        &self,
+        params: &[(&str, String)],
+        body: impl Fn() -> reqwest::Body,
+    ) -> Result<String> {
         let n = self.cfg.urls.len();
         let start = self.preferred.load(Ordering::Relaxed) % n;
         let mut last = None;
@@ -322,7 +381,7 @@ impl Client {
             if self.cfg.user != "default" || !self.cfg.password.is_empty() {
                 req = req.basic_auth(&self.cfg.user, Some(&self.cfg.password));
             }
-            let req = req.body(body.clone());
+            let req = req.body(body());
             match req.send().await {
                 Err(e) => {
                     self.healthy[i].store(false, Ordering::Relaxed);
@@ -366,6 +425,56 @@ impl Client {
         }
         Err(last.unwrap_or_else(|| Error::Unreachable("no URL tried".into())))
     }
+}
+
+/// Rows per Native block of a streamed insert (about 1.6 MB of Native for schema v1,
+/// under the size where framing goes parallel: the server is busy on the other core).
+pub const STREAM_BLOCK_ROWS: usize = 16_384;
+
+/// One Native block of `batch`, LZ4-framed.
+fn framed_block(layout: &TableLayout, batch: &RecordBatch) -> Result<bytes::Bytes> {
+    let mut raw = Vec::new();
+    encode_native(layout, batch, &mut raw)?;
+    let mut framed = Vec::with_capacity(raw.len() / 3 + 64);
+    compress_lz4_frames(&raw, &mut framed);
+    Ok(bytes::Bytes::from(framed))
+}
+
+/// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
+/// already), then the other blocks, encoded on a blocking thread at most two ahead of
+/// the wire. An encoding error is put in `failed` and ends the stream with an error.
+fn stream_body(
+    layout: TableLayout,
+    batch: RecordBatch,
+    first: bytes::Bytes,
+    failed: std::sync::Arc<std::sync::Mutex<Option<Error>>>,
+) -> reqwest::Body {
+    type Item = std::result::Result<bytes::Bytes, std::io::Error>;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
+    tokio::task::spawn_blocking(move || {
+        if tx.blocking_send(Ok(first)).is_err() {
+            return;
+        }
+        let rows = batch.num_rows();
+        let mut offset = STREAM_BLOCK_ROWS;
+        while offset < rows {
+            let len = STREAM_BLOCK_ROWS.min(rows - offset);
+            let item = framed_block(&layout, &batch.slice(offset, len)).map_err(|e| {
+                let io = std::io::Error::other(e.to_string());
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                io
+            });
+            let stop = item.is_err();
+            // A closed channel means the request ended (failed or timed out): stop.
+            if tx.blocking_send(item).is_err() || stop {
+                return;
+            }
+            offset += len;
+        }
+    });
+    reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 /// `Code: 53, e.displayText() = …` (18.16) or `Code: 53. DB::Exception: …` (modern).

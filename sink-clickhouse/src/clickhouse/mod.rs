@@ -17,7 +17,7 @@ mod migrate;
 mod native;
 mod types;
 
-pub use client::{ClickHouseConfig, Client, ServerVersion};
+pub use client::{ClickHouseConfig, Client, ServerVersion, STREAM_BLOCK_ROWS};
 pub use compress::{compress_lz4_frames, FRAME_CHUNK, MAX_FRAMING_THREADS, PARALLEL_MIN_BYTES};
 pub use error::{Error, Result};
 pub use ident::quote_ident;

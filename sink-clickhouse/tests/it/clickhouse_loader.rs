@@ -9,7 +9,7 @@ use std::time::Duration;
 use ingest_core::{events_to_batch, Event, Timings};
 use sink_clickhouse::clickhouse::{
     create_table_sql, encode_native, migrate, quote_ident, ClickHouseConfig, Client, ServerVersion,
-    TableLayout,
+    TableLayout, STREAM_BLOCK_ROWS,
 };
 
 use crate::support::clickhouse::ClickHouse;
@@ -297,6 +297,39 @@ fn fails_over_from_a_dead_url_and_reports_health() {
     let down = client(vec![c.url_health()[0].0.clone()], "analytics", "events");
     let err = rt().block_on(down.ping()).unwrap_err();
     assert!(err.is_retryable(), "{err}");
+}
+
+/// A batch past `STREAM_BLOCK_ROWS` goes as a streamed body of several Native blocks:
+/// one insert holding every row exactly once, also when the first URL is dead and the
+/// body is encoded again for the next.
+#[test]
+fn a_streamed_insert_fails_over_and_stores_every_row_once() {
+    let ch = ClickHouse::start();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let c = client(vec![dead, ch.url()], "analytics", "events");
+    let n = STREAM_BLOCK_ROWS * 2 + 123;
+    let events = sample_events(n);
+    rt().block_on(async {
+        migrate(&c, None).await.unwrap();
+        let layout = c.describe().await.unwrap();
+        c.insert(&layout, &events_to_batch(&events), None)
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        ch.query("SELECT count(), uniqExact(event_id), sum(screen_width) FROM analytics.events")
+            .unwrap(),
+        format!(
+            "{n}\t{n}\t{}\n",
+            events
+                .iter()
+                .map(|e| u64::from(e.screen_width))
+                .sum::<u64>()
+        )
+    );
 }
 
 #[test]
