@@ -137,17 +137,20 @@ impl Scan {
             referrer: self.referrer.take().map(s),
             screen_width: n.screen_width,
             ts: n.ts,
-            props: self
-                .props
-                .drain(..)
-                .map(|(k, v)| {
-                    let v = match v {
-                        PropValue::Str(r) => s(r),
-                        PropValue::Text(t) => t,
-                    };
-                    (s(k), v)
-                })
-                .collect(),
+            props: if self.props.is_empty() {
+                Vec::new()
+            } else {
+                self.props
+                    .drain(..)
+                    .map(|(k, v)| {
+                        let v = match v {
+                            PropValue::Str(r) => s(r),
+                            PropValue::Text(t) => t,
+                        };
+                        (s(k), v)
+                    })
+                    .collect()
+            },
             timings: n.timings,
             scroll_depth: n.scroll_depth,
             engagement_ms: n.engagement_ms,

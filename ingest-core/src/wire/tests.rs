@@ -413,3 +413,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn own_names_map_to_their_fields_and_near_misses_to_none() {
+    use super::json::Field;
+    let all = [
+        Field::Site,
+        Field::Url,
+        Field::Name,
+        Field::Referrer,
+        Field::ScreenWidth,
+        Field::Ts,
+        Field::Props,
+        Field::TtfbMs,
+        Field::FcpMs,
+        Field::LcpMs,
+        Field::InpMs,
+        Field::LoadMs,
+        Field::Cls,
+        Field::ScrollDepth,
+        Field::EngagementMs,
+    ];
+    for f in all {
+        let name = f.name().as_bytes();
+        assert_eq!(Field::from_own_name(name), Some(f), "{f:?}");
+        let mut near = name.to_vec();
+        *near.last_mut().unwrap() ^= 0x20;
+        assert_eq!(Field::from_own_name(&near), None, "{near:?}");
+        assert_eq!(Field::from_own_name(&name[1..]), None);
+    }
+    for miss in [
+        &b""[..],
+        b"x",
+        b"tx",
+        b"urk",
+        b"xite",
+        b"screen_widthx",
+        b"u\0l",
+    ] {
+        assert_eq!(Field::from_own_name(miss), None, "{miss:?}");
+    }
+}
