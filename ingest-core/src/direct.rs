@@ -51,6 +51,22 @@ impl Pipeline {
         Ok(self.process_raw_into(parsed, ctx, batcher, now_ms, on_batch))
     }
 
+    /// [`Pipeline::process_into`] of a body that cannot be modified (see
+    /// [`crate::Parser::parse_slice`]): nothing is copied for the events the parser's
+    /// fast path takes; the others are decoded from a copy.
+    pub fn process_slice_into(
+        &mut self,
+        format: Format,
+        body: &[u8],
+        ctx: &RequestContext<'_>,
+        batcher: &mut Batcher,
+        now_ms: i64,
+        on_batch: &mut dyn FnMut(RecordBatch),
+    ) -> Result<Appended> {
+        let parsed = self.parser.parse_slice(format, body, &self.config.limits)?;
+        Ok(self.process_raw_into(parsed, ctx, batcher, now_ms, on_batch))
+    }
+
     /// [`Pipeline::process_into`] of events parsed already (see
     /// [`Pipeline::process_raw`]).
     pub fn process_raw_into(

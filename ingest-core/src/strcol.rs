@@ -40,9 +40,17 @@ impl StrCol {
         if self.pending > 0 {
             self.settle();
         }
-        self.values.extend_from_slice(s.as_bytes());
+        // Empty values are common (UTM fields, region, city): no copy for them.
+        if !s.is_empty() {
+            self.values.extend_from_slice(s.as_bytes());
+        }
         self.offsets.push(offset(self.values.len()));
         self.last_len = s.len();
+    }
+
+    /// Values appended (pending repeats included).
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len() - 1 + self.pending
     }
 
     /// Appends `s`, which the caller knows equals the last value appended (when the

@@ -92,7 +92,7 @@ async fn post_body(
     body: Body,
 ) -> Response {
     let r = match read_tracker_body(state, headers, body).await {
-        Ok(b) => ingest(state, route, format, peer, headers, b).await,
+        Ok(b) => ingest(state, route, format, peer, headers, &b).await,
         Err(e) => Err(e),
     };
     finish(state, route, r.map(IntoResponse::into_response))
@@ -129,7 +129,7 @@ pub async fn pixel(
                     Format::Pixel,
                     peer,
                     &headers,
-                    q.as_bytes().to_vec(),
+                    q.as_bytes(),
                 )
                 .await
             }
@@ -160,7 +160,7 @@ async fn read_tracker_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<bytes::Bytes, ApiError> {
     if let Err(e) = state.refuse_if_closing() {
         return Err(refuse_after_drain(body, e).await);
     }
@@ -171,8 +171,6 @@ async fn read_tracker_body(
         "body",
     )
     .await
-    // simd-json parses in place: the body must be mutable (no copy when unshared).
-    .map(Vec::from)
 }
 
 /// What the synchronous part of a request produced.
@@ -234,7 +232,7 @@ async fn ingest(
     format: Format,
     peer: SocketAddr,
     headers: &HeaderMap,
-    mut body: Vec<u8>,
+    body: &[u8],
 ) -> Result<Accepted, ApiError> {
     let now = now_ms();
     let client = client_info(peer.ip(), headers, &state.cfg.trusted_proxies);
@@ -265,9 +263,8 @@ async fn ingest(
         // `Event` per row), and leave it as this request's batch below.
         let mut spilled: Vec<RecordBatch> = Vec::new();
         let out = p
-            .process_into(format, &mut body, &ctx, batcher, now, &mut |b| {
-                spilled.push(b)
-            })
+            // Read in place: the parser copies only events its fast path cannot take.
+            .process_slice_into(format, body, &ctx, batcher, now, &mut |b| spilled.push(b))
             .map_err(|e| {
                 m.received.get_or_create(&RouteLabel { route }).inc();
                 m.reject(e.code(), 1);
