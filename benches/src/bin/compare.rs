@@ -287,6 +287,19 @@ fn run(args: &Args) -> Result<bool, String> {
             1.0,
         ),
     ];
+    // No targets, for reading the one above: the server's own limit for our 33-column
+    // table (a pre-built Native body) bounds what any loader of it reaches, and is
+    // itself measured against JSONEachRow into a 12-column table of the raw fields.
+    let context = [
+        (
+            "e2e_vs_curl_native_lz4",
+            get(&rows, "sink_e2e") / get(&rows, "curl_native_lz4"),
+        ),
+        (
+            "curl_native_lz4_vs_curl_jsoneachrow",
+            get(&rows, "curl_native_lz4") / get(&rows, "curl_jsoneachrow"),
+        ),
+    ];
     let rss_mb = rss.map(|b| b as f64 / (1 << 20) as f64);
 
     println!("\n{n} events, NDJSON {mb:.1} MB, Native+LZ4 {native_mb:.1} MB\n");
@@ -313,9 +326,14 @@ fn run(args: &Args) -> Result<bool, String> {
     println!("|---|---|---|---|");
     for (k, r, t) in &ratios {
         println!(
-            "| {k} | {r:.2} | ≥ {t} | {} |",
+            "| {k} | {r:.3} | ≥ {t} | {} |",
             if r >= t { "yes" } else { "no" }
         );
+    }
+    println!("\n| context ratio (no target) | measured |");
+    println!("|---|---|");
+    for (k, r) in &context {
+        println!("| {k} | {r:.3} |");
     }
 
     if let Some(path) = &args.json {
@@ -334,6 +352,7 @@ fn run(args: &Args) -> Result<bool, String> {
             "sink_peak_rss_mb": rss_mb,
             "ratios": serde_json::Value::Object(ratios.iter().map(|(k, r, _)| (k.to_string(), json!(r))).collect()),
             "targets": serde_json::Value::Object(ratios.iter().map(|(k, _, t)| (k.to_string(), json!(t))).collect()),
+            "context_ratios": obj(&context),
             "load_generator": report,
             "row_counts_ok": ok,
         });
