@@ -22,9 +22,8 @@
 //!   agent via the cache, visitor hash, event id), every accepted event appended
 //!   straight into a `Batcher` that hands out 8,192-row schema-v1 batches (all 33
 //!   columns); the rows equal those of `Pipeline::process` + `Batcher::push` (tested).
-//!   The sink's tracker routes still call `Pipeline::process` (they take per-site
-//!   rate-limit and quota decisions on the accepted events before batching), so
-//!   this is the library's figure, not yet the sink's.
+//!   The sink's tracker routes run this same path (`process_slice_into` into a
+//!   per-request batcher).
 //!
 //! Each request in the full path runs under the user agent and IP of the first
 //! non-bot record of its 100 lines, so every path turns all N events into rows and the

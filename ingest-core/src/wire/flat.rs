@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::json::{new_event, set_number, Dialect, Field, Num, Seen};
+use super::json::{new_event, set_number, Dialect, Field, JsonParser, Num, Seen};
 use super::Parsed;
 use crate::{Error, Limits, RawEvent, Rejection, Timings};
 
@@ -60,6 +60,41 @@ pub(crate) fn decode_ref<'a>(
         scan.push(body, out, index);
     }
     taken
+}
+
+/// A whole body that is one event object (Plausible's body, or our own format's single
+/// object), through the fast path when `parser` has it on and it takes the body. The
+/// one-event limit must hold for it, as the simd-json path checks. `Err` hands the
+/// body back for the simd-json path.
+pub(crate) fn one_object<'a>(
+    body: &'a mut [u8],
+    dialect: &Dialect,
+    limits: &Limits,
+    parser: &mut JsonParser,
+) -> std::result::Result<Parsed<'a>, &'a mut [u8]> {
+    if !parser.fast || limits.max_events_per_request < 1 {
+        return Err(body);
+    }
+    let mut out = Parsed::default();
+    match decode(body, dialect, limits, &mut parser.scan, &mut out, 0) {
+        None => Ok(out),
+        Some(body) => Err(body),
+    }
+}
+
+/// [`one_object`] of a body that cannot be modified: `None` when the simd-json path
+/// must decode it.
+pub(crate) fn one_object_ref<'a>(
+    body: &'a [u8],
+    dialect: &Dialect,
+    limits: &Limits,
+    parser: &mut JsonParser,
+) -> Option<Parsed<'a>> {
+    if !parser.fast || limits.max_events_per_request < 1 {
+        return None;
+    }
+    let mut out = Parsed::default();
+    decode_ref(body, dialect, limits, &mut parser.scan, &mut out, 0).then_some(out)
 }
 
 /// A prop value found by the scan.

@@ -38,14 +38,9 @@ pub(super) fn parse<'a>(
     limits: &Limits,
 ) -> Result<Parsed<'a>> {
     check_body_len(body.len(), limits)?;
-    let body = if parser.fast && limits.max_events_per_request >= 1 {
-        let mut out = Parsed::default();
-        match flat::decode(body, &DIALECT, limits, &mut parser.scan, &mut out, 0) {
-            None => return Ok(out),
-            Some(body) => body,
-        }
-    } else {
-        body
+    let body = match flat::one_object(body, &DIALECT, limits, parser) {
+        Ok(out) => return Ok(out),
+        Err(body) => body,
     };
     let mut tape = parser.take_tape();
     let res = parser.fill(body, limits.max_depth, "body", &mut tape);
@@ -74,11 +69,7 @@ pub(super) fn parse_slice<'a>(
     limits: &Limits,
 ) -> Result<Parsed<'a>> {
     check_body_len(body.len(), limits)?;
-    let mut out = Parsed::default();
-    if parser.fast
-        && limits.max_events_per_request >= 1
-        && flat::decode_ref(body, &DIALECT, limits, &mut parser.scan, &mut out, 0)
-    {
+    if let Some(out) = flat::one_object_ref(body, &DIALECT, limits, parser) {
         return Ok(out);
     }
     let mut copy = body.to_vec();

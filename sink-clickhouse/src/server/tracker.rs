@@ -189,18 +189,25 @@ fn site_column(batch: &RecordBatch) -> &StringArray {
         .expect("schema v1 has a Utf8 site_id")
 }
 
-/// Rows of each site in the batch, in first-seen order (almost always one site).
+/// Rows of each site in the batch, in first-seen order (almost always one site). A
+/// run of one site costs a compare per row; a body mixing many sites (a server-side
+/// integration) a hash lookup per row, not a scan of every site seen so far.
 fn rows_per_site(batch: &RecordBatch) -> Vec<(String, u64)> {
     let col = site_column(batch);
-    let mut per_site: Vec<(String, u64)> = Vec::new();
+    let mut sites: Vec<(&str, u64)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut last = 0;
     for i in 0..col.len() {
         let site = col.value(i);
-        match per_site.iter_mut().find(|(s, _)| s == site) {
-            Some((_, n)) => *n += 1,
-            None => per_site.push((site.to_owned(), 1)),
+        if sites.get(last).is_none_or(|(s, _)| *s != site) {
+            last = *index.entry(site).or_insert_with(|| {
+                sites.push((site, 0));
+                sites.len() - 1
+            });
         }
+        sites[last].1 += 1;
     }
-    per_site
+    sites.into_iter().map(|(s, n)| (s.to_owned(), n)).collect()
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
@@ -397,4 +404,25 @@ async fn ingest(
         rejected: prepared.rejected,
         already_stored: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ingest_core::{events_to_batch, Event};
+
+    #[test]
+    fn rows_per_site_counts_runs_and_mixed_sites_in_first_seen_order() {
+        let ev = |s: &'static str| Event {
+            site_id: s.into(),
+            ..Event::default()
+        };
+        let sites = ["a", "a", "b", "a", "c", "b", "b", "a"];
+        let batch = events_to_batch(&sites.map(ev));
+        assert_eq!(
+            rows_per_site(&batch),
+            vec![("a".into(), 4), ("b".into(), 3), ("c".into(), 1)]
+        );
+        assert!(rows_per_site(&events_to_batch(&[])).is_empty());
+    }
 }
