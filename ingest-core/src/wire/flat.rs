@@ -62,6 +62,22 @@ pub(crate) fn decode_ref<'a>(
     taken
 }
 
+/// [`decode_ref`] of a body already known to be UTF-8 (no second check).
+pub(crate) fn decode_str<'a>(
+    body: &'a str,
+    dialect: &Dialect,
+    limits: &Limits,
+    scan: &mut Scan,
+    out: &mut Parsed<'a>,
+    index: usize,
+) -> bool {
+    let taken = scan.run(body.as_bytes(), dialect, limits);
+    if taken {
+        out.events.push((index, scan.build(body)));
+    }
+    taken
+}
+
 /// A whole body that is one event object (Plausible's body, or our own format's single
 /// object), through the fast path when `parser` has it on and it takes the body. The
 /// one-event limit must hold for it, as the simd-json path checks. `Err` hands the

@@ -201,16 +201,27 @@ pub(super) fn parse_slice<'a>(
     let mut out = ndjson_out(body.len(), limits);
     let mut seen = 0;
     let mut copy = Vec::new();
+    // One UTF-8 check of the whole body (a tracker's body almost always passes) gives
+    // every line its `&str` for free; checking line by line cost a call per event.
+    let text = std::str::from_utf8(body).ok();
+    let mut at = 0;
     for (index, line) in lines(body).enumerate() {
+        let start = at;
+        at += line.len() + 1;
         if is_blank(line) {
             continue;
         }
         seen += 1;
         check_events(seen, limits)?;
-        if parser.fast
-            && flat::decode_ref(line, &DIALECT, limits, &mut parser.scan, &mut out, index)
-        {
-            continue;
+        if parser.fast {
+            // A line ends before a `\n` (or at the end): a char boundary of `text`.
+            let taken = match text.and_then(|t| t.get(start..start + line.len())) {
+                Some(l) => flat::decode_str(l, &DIALECT, limits, &mut parser.scan, &mut out, index),
+                None => flat::decode_ref(line, &DIALECT, limits, &mut parser.scan, &mut out, index),
+            };
+            if taken {
+                continue;
+            }
         }
         copy.clear();
         copy.extend_from_slice(line);
