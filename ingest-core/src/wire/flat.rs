@@ -275,6 +275,16 @@ fn string_or_null(b: &[u8], i: &mut usize) -> Option<Option<Range<usize>>> {
     }
 }
 
+/// [`string_or_null`] of at most `max` bytes (a longer one is the simd-json path's
+/// `TooLong`).
+#[inline]
+fn string_within(b: &[u8], i: &mut usize, max: usize) -> Option<Option<Range<usize>>> {
+    match string_or_null(b, i)? {
+        Some(r) if r.len() > max => None,
+        r => Some(r),
+    }
+}
+
 #[inline]
 fn literal(b: &[u8], i: &mut usize, lit: &[u8]) -> bool {
     if b.get(*i..*i + lit.len()) == Some(lit) {
@@ -461,35 +471,15 @@ impl Scan {
                                 None => None,
                             }
                         }
-                        Field::Url => {
-                            sp.url = string_or_null(b, &mut i)?;
-                            if sp
-                                .url
-                                .as_ref()
-                                .is_some_and(|r| r.len() > limits.max_url_len)
-                            {
-                                return None;
-                            }
-                        }
+                        Field::Url => sp.url = string_within(b, &mut i, limits.max_url_len)?,
                         Field::Name => {
-                            if let Some(r) = string_or_null(b, &mut i)? {
-                                if r.len() > limits.max_name_len {
-                                    return None;
-                                }
-                                if !r.is_empty() {
-                                    sp.name = Some(r);
-                                }
+                            let name = string_within(b, &mut i, limits.max_name_len)?;
+                            if let Some(r) = name.filter(|r| !r.is_empty()) {
+                                sp.name = Some(r);
                             }
                         }
                         Field::Referrer => {
-                            sp.referrer = string_or_null(b, &mut i)?;
-                            if sp
-                                .referrer
-                                .as_ref()
-                                .is_some_and(|r| r.len() > limits.max_referrer_len)
-                            {
-                                return None;
-                            }
+                            sp.referrer = string_within(b, &mut i, limits.max_referrer_len)?
                         }
                         Field::Props => match b.get(i)? {
                             b'{' => props(b, &mut i, dialect.plausible, limits, &mut sp.props)?,
