@@ -45,24 +45,8 @@ pub(crate) fn decode<'a>(
     None
 }
 
-/// [`decode`] of a body that cannot be modified: false (nothing pushed) when the
-/// simd-json path must decode it.
-pub(crate) fn decode_ref<'a>(
-    body: &'a [u8],
-    dialect: &Dialect,
-    limits: &Limits,
-    scan: &mut Scan,
-    out: &mut Parsed<'a>,
-    index: usize,
-) -> bool {
-    let taken = scan.run(body, dialect, limits);
-    if taken {
-        scan.push(body, out, index);
-    }
-    taken
-}
-
-/// [`decode_ref`] of a body already known to be UTF-8 (no second check).
+/// [`decode`] of a body that cannot be modified, already known to be UTF-8: false
+/// (nothing pushed) when the simd-json path must decode it.
 pub(crate) fn decode_str<'a>(
     body: &'a str,
     dialect: &Dialect,
@@ -98,19 +82,25 @@ pub(crate) fn one_object<'a>(
     }
 }
 
-/// [`one_object`] of a body that cannot be modified: `None` when the simd-json path
-/// must decode it.
-pub(crate) fn one_object_ref<'a>(
+/// [`one_object`] of a body that cannot be modified, else the simd-json path's
+/// `parse` of a copy, whose events then own their strings.
+pub(crate) fn one_object_or_copy<'a>(
     body: &'a [u8],
     dialect: &Dialect,
     limits: &Limits,
     parser: &mut JsonParser,
-) -> Option<Parsed<'a>> {
-    if !parser.fast || limits.max_events_per_request < 1 {
-        return None;
+    parse: for<'b> fn(&mut JsonParser, &'b mut [u8], &Limits) -> crate::Result<Parsed<'b>>,
+) -> crate::Result<Parsed<'a>> {
+    if parser.fast && limits.max_events_per_request >= 1 {
+        if let Ok(text) = std::str::from_utf8(body) {
+            let mut out = Parsed::default();
+            if decode_str(text, dialect, limits, &mut parser.scan, &mut out, 0) {
+                return Ok(out);
+            }
+        }
     }
-    let mut out = Parsed::default();
-    decode_ref(body, dialect, limits, &mut parser.scan, &mut out, 0).then_some(out)
+    let mut copy = body.to_vec();
+    parse(parser, &mut copy, limits).map(super::into_owned)
 }
 
 /// A prop value found by the scan.

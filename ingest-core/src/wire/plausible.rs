@@ -69,11 +69,7 @@ pub(super) fn parse_slice<'a>(
     limits: &Limits,
 ) -> Result<Parsed<'a>> {
     check_body_len(body.len(), limits)?;
-    if let Some(out) = flat::one_object_ref(body, &DIALECT, limits, parser) {
-        return Ok(out);
-    }
-    let mut copy = body.to_vec();
-    parse(parser, &mut copy, limits).map(super::into_owned)
+    flat::one_object_or_copy(body, &DIALECT, limits, parser, parse)
 }
 
 #[cfg(test)]

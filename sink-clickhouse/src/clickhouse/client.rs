@@ -284,7 +284,9 @@ impl Client {
         dedup_token: Option<&str>,
     ) -> Result<()> {
         // Encode the first block before any request, so that a batch the table cannot
-        // take is the same clear, non-retryable error as on the unstreamed path.
+        // take is the same clear, non-retryable error as on the unstreamed path. The
+        // encoder's errors depend only on the batch's columns and types against the
+        // layout, never on values, so the other blocks of the same batch encode too.
         let first = {
             let (layout, batch) = (layout.clone(), batch.slice(0, STREAM_BLOCK_ROWS));
             tokio::task::spawn_blocking(move || framed_block(&layout, &batch))
@@ -292,18 +294,11 @@ impl Client {
                 .map_err(|e| Error::Unreachable(format!("encoding task: {e}")))??
         };
         let params = self.insert_params(layout, dedup_token).await?;
-        let failed: std::sync::Arc<std::sync::Mutex<Option<Error>>> = Default::default();
-        let res = self
-            .send_with(&params, || {
-                stream_body(layout.clone(), batch.clone(), first.clone(), failed.clone())
-            })
-            .await;
-        // A later block the encoder refused ends the stream; report that, not the
-        // broken request it caused.
-        if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            return Err(e);
-        }
-        res.map(|_| ())
+        self.send_with(&params, || {
+            stream_body(layout.clone(), batch.clone(), first.clone())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The query parameters of an insert into the table.
@@ -442,34 +437,29 @@ fn framed_block(layout: &TableLayout, batch: &RecordBatch) -> Result<bytes::Byte
 
 /// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
 /// already), then the other blocks, encoded on a blocking thread at most two ahead of
-/// the wire. An encoding error is put in `failed` and ends the stream with an error.
-fn stream_body(
-    layout: TableLayout,
-    batch: RecordBatch,
-    first: bytes::Bytes,
-    failed: std::sync::Arc<std::sync::Mutex<Option<Error>>>,
-) -> reqwest::Body {
+/// the wire.
+fn stream_body(layout: TableLayout, batch: RecordBatch, first: bytes::Bytes) -> reqwest::Body {
     type Item = std::result::Result<bytes::Bytes, std::io::Error>;
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
     tokio::task::spawn_blocking(move || {
-        if tx.blocking_send(Ok(first)).is_err() {
-            return;
-        }
         let rows = batch.num_rows();
-        let mut offset = STREAM_BLOCK_ROWS;
-        while offset < rows {
-            let len = STREAM_BLOCK_ROWS.min(rows - offset);
-            let item = framed_block(&layout, &batch.slice(offset, len)).map_err(|e| {
-                let io = std::io::Error::other(e.to_string());
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                io
-            });
-            let stop = item.is_err();
+        let mut offset = 0;
+        let mut block = Ok(first);
+        loop {
+            let failed = block.is_err();
             // A closed channel means the request ended (failed or timed out): stop.
-            if tx.blocking_send(item).is_err() || stop {
+            // An error (unreachable: see `insert_streamed`) ends the body, so the
+            // server refuses the insert rather than taking part of it.
+            if tx.blocking_send(block).is_err() || failed {
                 return;
             }
-            offset += len;
+            offset += STREAM_BLOCK_ROWS;
+            if offset >= rows {
+                return;
+            }
+            let len = STREAM_BLOCK_ROWS.min(rows - offset);
+            block = framed_block(&layout, &batch.slice(offset, len))
+                .map_err(|e| std::io::Error::other(e.to_string()));
         }
     });
     reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {

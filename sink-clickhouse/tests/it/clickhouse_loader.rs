@@ -272,14 +272,16 @@ fn a_type_mismatch_is_a_clear_error_before_any_insert() {
     assert!(!err.is_retryable());
 }
 
+/// A loopback URL nothing listens on: a port bound and dropped.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
 #[test]
 fn fails_over_from_a_dead_url_and_reports_health() {
     let ch = ClickHouse::start();
-    // A port nothing listens on: bind and drop.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let dead = dead_url();
     let c = client(vec![dead.clone(), ch.url()], "analytics", "events");
     rt().block_on(async {
         migrate(&c, None).await.unwrap();
@@ -305,10 +307,7 @@ fn fails_over_from_a_dead_url_and_reports_health() {
 #[test]
 fn a_streamed_insert_fails_over_and_stores_every_row_once() {
     let ch = ClickHouse::start();
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let dead = dead_url();
     let c = client(vec![dead, ch.url()], "analytics", "events");
     let n = STREAM_BLOCK_ROWS * 2 + 123;
     let events = sample_events(n);
