@@ -13,8 +13,8 @@ use crate::batch::Row;
 use crate::pipeline::country;
 use crate::privacy::EventIds;
 use crate::{
-    device_class, normalize_referrer, normalize_url, visitor_id, Batcher, Error, Format, Parsed,
-    Pipeline, RawEvent, Referrer, Rejection, RequestContext, Result,
+    device_class, normalize_referrer, normalize_url, Batcher, Error, Format, Parsed, Pipeline,
+    RawEvent, Referrer, Rejection, RequestContext, Result, VisitorHasher,
 };
 
 /// What [`Pipeline::process_into`] did with one request (the rows are in the batcher).
@@ -90,6 +90,7 @@ impl Pipeline {
             };
         }
         let ids = EventIds::new(&ctx.id_seed);
+        let client = VisitorHasher::new(ctx.salt, ctx.client_ip, ctx.user_agent);
         let country = country(ctx.country);
         let mut visitors: [(&str, u64); VISITOR_SLOTS] = [("", 0); VISITOR_SLOTS];
         let mut known = 0;
@@ -143,7 +144,7 @@ impl Pipeline {
             let visitor = match visitors[..known].iter().find(|(s, _)| same_site(s, site)) {
                 Some((_, id)) => *id,
                 None => {
-                    let id = visitor_id(ctx.salt, site, ctx.client_ip, ctx.user_agent);
+                    let id = client.visitor_id(site);
                     if known < VISITOR_SLOTS {
                         visitors[known] = (site, id);
                         known += 1;

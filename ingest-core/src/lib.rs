@@ -10,6 +10,8 @@
 #![doc = include_str!("wire/contract.md")]
 #![doc = include_str!("service.md")]
 #![deny(missing_docs)]
+// One `unsafe` block, in `strcol.rs` (with its proof and a debug-build check).
+#![deny(unsafe_code)]
 #![warn(clippy::disallowed_methods)]
 
 mod direct;
@@ -30,7 +32,7 @@ pub use event::{Event, RawEvent, Timings};
 pub use limits::Limits;
 pub use normalize::{normalize_url, normalize_url_slow, NormalizeConfig, PageUrl};
 pub use pipeline::{Outcome, Pipeline, PipelineConfig, RequestContext};
-pub use privacy::{client_key, day_of, event_id, visitor_id, DailySalt, DAY_MS};
+pub use privacy::{client_key, day_of, event_id, visitor_id, DailySalt, VisitorHasher, DAY_MS};
 pub use referrer::{
     normalize_referrer, normalize_referrer_slow, referrer_source, Referrer, BRAND_SOURCES,
     DOMAIN_SOURCES,

@@ -9,9 +9,9 @@
 use std::borrow::Cow;
 
 use crate::{
-    device_class, event_id, normalize_referrer, normalize_url, visitor_id, DailySalt, Error, Event,
-    Format, Limits, NormalizeConfig, Parsed, Parser, RawEvent, Rejection, Result, SiteRegistry,
-    UaCache, UaInfo,
+    device_class, event_id, normalize_referrer, normalize_url, DailySalt, Error, Event, Format,
+    Limits, NormalizeConfig, Parsed, Parser, RawEvent, Rejection, Result, SiteRegistry, UaCache,
+    UaInfo, VisitorHasher,
 };
 
 /// Configuration of a [`Pipeline`].
@@ -161,6 +161,7 @@ impl Pipeline {
             country: country(ctx.country),
             region: owned_or_empty(ctx.region),
             city: owned_or_empty(ctx.city),
+            client: VisitorHasher::new(ctx.salt, ctx.client_ip, ctx.user_agent),
         };
         let mut accepted = Vec::with_capacity(events.len());
         let mut last_visitor: Option<(Cow<'a, str>, u64)> = None;
@@ -195,6 +196,8 @@ struct Shared {
     country: &'static str,
     region: Cow<'static, str>,
     city: Cow<'static, str>,
+    /// The request's client, hashed once for the visitor ids of every site.
+    client: VisitorHasher,
 }
 
 /// Every pair of uppercase ASCII letters, `AAABAC…ZZ`: a country code is a slice of
@@ -295,7 +298,7 @@ fn enrich<'a>(
     let visitor = match last_visitor {
         Some((s, id)) if *s == site => *id,
         _ => {
-            let id = visitor_id(ctx.salt, &site, ctx.client_ip, ctx.user_agent);
+            let id = shared.client.visitor_id(&site);
             *last_visitor = Some((site.clone(), id));
             id
         }

@@ -92,7 +92,7 @@ pub(crate) fn one_object_or_copy<'a>(
     parse: for<'b> fn(&mut JsonParser, &'b mut [u8], &Limits) -> crate::Result<Parsed<'b>>,
 ) -> crate::Result<Parsed<'a>> {
     if parser.fast && limits.max_events_per_request >= 1 {
-        if let Ok(text) = std::str::from_utf8(body) {
+        if let Ok(text) = simdutf8::basic::from_utf8(body) {
             let mut out = Parsed::default();
             if decode_str(text, dialect, limits, &mut parser.scan, &mut out, 0) {
                 return Ok(out);

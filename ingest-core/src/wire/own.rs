@@ -214,7 +214,7 @@ pub(super) fn parse_slice<'a>(
     // line by line cost a call per event). A body that fails it is refused by the
     // simd-json path anyway (not UTF-8 is a request-level error): it gets exactly
     // that path, from a copy.
-    let text = match std::str::from_utf8(body) {
+    let text = match simdutf8::basic::from_utf8(body) {
         Ok(text) if is_ndjson(body) => text,
         _ => return flat::one_object_or_copy(body, &DIALECT, limits, parser, parse),
     };
