@@ -89,16 +89,18 @@ impl StrCol {
             .extend((1..=n).map(|i| offset(start + (i + 1) * len)));
     }
 
-    /// The column of everything appended; the builder is left empty with its capacity
-    /// for the next batch.
-    pub(crate) fn finish(&mut self) -> StringArray {
+    /// The column of everything appended; the builder is left empty, with capacity for
+    /// `next_rows` rows of this column's average length (its own, not the batch's:
+    /// columns differ tenfold).
+    pub(crate) fn finish(&mut self, next_rows: usize) -> StringArray {
         if self.pending > 0 {
             self.settle();
         }
         let rows = self.offsets.len() - 1;
         let bytes = self.values.len();
-        let values = std::mem::replace(&mut self.values, Vec::with_capacity(bytes));
-        let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
+        let next_bytes = bytes.saturating_mul(next_rows) / rows.max(1);
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(next_bytes));
+        let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(next_rows + 1));
         self.offsets.push(0);
         self.last_len = 0;
         assert!(
@@ -154,7 +156,7 @@ mod tests {
         }
         c.push("x");
         c.push_same("x");
-        let a = c.finish();
+        let a = c.finish(4);
         let mut want = vec!["first"];
         for n in [0usize, 1, 2, 3, 7, 100] {
             want.extend(std::iter::repeat_n("ab", n + 1));
@@ -166,7 +168,7 @@ mod tests {
         // Left empty and reusable; a run cannot continue across a finish.
         c.push_same("y");
         c.push_same("y");
-        assert_eq!(c.finish(), StringArray::from(vec!["y", "y"]));
-        assert_eq!(c.finish().len(), 0);
+        assert_eq!(c.finish(4), StringArray::from(vec!["y", "y"]));
+        assert_eq!(c.finish(4).len(), 0);
     }
 }
