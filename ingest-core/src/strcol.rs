@@ -85,8 +85,17 @@ impl StrCol {
                 self.values.extend_from_within(start..start + take);
             }
         }
-        self.offsets
-            .extend((1..=n).map(|i| offset(start + (i + 1) * len)));
+        // The run's offsets step by `len` from the end of its first value; checked once
+        // (a saturated end makes `finish` refuse the column), then plain adds that
+        // the compiler vectorizes.
+        let first = offset(start + len);
+        let end = offset(start.saturating_add((n + 1).saturating_mul(len)));
+        let (Ok(step), Ok(runs), true) = (i32::try_from(len), i32::try_from(n), end < i32::MAX)
+        else {
+            self.offsets.extend(std::iter::repeat_n(i32::MAX, n));
+            return;
+        };
+        self.offsets.extend((1..=runs).map(|k| first + k * step));
     }
 
     /// The column of everything appended; the builder is left empty, with capacity for
