@@ -184,6 +184,7 @@ impl Field {
     /// The own-format (and pixel) name → field map. Dispatched on the length first,
     /// then compared with constants of that length (inlined): a chain of fifteen slice
     /// comparisons was a visible cost per key.
+    #[inline]
     pub(crate) fn from_own_name(key: &[u8]) -> Option<Field> {
         Some(match key.len() {
             2 if key == b"ts" => Field::Ts,
@@ -205,6 +206,7 @@ impl Field {
         })
     }
 
+    #[inline]
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
@@ -216,6 +218,7 @@ impl Field {
 pub(crate) struct Seen(u32);
 
 impl Seen {
+    #[inline]
     pub(crate) fn insert(&mut self, f: Field) -> Result<()> {
         if self.0 & f.bit() != 0 {
             return Err(Error::invalid(f.name(), "duplicate key"));
@@ -227,7 +230,9 @@ impl Seen {
 
 /// The per-format choices of the JSON decoder.
 pub(crate) struct Dialect {
-    /// Wire key (its unescaped bytes) → field; `None` = unknown key, ignored.
+    /// Wire key (its unescaped bytes) → field; `None` = unknown key, ignored. The own
+    /// format's is [`Field::from_own_name`], which the fast path calls directly when
+    /// `plausible` is false (the only two dialects).
     pub(crate) lookup: fn(&[u8]) -> Option<Field>,
     /// Plausible compatibility: `d` may be a comma-separated list, props may be a
     /// JSON-encoded string, and props whose value is null, empty, an object or an array
@@ -370,6 +375,7 @@ fn number(v: &[Node<'_>], f: Field) -> Result<Option<Num>> {
 /// integers for everything but `cls`; `screen_width` is clamped to 65535 and
 /// `scroll_depth` to 100 (a browser may round past them); other out-of-range values,
 /// negatives and non-finite numbers are `OutOfRange`.
+#[inline]
 pub(crate) fn set_number(ev: &mut RawEvent<'_>, f: Field, n: Num) -> Result<()> {
     let out = |reason: &str| Error::OutOfRange {
         field: f.name().into(),
