@@ -210,6 +210,21 @@ fn rows_per_site(batch: &RecordBatch) -> Vec<(String, u64)> {
     sites.into_iter().map(|(s, n)| (s.to_owned(), n)).collect()
 }
 
+/// The index in the request of each row of its batch, in row order: the rows are the
+/// request's events in order, less the rejected ones (`rejected` in index order, as
+/// `Appended` gives it). A request of bots has no rows, so it never gets here.
+fn request_indexes(rejected: &[ingest_core::Rejection]) -> impl Iterator<Item = usize> + '_ {
+    let mut skip = rejected.iter().map(|r| r.index).peekable();
+    (0..).filter(move |i| {
+        if skip.peek() == Some(i) {
+            skip.next();
+            false
+        } else {
+            true
+        }
+    })
+}
+
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
     headers
         .get(name)
@@ -349,11 +364,12 @@ async fn ingest(
             if !refused_sites.is_empty() {
                 let site_col = site_column(b);
                 let keep: BooleanArray = (0..b.num_rows())
-                    .map(|i| {
+                    .zip(request_indexes(&out.rejected))
+                    .map(|(i, index)| {
                         let refused = refused_sites.iter().any(|s| s == site_col.value(i));
                         if refused {
                             rejected.push(RejectedItem {
-                                index: i,
+                                index,
                                 field: "site".into(),
                                 code: "quota_exceeded",
                                 reason: "the site is over its monthly quota".into(),
@@ -362,6 +378,7 @@ async fn ingest(
                         Some(!refused)
                     })
                     .collect();
+                rejected.sort_by_key(|r| r.index);
                 let kept = arrow_select::filter::filter_record_batch(b, &keep)
                     .expect("a mask as long as the batch");
                 batch = (kept.num_rows() > 0).then_some(kept);
@@ -424,5 +441,18 @@ mod tests {
             vec![("a".into(), 4), ("b".into(), 3), ("c".into(), 1)]
         );
         assert!(rows_per_site(&events_to_batch(&[])).is_empty());
+    }
+
+    #[test]
+    fn request_indexes_skip_the_rejected_events() {
+        let rej = |index| ingest_core::Rejection {
+            index,
+            error: ingest_core::Error::Missing {
+                field: "site".into(),
+            },
+        };
+        let take = |r: &[ingest_core::Rejection], n| request_indexes(r).take(n).collect::<Vec<_>>();
+        assert_eq!(take(&[], 3), [0, 1, 2]);
+        assert_eq!(take(&[rej(0), rej(2), rej(3), rej(6)], 4), [1, 4, 5, 7]);
     }
 }
