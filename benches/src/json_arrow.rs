@@ -344,10 +344,18 @@ pub struct FullState {
 
 impl Default for FullState {
     fn default() -> Self {
+        Self::with_batch_rows(BATCH_ROWS)
+    }
+}
+
+impl FullState {
+    /// State whose batcher hands out batches of `rows` rows (the benches use
+    /// [`BATCH_ROWS`]; the `profile` binary can try others).
+    pub fn with_batch_rows(rows: usize) -> Self {
         FullState {
             pipeline: Pipeline::new(PipelineConfig::default()),
             batcher: Batcher::new(BatchConfig {
-                max_rows: BATCH_ROWS,
+                max_rows: rows,
                 max_bytes: 64 << 20,
                 max_age_ms: i64::MAX,
             }),

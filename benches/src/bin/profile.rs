@@ -34,13 +34,16 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Rows per batch of the full path (the benches use 8,192).
+    #[arg(long, default_value_t = benches::json_arrow::BATCH_ROWS)]
+    batch_rows: usize,
 }
 
 fn main() {
     let args = Args::parse();
     let w = Workload::new(args.seed, args.events);
     let mut plain = PlainState::default();
-    let mut full = FullState::default();
+    let mut full = FullState::with_batch_rows(args.batch_rows);
     let mut run = || match args.path {
         Path::ArrowJson => arrow_json(&w),
         Path::SerdeJson => serde_json_builders(&w),
