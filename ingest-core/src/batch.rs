@@ -304,6 +304,8 @@ pub struct Batcher {
     bytes: usize,
     /// When the oldest buffered row was pushed (caller's clock, ms).
     oldest_ms: Option<i64>,
+    /// Rows of the largest batch handed out so far (sizes the builders).
+    peak_rows: usize,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -318,7 +320,7 @@ impl std::fmt::Debug for Batcher {
 }
 
 /// Rows preallocated for a batch before any was seen, at most; the builders grow past
-/// it when needed, and later batches are preallocated like the one before.
+/// it when needed, and later batches are preallocated like the largest one before.
 const CAPACITY_ROWS: usize = 4096;
 
 impl Batcher {
@@ -332,6 +334,7 @@ impl Batcher {
             rows: 0,
             bytes: 0,
             oldest_ms: None,
+            peak_rows: 0,
         }
     }
 
@@ -369,10 +372,11 @@ impl Batcher {
         if self.rows == 0 {
             return None;
         }
-        // The next batch is sized like this one, or like a full one of up to
-        // `CAPACITY_ROWS` rows, whichever is larger.
-        let next = self.rows.max(self.cfg.max_rows.min(CAPACITY_ROWS));
-        let batch = self.builders.finish(next);
+        // The next batch is sized like the largest one so far: a batcher flushed per
+        // request (the sink's) stays at a request's rows, one that fills its batches
+        // stays at `max_rows`, and a partial batch (a flush by age) does not shrink it.
+        self.peak_rows = self.peak_rows.max(self.rows);
+        let batch = self.builders.finish(self.peak_rows);
         self.rows = 0;
         self.bytes = 0;
         self.oldest_ms = None;
