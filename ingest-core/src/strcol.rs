@@ -89,8 +89,11 @@ impl StrCol {
         // (a saturated end makes `finish` refuse the column), then plain adds that
         // the compiler vectorizes.
         let first = offset(start + len);
-        let end = offset(start.saturating_add((n + 1).saturating_mul(len)));
-        let (Ok(step), Ok(runs), true) = (i32::try_from(len), i32::try_from(n), end < i32::MAX)
+        let end = start.saturating_add((n + 1).saturating_mul(len));
+        // An end past i32::MAX means the values are too, which `finish` refuses; up to
+        // it (i32::MAX itself included) every offset of the run is exact.
+        let (Ok(step), Ok(runs), Ok(_)) =
+            (i32::try_from(len), i32::try_from(n), i32::try_from(end))
         else {
             self.offsets.extend(std::iter::repeat_n(i32::MAX, n));
             return;

@@ -444,14 +444,7 @@ impl Scan {
         };
         while more {
             let k = key(b, &mut i)?;
-            // The own format's lookup called directly, so it is inlined (the
-            // dialect's function pointer is an indirect call per key).
-            let field = if dialect.plausible {
-                (dialect.lookup)(&b[k])
-            } else {
-                Field::from_own_name(&b[k])
-            };
-            match field {
+            match dialect.field(&b[k]) {
                 None => skip_scalar(b, &mut i)?,
                 Some(f) => {
                     seen.insert(f).ok()?;

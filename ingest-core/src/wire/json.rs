@@ -184,6 +184,23 @@ impl Field {
     /// The own-format (and pixel) name → field map. Dispatched on the length first,
     /// then compared with constants of that length (inlined): a chain of fifteen slice
     /// comparisons was a visible cost per key.
+    /// Plausible key → field. Keys not listed (`v`, `i`/`interactive`, `h`/`hashMode`,
+    /// `$`/`revenue`, …) are ignored.
+    #[inline]
+    pub(crate) fn from_plausible_name(key: &[u8]) -> Option<Field> {
+        Some(match key {
+            b"n" | b"name" => Field::Name,
+            b"u" | b"url" => Field::Url,
+            b"d" | b"domain" => Field::Site,
+            b"r" | b"referrer" => Field::Referrer,
+            b"w" | b"screen_width" => Field::ScreenWidth,
+            b"p" | b"props" | b"m" | b"meta" => Field::Props,
+            b"sd" => Field::ScrollDepth,
+            b"e" => Field::EngagementMs,
+            _ => return None,
+        })
+    }
+
     #[inline]
     pub(crate) fn from_own_name(key: &[u8]) -> Option<Field> {
         Some(match key.len() {
@@ -230,14 +247,25 @@ impl Seen {
 
 /// The per-format choices of the JSON decoder.
 pub(crate) struct Dialect {
-    /// Wire key (its unescaped bytes) → field; `None` = unknown key, ignored. The own
-    /// format's is [`Field::from_own_name`], which the fast path calls directly when
-    /// `plausible` is false (the only two dialects).
-    pub(crate) lookup: fn(&[u8]) -> Option<Field>,
-    /// Plausible compatibility: `d` may be a comma-separated list, props may be a
-    /// JSON-encoded string, and props whose value is null, empty, an object or an array
-    /// are dropped (as Plausible does) instead of rejecting the event.
+    /// Plausible compatibility: its key names ([`Field::from_plausible_name`]), `d` may
+    /// be a comma-separated list, props may be a JSON-encoded string, and props whose
+    /// value is null, empty, an object or an array are dropped (as Plausible does)
+    /// instead of rejecting the event. Otherwise the own format.
     pub(crate) plausible: bool,
+}
+
+impl Dialect {
+    /// Wire key (its unescaped bytes) → field; `None` = unknown key, ignored. A
+    /// direct call, so both lookups inline into the decoders (a function pointer here
+    /// was an indirect call per key).
+    #[inline]
+    pub(crate) fn field(&self, key: &[u8]) -> Option<Field> {
+        if self.plausible {
+            Field::from_plausible_name(key)
+        } else {
+            Field::from_own_name(key)
+        }
+    }
 }
 
 /// A new event with the defaults of every format (`name` = `pageview`).
@@ -266,7 +294,7 @@ pub(crate) fn decode_event<'a>(
     let mut seen = Seen::default();
     let mut url = None;
     for (key, v) in object_iter(nodes) {
-        let Some(f) = (dialect.lookup)(key.as_bytes()) else {
+        let Some(f) = dialect.field(key.as_bytes()) else {
             continue; // unknown keys are ignored: see the crate docs
         };
         seen.insert(f)?;

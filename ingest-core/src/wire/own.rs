@@ -13,14 +13,11 @@
 use simd_json::Node;
 
 use super::flat;
-use super::json::{array_iter, decode_event, Dialect, Field, JsonParser};
+use super::json::{array_iter, decode_event, Dialect, JsonParser};
 use super::{check_body_len, check_events, collect, Parsed};
 use crate::{Error, Limits, RawEvent, Result};
 
-pub(super) const DIALECT: Dialect = Dialect {
-    lookup: Field::from_own_name,
-    plausible: false,
-};
+pub(super) const DIALECT: Dialect = Dialect { plausible: false };
 
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))

@@ -7,30 +7,11 @@
 use simd_json::Node;
 
 use super::flat;
-use super::json::{decode_event, Dialect, Field, JsonParser};
+use super::json::{decode_event, Dialect, JsonParser};
 use super::{check_body_len, check_events, collect, Parsed};
 use crate::{Error, Limits, Result};
 
-/// Plausible key → field. Keys not listed (`v`, `i`/`interactive`, `h`/`hashMode`,
-/// `$`/`revenue`, …) are ignored.
-fn lookup(key: &[u8]) -> Option<Field> {
-    Some(match key {
-        b"n" | b"name" => Field::Name,
-        b"u" | b"url" => Field::Url,
-        b"d" | b"domain" => Field::Site,
-        b"r" | b"referrer" => Field::Referrer,
-        b"w" | b"screen_width" => Field::ScreenWidth,
-        b"p" | b"props" | b"m" | b"meta" => Field::Props,
-        b"sd" => Field::ScrollDepth,
-        b"e" => Field::EngagementMs,
-        _ => return None,
-    })
-}
-
-pub(super) const DIALECT: Dialect = Dialect {
-    lookup,
-    plausible: true,
-};
+pub(super) const DIALECT: Dialect = Dialect { plausible: true };
 
 pub(super) fn parse<'a>(
     parser: &mut JsonParser,
