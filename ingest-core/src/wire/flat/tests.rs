@@ -73,6 +73,59 @@ fn taken(body: &str, dialect: &Dialect, limits: &Limits) -> bool {
 const TYPICAL: &str = r#"{"site":"shop.example","url":"https://shop.example/blog/a-b-c?utm_source=news&utm_medium=email","name":"pageview","referrer":"https://www.google.com/","screen_width":1440,"ts":1795392000123,"ttfb_ms":120,"lcp_ms":1830,"cls":0.05,"props":{"plan":"pro","seats":3,"trial":false,"none":null}}"#;
 
 #[test]
+fn key_patterns_are_the_keys_the_lookup_knows() {
+    for (dialect, keys) in [(&OWN, &OWN_KEYS[..]), (&PLAUSIBLE, &PLAUSIBLE_KEYS[..])] {
+        for p in keys {
+            let bytes = p.bytes.to_le_bytes();
+            let (text, rest) = bytes.split_at(p.len);
+            assert!(
+                text.starts_with(b"\"") && text.ends_with(b"\":"),
+                "{text:?}"
+            );
+            assert!(rest.iter().all(|&c| c == 0));
+            assert_eq!(p.mask.count_ones() as usize, 8 * p.len);
+            let name = &text[1..p.len - 2];
+            assert_eq!(dialect.field(name), Some(p.field), "{name:?}");
+            // Found from any cursor, whether 16 bytes follow or the line ends first.
+            let pad = r#"{"a":"0123456789abcdef","#;
+            for end in [r#"1,"x":"0123456789abcdef"}"#, "1}"] {
+                let line = format!("{pad}{}{end}", s(text));
+                for start in 0..keys.len() {
+                    let (mut i, mut next) = (pad.len(), start);
+                    let f = predicted_key(line.as_bytes(), &mut i, keys, &mut next);
+                    assert_eq!((f, i), (Some(p.field), pad.len() + p.len), "{line}");
+                }
+            }
+        }
+    }
+    // Near misses go to the general key reader.
+    for key in [
+        r#""sitex":1}"#,
+        r#""site" :1}"#,
+        r#""Site":1}"#,
+        r#""sit":1}"#,
+        "\"si",
+    ] {
+        for line in [
+            format!("{{{key}"),
+            format!(r#"{{"a":"0123456789abcdef",{key}"#),
+        ] {
+            let at = line.len() - key.len();
+            let (mut i, mut next) = (at, 0);
+            assert_eq!(
+                predicted_key(line.as_bytes(), &mut i, &OWN_KEYS, &mut next),
+                None
+            );
+            assert_eq!((i, next), (at, 0));
+        }
+    }
+}
+
+fn s(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap()
+}
+
+#[test]
 fn typical_events_take_the_fast_path() {
     let l = Limits::default();
     assert!(taken(TYPICAL, &OWN, &l));
