@@ -440,6 +440,36 @@ mod tests {
     }
 
     #[test]
+    fn builders_are_sized_like_the_largest_batch_so_far() {
+        let mut b = Batcher::new(BatchConfig {
+            max_rows: usize::MAX,
+            max_bytes: usize::MAX,
+            max_age_ms: i64::MAX,
+        });
+        let mut batch_of = |b: &mut Batcher, n: u8| {
+            for i in 0..n {
+                assert!(b.push(&ev(i), 0).is_none());
+            }
+            assert_eq!(b.flush().expect("rows pushed").num_rows(), usize::from(n));
+            let c = &b.builders;
+            // Rows of the next batch, and bytes of its `site_id` column ("example.com").
+            (c.received_at.capacity(), c.strings[0].capacity())
+        };
+        // Flushed per request (the sink's use): sized for the request's rows, not for
+        // the thousands preallocated before the first batch.
+        for _ in 0..3 {
+            let (rows, site_bytes) = batch_of(&mut b, 3);
+            assert!((3..16).contains(&rows), "{rows} rows");
+            assert!((33..128).contains(&site_bytes), "{site_bytes} bytes");
+        }
+        // A larger batch raises it; a smaller one after it does not lower it.
+        assert!(batch_of(&mut b, 100).0 >= 100);
+        let (rows, site_bytes) = batch_of(&mut b, 1);
+        assert!((100..200).contains(&rows), "{rows} rows");
+        assert!((1100..2200).contains(&site_bytes), "{site_bytes} bytes");
+    }
+
+    #[test]
     fn flush_resets_counters() {
         let mut b = Batcher::new(BatchConfig::default());
         assert!(b.push(&ev(1), 5).is_none());

@@ -48,6 +48,12 @@ impl StrCol {
         self.last_len = s.len();
     }
 
+    /// Bytes the values buffer holds without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.values.capacity()
+    }
+
     /// Values appended (pending repeats included).
     pub(crate) fn len(&self) -> usize {
         self.offsets.len() - 1 + self.pending
