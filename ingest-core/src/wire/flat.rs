@@ -296,7 +296,7 @@ const POW10: [f64; 23] = [
 /// whose digits fit 2^53 and whose power of ten is at most 22 — one correctly rounded
 /// operation on exact operands (Clinger's fast path), so every correct parser gives the
 /// same f64. Anything else (a minus sign included) is `None`.
-#[inline]
+#[inline(always)]
 fn number(b: &[u8], i: &mut usize) -> Option<Num> {
     let mut j = *i;
     let mut m: u64 = 0;

@@ -403,7 +403,7 @@ fn number(v: &[Node<'_>], f: Field) -> Result<Option<Num>> {
 /// integers for everything but `cls`; `screen_width` is clamped to 65535 and
 /// `scroll_depth` to 100 (a browser may round past them); other out-of-range values,
 /// negatives and non-finite numbers are `OutOfRange`.
-#[inline]
+#[inline(always)]
 pub(crate) fn set_number(ev: &mut RawEvent<'_>, f: Field, n: Num) -> Result<()> {
     let out = |reason: &str| Error::OutOfRange {
         field: f.name().into(),
