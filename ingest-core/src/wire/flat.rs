@@ -524,7 +524,11 @@ fn predicted_key(b: &[u8], i: &mut usize, keys: &[KeyPattern], next: &mut usize)
         u128::from_le_bytes(chunk.try_into().ok()?)
     } else {
         let tail = b.get(b.len().checked_sub(16)?..)?;
-        u128::from_le_bytes(tail.try_into().ok()?) >> (8 * (at + 16 - b.len()))
+        // `at == b.len()` shifts everything out (128 bits: `checked_shr` says 0).
+        let shift = 8 * (at + 16).checked_sub(b.len())?;
+        u128::from_le_bytes(tail.try_into().ok()?)
+            .checked_shr(u32::try_from(shift).ok()?)
+            .unwrap_or(0)
     };
     let n = keys.len();
     let mut k = *next;

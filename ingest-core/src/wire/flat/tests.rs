@@ -105,6 +105,8 @@ fn key_patterns_are_the_keys_the_lookup_knows() {
         r#""Site":1}"#,
         r#""sit":1}"#,
         "\"si",
+        // Nothing left: a key expected at the end of the line.
+        "",
     ] {
         for line in [
             format!("{{{key}"),
