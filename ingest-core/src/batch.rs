@@ -446,7 +446,7 @@ mod tests {
             max_bytes: usize::MAX,
             max_age_ms: i64::MAX,
         });
-        let mut batch_of = |b: &mut Batcher, n: u8| {
+        let batch_of = |b: &mut Batcher, n: u8| {
             for i in 0..n {
                 assert!(b.push(&ev(i), 0).is_none());
             }

@@ -12,9 +12,10 @@ use arrow_array::RecordBatch;
 use crate::batch::Row;
 use crate::pipeline::country;
 use crate::privacy::EventIds;
+use crate::referrer::normalize_referrer_cached;
 use crate::{
-    device_class, normalize_referrer, normalize_url, Batcher, Error, Format, Parsed, Pipeline,
-    RawEvent, Referrer, Rejection, RequestContext, Result, VisitorHasher,
+    device_class, normalize_url, Batcher, Error, Format, Parsed, Pipeline, RawEvent, Referrer,
+    Rejection, RequestContext, Result, VisitorHasher,
 };
 
 /// What [`Pipeline::process_into`] did with one request (the rows are in the batcher).
@@ -139,7 +140,12 @@ impl Pipeline {
             }
             let r = match referrer.as_deref() {
                 None => Referrer::default(),
-                Some(r) => normalize_referrer(r, &page.hostname, &self.config.normalize),
+                Some(r) => normalize_referrer_cached(
+                    r,
+                    &page.hostname,
+                    &self.config.normalize,
+                    &mut self.source_cache,
+                ),
             };
             let visitor = match visitors[..known].iter().find(|(s, _)| same_site(s, site)) {
                 Some((_, id)) => *id,

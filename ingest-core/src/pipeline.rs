@@ -8,10 +8,12 @@
 
 use std::borrow::Cow;
 
+use crate::referrer::{normalize_referrer_cached, SourceCache};
+
 use crate::{
-    device_class, event_id, normalize_referrer, normalize_url, DailySalt, Error, Event, Format,
-    Limits, NormalizeConfig, Parsed, Parser, RawEvent, Rejection, Result, SiteRegistry, UaCache,
-    UaInfo, VisitorHasher,
+    device_class, event_id, normalize_url, DailySalt, Error, Event, Format, Limits,
+    NormalizeConfig, Parsed, Parser, RawEvent, Rejection, Result, SiteRegistry, UaCache, UaInfo,
+    VisitorHasher,
 };
 
 /// Configuration of a [`Pipeline`].
@@ -103,6 +105,8 @@ pub struct Pipeline {
     pub(crate) config: PipelineConfig,
     pub(crate) parser: Parser,
     pub(crate) ua_cache: UaCache,
+    /// Sources of recent referrer hosts.
+    pub(crate) source_cache: SourceCache,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -118,6 +122,7 @@ impl Pipeline {
     pub fn new(config: PipelineConfig) -> Self {
         Pipeline {
             ua_cache: UaCache::new(config.ua_cache_capacity),
+            source_cache: SourceCache::default(),
             parser: Parser::new(),
             config,
         }
@@ -158,6 +163,7 @@ impl Pipeline {
             };
         }
         let shared = Shared {
+            ua,
             country: country(ctx.country),
             region: owned_or_empty(ctx.region),
             city: owned_or_empty(ctx.city),
@@ -172,9 +178,9 @@ impl Pipeline {
                 raw,
                 ctx,
                 &self.config,
-                ua,
                 &shared,
                 &mut last_visitor,
+                &mut self.source_cache,
             ) {
                 Ok(ev) => accepted.push(ev),
                 Err(error) => rejected.push(Rejection { index, error }),
@@ -192,7 +198,9 @@ impl Pipeline {
 }
 
 /// Per-request values copied into every row.
-struct Shared {
+struct Shared<'u> {
+    /// The request's user agent, classified.
+    ua: &'u UaInfo,
     country: &'static str,
     region: Cow<'static, str>,
     city: Cow<'static, str>,
@@ -245,9 +253,9 @@ fn enrich<'a>(
     raw: RawEvent<'a>,
     ctx: &RequestContext<'_>,
     config: &PipelineConfig,
-    ua: &UaInfo,
-    shared: &Shared,
+    shared: &Shared<'_>,
     last_visitor: &mut Option<(Cow<'a, str>, u64)>,
+    sources: &mut SourceCache,
 ) -> Result<Event<'a>> {
     let RawEvent {
         site,
@@ -286,9 +294,11 @@ fn enrich<'a>(
     }
     let r = match &referrer {
         None => Default::default(),
-        Some(Cow::Borrowed(r)) => normalize_referrer(r, &page.hostname, &config.normalize),
+        Some(Cow::Borrowed(r)) => {
+            normalize_referrer_cached(r, &page.hostname, &config.normalize, sources)
+        }
         Some(Cow::Owned(r)) => {
-            let n = normalize_referrer(r, &page.hostname, &config.normalize);
+            let n = normalize_referrer_cached(r, &page.hostname, &config.normalize, sources);
             crate::Referrer {
                 host: detach(n.host),
                 source: detach(n.source),
@@ -322,11 +332,11 @@ fn enrich<'a>(
         country: Cow::Borrowed(shared.country),
         region: shared.region.clone(),
         city: shared.city.clone(),
-        browser: ua.browser.clone(),
-        browser_version: ua.browser_version.clone(),
-        os: ua.os.clone(),
-        os_version: ua.os_version.clone(),
-        device: Cow::Borrowed(device_class(ua.device, screen_width)),
+        browser: shared.ua.browser.clone(),
+        browser_version: shared.ua.browser_version.clone(),
+        os: shared.ua.os.clone(),
+        os_version: shared.ua.os_version.clone(),
+        device: Cow::Borrowed(device_class(shared.ua.device, screen_width)),
         screen_width: screen_width.unwrap_or(0),
         visitor_id: visitor,
         timings,

@@ -129,10 +129,33 @@ pub fn normalize_referrer_slow<'a>(
     with_source(http_host_slow(referrer, cfg), page_hostname)
 }
 
+/// [`normalize_referrer`] with the sources of recent hosts remembered in `cache`.
+#[inline]
+pub(crate) fn normalize_referrer_cached<'a>(
+    referrer: &'a str,
+    page_hostname: &str,
+    cfg: &NormalizeConfig,
+    cache: &mut SourceCache,
+) -> Referrer<'a> {
+    if referrer.is_empty() {
+        return Referrer::default();
+    }
+    with_source_by(http_host(referrer, cfg), page_hostname, |h| cache.source(h))
+}
+
 fn with_source<'a>(host: Option<Cow<'a, str>>, page_hostname: &str) -> Referrer<'a> {
+    with_source_by(host, page_hostname, referrer_source)
+}
+
+#[inline]
+fn with_source_by<'a>(
+    host: Option<Cow<'a, str>>,
+    page_hostname: &str,
+    source_of: impl FnOnce(&str) -> Option<&'static str>,
+) -> Referrer<'a> {
     match host {
         Some(host) if host != page_hostname => {
-            let source = match referrer_source(&host) {
+            let source = match source_of(&host) {
                 Some(name) => Cow::Borrowed(name),
                 None => host.clone(),
             };
@@ -242,6 +265,63 @@ const fn index<const N: usize>(table: &[(&str, &str)]) -> [(u64, usize); N] {
 static DOMAIN_INDEX: [(u64, usize); DOMAIN_SOURCES.len()] = index(DOMAIN_SOURCES);
 static BRAND_INDEX: [(u64, usize); BRAND_SOURCES.len()] = index(BRAND_SOURCES);
 
+/// Slots of a [`SourceCache`].
+pub(crate) const SOURCE_CACHE_SLOTS: usize = 256;
+/// The longest host a [`SourceCache`] keeps; longer ones are looked up every time.
+pub(crate) const MAX_CACHED_HOST_LEN: usize = 64;
+
+/// The sources of recently seen referrer hosts, direct-mapped: a few hosts (search
+/// engines, social sites) are most referrers, and [`referrer_source`] costs a hash
+/// step per byte and a binary search per label, where a hit here costs one
+/// comparison. A slot holds the last host that mapped to it; a miss recomputes and
+/// replaces it, so the answer is always [`referrer_source`]'s. At most
+/// [`SOURCE_CACHE_SLOTS`] × [`MAX_CACHED_HOST_LEN`] bytes (16 KiB).
+pub(crate) struct SourceCache {
+    slots: Vec<(String, Option<&'static str>)>,
+}
+
+impl Default for SourceCache {
+    fn default() -> Self {
+        SourceCache {
+            slots: vec![(String::new(), None); SOURCE_CACHE_SLOTS],
+        }
+    }
+}
+
+impl SourceCache {
+    /// [`referrer_source`] of `host`.
+    #[inline]
+    pub(crate) fn source(&mut self, host: &str) -> Option<&'static str> {
+        let b = host.as_bytes();
+        // An empty slot holds "", so the empty host is never taken from one.
+        if b.is_empty() || b.len() > MAX_CACHED_HOST_LEN {
+            return referrer_source(host);
+        }
+        let slot = &mut self.slots[slot_of(b)];
+        if slot.0.as_bytes() == b {
+            return slot.1;
+        }
+        let source = referrer_source(host);
+        slot.0.clear();
+        slot.0.push_str(host);
+        slot.1 = source;
+        source
+    }
+}
+
+/// The slot of a non-empty host: a multiplicative hash of its length and its first
+/// and last 8 bytes (hosts differ at their ends: `www.google.com`, `www.google.de`).
+#[inline]
+fn slot_of(b: &[u8]) -> usize {
+    let (first, last) = match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(f), Some(l)) => (u64::from_le_bytes(*f), u64::from_le_bytes(*l)),
+        _ => (b.iter().fold(0u64, |h, &c| h << 8 | u64::from(c)), 0),
+    };
+    let x = (first ^ last.rotate_left(29) ^ b.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // SOURCE_CACHE_SLOTS is 2^8: the top bits of the product.
+    (x >> (64 - SOURCE_CACHE_SLOTS.trailing_zeros())) as usize
+}
+
 fn lookup(
     index: &[(u64, usize)],
     table: &[(&str, &'static str)],
@@ -256,6 +336,34 @@ fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Hosts from a small alphabet, so that many repeat and many share a slot.
+        #[test]
+        fn the_source_cache_answers_like_the_lookup(
+            hosts in proptest::collection::vec("[a-z.]{0,3}(google|t|x|bing|reddit)?(\\.[a-z]{1,3}){0,3}", 1..400),
+        ) {
+            let mut cache = SourceCache::default();
+            for h in hosts.iter().chain(&hosts) {
+                proptest::prop_assert_eq!(cache.source(h), referrer_source(h), "{:?}", h);
+            }
+        }
+    }
+
+    #[test]
+    fn the_source_cache_takes_every_known_host_and_long_ones() {
+        let mut cache = SourceCache::default();
+        let long = format!("{}.google.com", "a".repeat(MAX_CACHED_HOST_LEN));
+        let mut hosts: Vec<String> = DOMAIN_SOURCES.iter().map(|(d, _)| d.to_string()).collect();
+        hosts.extend(BRAND_SOURCES.iter().map(|(b, _)| format!("www.{b}.co.uk")));
+        hosts.extend(["", "a", "example.org", "google", long.as_str()].map(String::from));
+        for _ in 0..3 {
+            for h in &hosts {
+                assert_eq!(cache.source(h), referrer_source(h), "{h:?}");
+            }
+        }
+        assert_eq!(cache.source(&long), Some("Google"));
+    }
 
     fn pair(referrer: &str, page: &str) -> (String, String) {
         let cfg = NormalizeConfig::default();
