@@ -46,8 +46,9 @@ struct Args {
     /// Requests in flight to the sink.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Repetitions of each JSON → Arrow measurement (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of the JSON → Arrow measurement, each running every path once in turn
+    /// (the median of each path is reported).
+    #[arg(long, default_value_t = 5)]
     reps: usize,
     /// The sink binary (default: build it with cargo into this tool's target folder).
     #[arg(long, env = "SINK_BIN")]
@@ -72,19 +73,37 @@ fn main() -> ExitCode {
     }
 }
 
-/// The median of `reps` runs of `f`, in seconds; checks every run returns `n` rows.
-fn median_secs(reps: usize, n: usize, mut f: impl FnMut() -> usize) -> Result<f64, String> {
-    let mut t = Vec::new();
-    for _ in 0..reps.max(1) {
-        let t0 = Instant::now();
-        let rows = f();
-        t.push(t0.elapsed().as_secs_f64());
-        if rows != n {
-            return Err(format!("a JSON → Arrow path made {rows} rows of {n}"));
+/// The median time of each of `paths` over `reps` rounds, in seconds. Every round
+/// runs every path once, in turn, after one untimed warm-up round: a machine whose
+/// speed drifts during the measurement (a shared VM's does) slows all paths alike
+/// instead of whichever ran in the slow stretch. Checks every run returns `n` rows.
+fn interleaved_medians(
+    reps: usize,
+    n: usize,
+    paths: &mut [(&'static str, &mut dyn FnMut() -> usize)],
+) -> Result<Vec<(&'static str, f64)>, String> {
+    let mut times = vec![Vec::new(); paths.len()];
+    for round in 0..=reps.max(1) {
+        for ((name, f), t) in paths.iter_mut().zip(&mut times) {
+            let t0 = Instant::now();
+            let rows = f();
+            let secs = t0.elapsed().as_secs_f64();
+            if rows != n {
+                return Err(format!("JSON → Arrow path {name} made {rows} rows of {n}"));
+            }
+            if round > 0 {
+                t.push(secs);
+            }
         }
     }
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    Ok(paths
+        .iter()
+        .zip(&mut times)
+        .map(|((name, _), t)| {
+            t.sort_by(f64::total_cmp);
+            (*name, t[t.len() / 2])
+        })
+        .collect())
 }
 
 fn run(args: &Args) -> Result<bool, String> {
@@ -93,29 +112,26 @@ fn run(args: &Args) -> Result<bool, String> {
     let w = Workload::with_requests(args.seed, n, usize::from(args.events_per_request));
     let mb = w.bytes() as f64 / 1e6;
 
-    eprintln!("JSON → Arrow, {} runs each…", args.reps);
+    eprintln!(
+        "JSON → Arrow, {} rounds of every path in turn (after a warm-up round)…",
+        args.reps
+    );
     let mut plain = PlainState::default();
     let mut full = FullState::default();
-    let j = [
-        (
-            "ingest_core_full",
-            median_secs(args.reps, n, || json_arrow::ingest_core_full(&w, &mut full))?,
-        ),
-        (
-            "ingest_core_plain",
-            median_secs(args.reps, n, || {
+    let j = interleaved_medians(
+        args.reps,
+        n,
+        &mut [
+            ("ingest_core_full", &mut || {
+                json_arrow::ingest_core_full(&w, &mut full)
+            }),
+            ("ingest_core_plain", &mut || {
                 json_arrow::ingest_core_plain(&w, &mut plain)
-            })?,
-        ),
-        (
-            "arrow_json",
-            median_secs(args.reps, n, || json_arrow::arrow_json(&w))?,
-        ),
-        (
-            "serde_json",
-            median_secs(args.reps, n, || json_arrow::serde_json_builders(&w))?,
-        ),
-    ];
+            }),
+            ("arrow_json", &mut || json_arrow::arrow_json(&w)),
+            ("serde_json", &mut || json_arrow::serde_json_builders(&w)),
+        ],
+    )?;
     drop((plain, full));
 
     eprintln!("building {LOADER_BATCH_ROWS}-row batches with the full pipeline…");
