@@ -269,13 +269,16 @@ static BRAND_INDEX: [(u64, usize); BRAND_SOURCES.len()] = index(BRAND_SOURCES);
 pub(crate) const SOURCE_CACHE_SLOTS: usize = 256;
 /// The longest host a [`SourceCache`] keeps; longer ones are looked up every time.
 pub(crate) const MAX_CACHED_HOST_LEN: usize = 64;
+// `slot_of` takes the top bits of a product.
+const _: () = assert!(SOURCE_CACHE_SLOTS.is_power_of_two());
 
 /// The sources of recently seen referrer hosts, direct-mapped: a few hosts (search
 /// engines, social sites) are most referrers, and [`referrer_source`] costs a hash
 /// step per byte and a binary search per label, where a hit here costs one
 /// comparison. A slot holds the last host that mapped to it; a miss recomputes and
-/// replaces it, so the answer is always [`referrer_source`]'s. At most
-/// [`SOURCE_CACHE_SLOTS`] × [`MAX_CACHED_HOST_LEN`] bytes (16 KiB).
+/// replaces it, so the answer is always [`referrer_source`]'s. It holds at most
+/// [`SOURCE_CACHE_SLOTS`] hosts of at most [`MAX_CACHED_HOST_LEN`] bytes: 16 KiB of
+/// hosts, under 48 KiB with the slots and the strings' spare capacity.
 pub(crate) struct SourceCache {
     slots: Vec<(String, Option<&'static str>)>,
 }
@@ -318,7 +321,7 @@ fn slot_of(b: &[u8]) -> usize {
         _ => (b.iter().fold(0u64, |h, &c| h << 8 | u64::from(c)), 0),
     };
     let x = (first ^ last.rotate_left(29) ^ b.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    // SOURCE_CACHE_SLOTS is 2^8: the top bits of the product.
+    // The top log2(SOURCE_CACHE_SLOTS) bits of the product.
     (x >> (64 - SOURCE_CACHE_SLOTS.trailing_zeros())) as usize
 }
 
