@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::super::own::DIALECT as OWN;
 use super::super::plausible::DIALECT as PLAUSIBLE;
+use super::keys::{OWN_KEYS, PLAUSIBLE_KEYS};
 use super::*;
 use crate::wire::{Format, Parsed, Parser};
 
