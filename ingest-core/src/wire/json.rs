@@ -139,7 +139,8 @@ pub(crate) fn array_iter<'t, 'a>(nodes: &'t [Node<'a>]) -> impl Iterator<Item = 
     })
 }
 
-/// A field of the event, whatever name a wire format gives it.
+/// A field of the event, whatever name a wire format gives it. Declared in the order
+/// of [`OWN_NAMES`], which [`Field::name`] indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
     Site,
@@ -148,7 +149,6 @@ pub(crate) enum Field {
     Referrer,
     ScreenWidth,
     Ts,
-    Props,
     TtfbMs,
     FcpMs,
     LcpMs,
@@ -157,70 +157,89 @@ pub(crate) enum Field {
     Cls,
     ScrollDepth,
     EngagementMs,
+    Props,
+}
+
+/// The own format's (and the pixel's) key names: the one table both the name lookup
+/// and the fast path's key patterns ([`super::flat`]) come from. In the order our
+/// tracker and the benches' generator write them (page fields, timings, props), which
+/// is the order the fast path tries its patterns in, and the order of [`Field`]
+/// (checked at compile time below), so these are also the canonical names of errors.
+pub(crate) static OWN_NAMES: [(&str, Field); 15] = [
+    ("site", Field::Site),
+    ("url", Field::Url),
+    ("name", Field::Name),
+    ("referrer", Field::Referrer),
+    ("screen_width", Field::ScreenWidth),
+    ("ts", Field::Ts),
+    ("ttfb_ms", Field::TtfbMs),
+    ("fcp_ms", Field::FcpMs),
+    ("lcp_ms", Field::LcpMs),
+    ("inp_ms", Field::InpMs),
+    ("load_ms", Field::LoadMs),
+    ("cls", Field::Cls),
+    ("scroll_depth", Field::ScrollDepth),
+    ("engagement_ms", Field::EngagementMs),
+    ("props", Field::Props),
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < OWN_NAMES.len() {
+        assert!(OWN_NAMES[i].1 as usize == i, "OWN_NAMES is in Field order");
+        i += 1;
+    }
+};
+
+/// Plausible's key names, its script's short ones first (the order the fast path tries
+/// them in). Keys not listed (`v`, `i`/`interactive`, `h`/`hashMode`, `$`/`revenue`,
+/// …) are ignored.
+pub(crate) static PLAUSIBLE_NAMES: [(&str, Field); 16] = [
+    ("n", Field::Name),
+    ("u", Field::Url),
+    ("d", Field::Site),
+    ("r", Field::Referrer),
+    ("w", Field::ScreenWidth),
+    ("p", Field::Props),
+    ("m", Field::Props),
+    ("sd", Field::ScrollDepth),
+    ("e", Field::EngagementMs),
+    ("name", Field::Name),
+    ("url", Field::Url),
+    ("domain", Field::Site),
+    ("referrer", Field::Referrer),
+    ("screen_width", Field::ScreenWidth),
+    ("props", Field::Props),
+    ("meta", Field::Props),
+];
+
+/// `key` → its field in `names`. A linear scan: the fast path matches known keys by
+/// pattern first, so this serves only keys written unusually (whitespace before the
+/// colon, escapes), the simd-json path and the pixel's query keys.
+#[inline]
+fn lookup(names: &[(&str, Field)], key: &[u8]) -> Option<Field> {
+    names
+        .iter()
+        .find(|(n, _)| n.as_bytes() == key)
+        .map(|&(_, f)| f)
 }
 
 impl Field {
     /// The canonical (own-format) name, used in every error whatever the wire name.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Field::Site => "site",
-            Field::Url => "url",
-            Field::Name => "name",
-            Field::Referrer => "referrer",
-            Field::ScreenWidth => "screen_width",
-            Field::Ts => "ts",
-            Field::Props => "props",
-            Field::TtfbMs => "ttfb_ms",
-            Field::FcpMs => "fcp_ms",
-            Field::LcpMs => "lcp_ms",
-            Field::InpMs => "inp_ms",
-            Field::LoadMs => "load_ms",
-            Field::Cls => "cls",
-            Field::ScrollDepth => "scroll_depth",
-            Field::EngagementMs => "engagement_ms",
-        }
+        OWN_NAMES.get(self as usize).map_or("unknown", |&(n, _)| n)
     }
 
-    /// The own-format (and pixel) name → field map. Dispatched on the length first,
-    /// then compared with constants of that length (inlined): a chain of fifteen slice
-    /// comparisons was a visible cost per key.
-    /// Plausible key → field. Keys not listed (`v`, `i`/`interactive`, `h`/`hashMode`,
-    /// `$`/`revenue`, …) are ignored.
+    /// Plausible key → field.
     #[inline]
     pub(crate) fn from_plausible_name(key: &[u8]) -> Option<Field> {
-        Some(match key {
-            b"n" | b"name" => Field::Name,
-            b"u" | b"url" => Field::Url,
-            b"d" | b"domain" => Field::Site,
-            b"r" | b"referrer" => Field::Referrer,
-            b"w" | b"screen_width" => Field::ScreenWidth,
-            b"p" | b"props" | b"m" | b"meta" => Field::Props,
-            b"sd" => Field::ScrollDepth,
-            b"e" => Field::EngagementMs,
-            _ => return None,
-        })
+        lookup(&PLAUSIBLE_NAMES, key)
     }
 
+    /// Own-format (and pixel) key → field.
     #[inline]
     pub(crate) fn from_own_name(key: &[u8]) -> Option<Field> {
-        Some(match key.len() {
-            2 if key == b"ts" => Field::Ts,
-            3 if key == b"url" => Field::Url,
-            3 if key == b"cls" => Field::Cls,
-            4 if key == b"site" => Field::Site,
-            4 if key == b"name" => Field::Name,
-            5 if key == b"props" => Field::Props,
-            6 if key == b"fcp_ms" => Field::FcpMs,
-            6 if key == b"lcp_ms" => Field::LcpMs,
-            6 if key == b"inp_ms" => Field::InpMs,
-            7 if key == b"ttfb_ms" => Field::TtfbMs,
-            7 if key == b"load_ms" => Field::LoadMs,
-            8 if key == b"referrer" => Field::Referrer,
-            12 if key == b"screen_width" => Field::ScreenWidth,
-            12 if key == b"scroll_depth" => Field::ScrollDepth,
-            13 if key == b"engagement_ms" => Field::EngagementMs,
-            _ => return None,
-        })
+        lookup(&OWN_NAMES, key)
     }
 
     #[inline]

@@ -1,7 +1,7 @@
 //! Known keys as 16-byte patterns: where a client writes its keys in a fixed order, a
 //! key costs one comparison instead of a string scan and a lookup by name.
 
-use super::super::json::{Dialect, Field};
+use super::super::json::{Dialect, Field, OWN_NAMES, PLAUSIBLE_NAMES};
 use super::lex::skip_ws;
 
 /// A known key as it appears in compact JSON, `"name":`, as the little-endian
@@ -43,46 +43,29 @@ impl KeyPattern {
     }
 }
 
-/// The own format's keys: page fields, timings, then props, as the benches' generator
-/// writes them and as our tracker writes its page fields (any order is correct; a key where the order expects it costs one comparison, one written out of
-/// order costs one per pattern until the match, see [`predicted_key`]).
-pub(super) static OWN_KEYS: [KeyPattern; 15] = [
-    KeyPattern::new("site", Field::Site),
-    KeyPattern::new("url", Field::Url),
-    KeyPattern::new("name", Field::Name),
-    KeyPattern::new("referrer", Field::Referrer),
-    KeyPattern::new("screen_width", Field::ScreenWidth),
-    KeyPattern::new("ts", Field::Ts),
-    KeyPattern::new("ttfb_ms", Field::TtfbMs),
-    KeyPattern::new("fcp_ms", Field::FcpMs),
-    KeyPattern::new("lcp_ms", Field::LcpMs),
-    KeyPattern::new("inp_ms", Field::InpMs),
-    KeyPattern::new("load_ms", Field::LoadMs),
-    KeyPattern::new("cls", Field::Cls),
-    KeyPattern::new("scroll_depth", Field::ScrollDepth),
-    KeyPattern::new("engagement_ms", Field::EngagementMs),
-    KeyPattern::new("props", Field::Props),
-];
+/// The patterns of a name table, in its order.
+const fn patterns<const N: usize>(names: &[(&str, Field); N]) -> [KeyPattern; N] {
+    let mut out = [KeyPattern {
+        bytes: 0,
+        mask: 0,
+        len: 0,
+        field: Field::Site,
+    }; N];
+    let mut k = 0;
+    while k < N {
+        out[k] = KeyPattern::new(names[k].0, names[k].1);
+        k += 1;
+    }
+    out
+}
 
-/// Plausible's keys, short names (its script's) first.
-pub(super) static PLAUSIBLE_KEYS: [KeyPattern; 16] = [
-    KeyPattern::new("n", Field::Name),
-    KeyPattern::new("u", Field::Url),
-    KeyPattern::new("d", Field::Site),
-    KeyPattern::new("r", Field::Referrer),
-    KeyPattern::new("w", Field::ScreenWidth),
-    KeyPattern::new("p", Field::Props),
-    KeyPattern::new("m", Field::Props),
-    KeyPattern::new("sd", Field::ScrollDepth),
-    KeyPattern::new("e", Field::EngagementMs),
-    KeyPattern::new("name", Field::Name),
-    KeyPattern::new("url", Field::Url),
-    KeyPattern::new("domain", Field::Site),
-    KeyPattern::new("referrer", Field::Referrer),
-    KeyPattern::new("screen_width", Field::ScreenWidth),
-    KeyPattern::new("props", Field::Props),
-    KeyPattern::new("meta", Field::Props),
-];
+/// The own format's keys as patterns, in [`OWN_NAMES`]' order (any order is correct;
+/// a key where the order expects it costs one comparison, one written out of order
+/// costs one per pattern until the match, see [`predicted_key`]).
+pub(super) static OWN_KEYS: [KeyPattern; OWN_NAMES.len()] = patterns(&OWN_NAMES);
+
+/// Plausible's keys as patterns, in [`PLAUSIBLE_NAMES`]' order (short names first).
+pub(super) static PLAUSIBLE_KEYS: [KeyPattern; PLAUSIBLE_NAMES.len()] = patterns(&PLAUSIBLE_NAMES);
 
 pub(super) fn key_patterns(dialect: &Dialect) -> &'static [KeyPattern] {
     if dialect.plausible {
