@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use bytes::Bytes;
 use serde::Serialize;
+
+use crate::chserver::free_port;
 
 /// One schema-v1 row as the official crate serializes it (RowBinary) into the 18.16
 /// table `sink-clickhouse migrate` creates: `UUID` as two little-endian u64 halves
@@ -287,6 +289,19 @@ pub struct LoadReport {
     pub send_secs: f64,
 }
 
+/// CPU seconds (user + system) process `pid` has used so far, from `/proc/PID/stat`
+/// (Linux; `None` elsewhere).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) close with ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // In clock ticks of USER_HZ, 100 on every Linux architecture (std has no sysconf).
+    Some(ticks / 100.0)
+}
+
 /// (a): POSTs each request body to `url` (our `/e`) with its user agent, `concurrency`
 /// requests in flight over keep-alive connections. Bounded: stops at `deadline`. A 429
 /// or 503 is retried after a short pause (the sink's back-pressure), at most 50 times.
@@ -372,4 +387,60 @@ pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// A running sink, killed by its PID when dropped.
+pub struct Sink {
+    /// The sink process.
+    pub child: Child,
+    /// Its HTTP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Sink {
+    /// Starts `bin serve` on a free port of `ports`, spooling under `dir` and loading
+    /// into `ch_url` (rate limiter off, 127.0.0.1 a trusted proxy); waits until ready.
+    pub fn start(
+        bin: &Path,
+        ch_url: &str,
+        dir: &Path,
+        ports: std::ops::Range<u16>,
+    ) -> Result<Sink, String> {
+        let port = free_port(ports, &[]).ok_or("no free port for the sink")?;
+        let child = Command::new(bin)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--clickhouse-url", ch_url, "--client-rate", "0"])
+            .args(["--salt-secret", "bench", "--trusted-proxy", "127.0.0.1/32"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let mut sink = Sink { child, port };
+        let t0 = Instant::now();
+        let http = reqwest::blocking::Client::new();
+        loop {
+            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send() {
+                if r.status().is_success() {
+                    return Ok(sink);
+                }
+            }
+            if let Ok(Some(st)) = sink.child.try_wait() {
+                return Err(format!("the sink exited at start: {st}"));
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err("the sink was not ready in 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

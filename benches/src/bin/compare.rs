@@ -9,11 +9,11 @@
 //! Needs: `clickhouse-server` (Debian 18.16), `curl`, and the `sink-clickhouse`
 //! binary (built with cargo into the same target folder unless `--sink-bin` is given).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use benches::chserver::{free_port, ClickHouseServer};
+use benches::chserver::ClickHouseServer;
 use benches::e2e;
 use benches::json_arrow::{self, FullState, PlainState, Workload};
 use clap::Parser;
@@ -179,15 +179,28 @@ fn run(args: &Args) -> Result<bool, String> {
         Ok(())
     };
 
+    // CPU seconds of the server and of this process (the in-process loaders' client
+    // side) so far: each load's share is the difference across it.
+    let me = std::process::id();
+    let cpu = |pid: u32| e2e::cpu_secs(pid).unwrap_or(f64::NAN);
+    let mut ch_cpu: Vec<(&'static str, f64)> = Vec::new();
+    let mut client_cpu: Vec<(&'static str, f64)> = Vec::new();
+
     // (a′) our loader alone.
     eprintln!("(a′) sink loader…");
     let url = ch.url();
+    let (c0, m0) = (cpu(ch.pid()), cpu(me));
     let t_loader = rt.block_on(e2e::sink_loader(&url, DB, TABLE, &batches))?;
+    ch_cpu.push(("sink_loader", cpu(ch.pid()) - c0));
+    client_cpu.push(("sink_loader", cpu(me) - m0));
     check("sink_loader", &events_table, &ch)?;
 
     // (b) the official crate.
     eprintln!("(b) clickhouse crate Inserter…");
+    let (c0, m0) = (cpu(ch.pid()), cpu(me));
     let t_crate = rt.block_on(e2e::clickhouse_crate(&url, DB, TABLE, &batches))?;
+    ch_cpu.push(("clickhouse_crate", cpu(ch.pid()) - c0));
+    client_cpu.push(("clickhouse_crate", cpu(me) - m0));
     check("clickhouse_crate", &events_table, &ch)?;
 
     // (c) curl, Native + LZ4 built by our encoder.
@@ -213,6 +226,7 @@ fn run(args: &Args) -> Result<bool, String> {
     std::fs::write(&native_path, &native_body).map_err(|e| e.to_string())?;
     let native_mb = native_body.len() as f64 / 1e6;
     drop(native_body);
+    let c0 = cpu(ch.pid());
     let t_native = e2e::curl_post(
         &insert_url(
             &url,
@@ -221,6 +235,7 @@ fn run(args: &Args) -> Result<bool, String> {
         ),
         &native_path,
     )?;
+    ch_cpu.push(("curl_native_lz4", cpu(ch.pid()) - c0));
     check("curl_native_lz4", &events_table, &ch)?;
     drop(batches);
 
@@ -228,6 +243,7 @@ fn run(args: &Args) -> Result<bool, String> {
     eprintln!("(d) curl JSONEachRow…");
     let ndjson_path = work.path().join("events.ndjson");
     std::fs::write(&ndjson_path, &w.ndjson).map_err(|e| e.to_string())?;
+    let c0 = cpu(ch.pid());
     let t_json = e2e::curl_post(
         &insert_url(
             &url,
@@ -236,6 +252,7 @@ fn run(args: &Args) -> Result<bool, String> {
         ),
         &ndjson_path,
     )?;
+    ch_cpu.push(("curl_jsoneachrow", cpu(ch.pid()) - c0));
     check("curl_jsoneachrow", &format!("{DB}.{RAW_TABLE}"), &ch)?;
 
     // (a) the sink over HTTP, last: it needs the most memory of the host.
@@ -243,7 +260,13 @@ fn run(args: &Args) -> Result<bool, String> {
         "(a) sink over HTTP ({} events/request, {} in flight)…",
         args.events_per_request, args.concurrency
     );
-    let sink = Sink::start(&sink_bin, &url, &work.path().join("sink"))?;
+    let sink = e2e::Sink::start(
+        &sink_bin,
+        &url,
+        &work.path().join("sink"),
+        PORTS.start + 50..PORTS.end,
+    )?;
+    let c0 = cpu(ch.pid());
     let t0 = Instant::now();
     let report = rt.block_on(e2e::load(
         format!("http://127.0.0.1:{}/e", sink.port),
@@ -259,6 +282,9 @@ fn run(args: &Args) -> Result<bool, String> {
     }
     let t_e2e = t0.elapsed();
     let rss = e2e::peak_rss_bytes(sink.child.id());
+    ch_cpu.insert(0, ("sink_e2e", cpu(ch.pid()) - c0));
+    // The sink's CPU from its start: it did nothing but this load.
+    client_cpu.insert(0, ("sink_e2e", cpu(sink.child.id())));
     drop(sink);
     eprintln!(
         "  load generator: {} ok, {} retried, {} failed, sent in {:.2} s",
@@ -329,10 +355,26 @@ fn run(args: &Args) -> Result<bool, String> {
             1e9 / e
         );
     }
-    println!("\n| load into ClickHouse 18.16 | rows/s | seconds |");
-    println!("|---|---|---|");
+    // CPU per row, in µs.
+    let per_row = |v: &[(&'static str, f64)]| -> Vec<(&'static str, f64)> {
+        v.iter().map(|&(k, s)| (k, s * 1e6 / n as f64)).collect()
+    };
+    let (ch_cpu, client_cpu) = (per_row(&ch_cpu), per_row(&client_cpu));
+    let look = |v: &[(&str, f64)], k: &str| {
+        v.iter()
+            .find(|(n, _)| *n == k)
+            .map_or("—".to_string(), |x| format!("{:.2}", x.1))
+    };
+    println!("\n| load into ClickHouse 18.16 | rows/s | seconds | server CPU µs/row | our side's CPU µs/row |");
+    println!("|---|---|---|---|---|");
     for (k, r) in &rows {
-        println!("| {k} | {:.3} M | {:.2} |", r / 1e6, n as f64 / r);
+        println!(
+            "| {k} | {:.3} M | {:.2} | {} | {} |",
+            r / 1e6,
+            n as f64 / r,
+            look(&ch_cpu, k),
+            look(&client_cpu, k)
+        );
     }
     println!(
         "\nsink peak RSS: {} (target ≤ 256 MiB)\n",
@@ -370,6 +412,8 @@ fn run(args: &Args) -> Result<bool, String> {
             "targets": serde_json::Value::Object(ratios.iter().map(|(k, _, t)| (k.to_string(), json!(t))).collect()),
             "context_ratios": obj(&context),
             "load_generator": report,
+            "server_cpu_us_per_row": obj(&ch_cpu),
+            "client_cpu_us_per_row": obj(&client_cpu),
             "row_counts_ok": ok,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&out).unwrap())
@@ -420,52 +464,4 @@ fn sink_binary(args: &Args) -> Result<PathBuf, String> {
         return Err("cargo build -p sink-clickhouse failed".into());
     }
     Ok(dir.join("sink-clickhouse"))
-}
-
-/// A running sink, killed by its PID when dropped.
-struct Sink {
-    child: Child,
-    port: u16,
-}
-
-impl Sink {
-    fn start(bin: &Path, ch_url: &str, dir: &Path) -> Result<Sink, String> {
-        let port =
-            free_port(PORTS.start + 50..PORTS.end, &[]).ok_or("no free port for the sink")?;
-        let child = Command::new(bin)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--clickhouse-url", ch_url, "--client-rate", "0"])
-            .args(["--salt-secret", "bench", "--trusted-proxy", "127.0.0.1/32"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
-        let mut sink = Sink { child, port };
-        let t0 = Instant::now();
-        let http = reqwest::blocking::Client::new();
-        loop {
-            if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send() {
-                if r.status().is_success() {
-                    return Ok(sink);
-                }
-            }
-            if let Ok(Some(st)) = sink.child.try_wait() {
-                return Err(format!("the sink exited at start: {st}"));
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                return Err("the sink was not ready in 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -1,0 +1,164 @@
+//! A/B of two `sink-clickhouse` builds end to end: the same N generated page views
+//! posted to each (HTTP in, validation, enrichment, spool with fsync, Native load) into
+//! one real ClickHouse 18.16 on loopback, in alternating runs (A B B A A B …, so a
+//! machine whose speed drifts slows both alike), each timed until ClickHouse holds
+//! every row. Prints every run and the median rows/s of each build and their ratio;
+//! exits 1 if a row count is wrong, never on speed.
+//!
+//! `cargo run --release -p benches --bin sink_ab -- --a OLD/sink-clickhouse --b NEW/sink-clickhouse`
+//!
+//! `compare` measures one build against the peers; this is the tool for deciding
+//! whether a change to the sink made it faster, on a machine whose single runs move by
+//! ±15%.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use benches::chserver::ClickHouseServer;
+use benches::e2e::{self, Sink};
+use benches::json_arrow::Workload;
+use clap::Parser;
+
+/// Ports of this tool (inside the benches' assigned range, apart from `compare`'s).
+const PORTS: std::ops::Range<u16> = 19600..19650;
+const DB: &str = "analytics";
+const TABLE: &str = "events";
+
+/// Load the same events through two sink builds in alternating runs.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Build A (the baseline).
+    #[arg(long)]
+    a: PathBuf,
+    /// Build B (the change).
+    #[arg(long)]
+    b: PathBuf,
+    /// Number of events per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs of each build.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Events per HTTP request (at most the sink's limit, 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    events_per_request: u16,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Give up on one run after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    deadline_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("sink_ab: a row count was wrong (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("sink_ab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    let n = args.events;
+    eprintln!("generating {n} events (seed {})…", args.seed);
+    let w = Workload::with_requests(args.seed, n, usize::from(args.events_per_request));
+    let body = bytes::Bytes::from(w.ndjson.clone());
+    let ch = ClickHouseServer::start(PORTS)?;
+    let url = ch.url();
+    let st = Command::new(&args.a)
+        .args(["migrate", "--clickhouse-url", &url])
+        .env("RUST_LOG", "warn")
+        .status()
+        .map_err(|e| format!("{}: {e}", args.a.display()))?;
+    if !st.success() {
+        return Err(format!("sink-clickhouse migrate failed: {st}"));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let work = tempfile::Builder::new()
+        .prefix("bench-sink-ab-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let table = format!("{DB}.{TABLE}");
+    let deadline = Duration::from_secs(args.deadline_secs);
+    let mut ok = true;
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    // A B, B A, A B, …: each build runs first in every other pair.
+    let order: Vec<usize> = (0..args.runs.max(1))
+        .flat_map(|r| if r % 2 == 0 { [0, 1] } else { [1, 0] })
+        .collect();
+    for (k, &which) in order.iter().enumerate() {
+        let (name, bin) = [("A", &args.a), ("B", &args.b)][which];
+        let dir = work.path().join(format!("sink-{k}"));
+        let sink = Sink::start(bin, &url, &dir, PORTS.start + 10..PORTS.end)?;
+        let ch_cpu0 = e2e::cpu_secs(ch.pid()).unwrap_or(0.0);
+        let t0 = Instant::now();
+        let report = rt.block_on(e2e::load(
+            format!("http://127.0.0.1:{}/e", sink.port),
+            body.clone(),
+            w.requests.clone(),
+            args.concurrency,
+            deadline,
+        ));
+        while ch.count(&table)? < n as u64 && t0.elapsed() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let rss = e2e::peak_rss_bytes(sink.child.id()).unwrap_or(0);
+        let sink_cpu = e2e::cpu_secs(sink.child.id()).unwrap_or(0.0);
+        let ch_cpu = e2e::cpu_secs(ch.pid()).unwrap_or(0.0) - ch_cpu0;
+        drop(sink);
+        let c = ch.count(&table)?;
+        let rate = n as f64 / secs;
+        eprintln!(
+            "  {name}: {:.3} M rows/s ({secs:.2} s; sent in {:.2} s; CPU µs/event: sink {:.2}, ClickHouse {:.2}; {} failed; peak RSS {} MiB){}",
+            rate / 1e6,
+            report.send_secs,
+            sink_cpu * 1e6 / n as f64,
+            ch_cpu * 1e6 / n as f64,
+            report.failed,
+            rss >> 20,
+            if c == n as u64 {
+                String::new()
+            } else {
+                format!(" WRONG ROW COUNT: {c} of {n}")
+            }
+        );
+        ok &= c == n as u64;
+        rates[which].push(rate);
+        cpu[which].push(sink_cpu);
+        ch.query(&format!("TRUNCATE TABLE {table}"))?;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (a, b) = (median(&mut rates[0]), median(&mut rates[1]));
+    let (ca, cb) = (median(&mut cpu[0]), median(&mut cpu[1]));
+    println!(
+        "median rows/s: A {:.3} M, B {:.3} M; B / A = {:.3}; sink CPU µs/event: A {:.2}, B {:.2} ({} runs each, {n} events)",
+        a / 1e6,
+        b / 1e6,
+        b / a,
+        ca * 1e6 / n as f64,
+        cb * 1e6 / n as f64,
+        rates[0].len()
+    );
+    Ok(ok)
+}
