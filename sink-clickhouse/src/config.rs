@@ -117,11 +117,6 @@ pub struct ServeArgs {
     /// Refuse new events (503 + Retry-After) while the spool holds this many bytes.
     #[arg(long, env = "SINK_SPOOL_MAX_BYTES", default_value = "10GiB", value_parser = parse_bytes)]
     pub spool_max_bytes: u64,
-    /// Keep up to this many bytes of just-written events in memory, so the loader
-    /// loads a freshly sealed segment from there instead of reading and decoding its
-    /// file again (0: always read the file). Durability is the same either way.
-    #[arg(long, env = "SINK_SPOOL_MEMORY_BYTES", default_value = "48MiB", value_parser = parse_bytes)]
-    pub spool_memory_bytes: u64,
     /// Proxies (CIDRs, repeat or comma-separate) whose `CF-Connecting-IP` /
     /// `X-Forwarded-For` and `CF-IPCountry` headers are believed.
     #[arg(long, env = "SINK_TRUSTED_PROXY", value_delimiter = ',')]

@@ -20,7 +20,6 @@ use tokio::sync::watch;
 use crate::metrics::{CodeLabel, Metrics};
 use crate::parquet_out::ParquetOut;
 use crate::server::{now_ms, Health};
-use crate::spool::hot::HotSegment;
 use crate::spool::{ipc, Next, Sealed, SegmentReader, Spool};
 
 /// Rows of one segment's records `first..=last`, ready to write.
@@ -211,9 +210,6 @@ impl Loader {
         stop: &mut watch::Receiver<bool>,
         deadline: Option<Instant>,
     ) -> SegmentEnd {
-        if let Some(hot) = self.spool.take_hot(seg.id) {
-            return self.load_hot(seg, hot, stop, deadline).await;
-        }
         let path = seg.path.clone();
         let reader = tokio::task::spawn_blocking(move || SegmentReader::open(&path)).await;
         let mut reader = match reader {
@@ -256,45 +252,6 @@ impl Loader {
             let chunk = Chunk {
                 segment: seg.id,
                 created_at_ms: created,
-                first,
-                last,
-                rows,
-                token: self.spool.dedup_token(seg.id, first, last),
-                batches,
-            };
-            if let SegmentEnd::Stopped = self.write_with_retry(&chunk, stop, deadline).await {
-                return SegmentEnd::Stopped;
-            }
-        }
-        if let Err(e) = self.spool.delete(seg) {
-            tracing::error!(error = %e, segment = %seg.path.display(), "deleting a loaded segment failed");
-        }
-        SegmentEnd::Done
-    }
-
-    /// Loads a segment from the batches the writer kept ([`crate::spool::hot`]): the
-    /// same chunks, with the same tokens, as [`read_chunk`] makes of its file.
-    async fn load_hot(
-        &self,
-        seg: &Sealed,
-        hot: HotSegment,
-        stop: &mut watch::Receiver<bool>,
-        deadline: Option<Instant>,
-    ) -> SegmentEnd {
-        let mut records = hot.batches.into_iter().zip(0u32..).peekable();
-        while records.peek().is_some() {
-            let mut chunk = ChunkBuilder::default();
-            for (b, index) in records.by_ref() {
-                if chunk.add(index, [b], self.cfg.max_rows) {
-                    break;
-                }
-            }
-            let Some((first, last, batches, rows)) = chunk.finish() else {
-                break;
-            };
-            let chunk = Chunk {
-                segment: seg.id,
-                created_at_ms: hot.created_at_ms,
                 first,
                 last,
                 rows,
@@ -423,42 +380,12 @@ impl Loader {
 
 type ChunkParts = (u32, u32, Vec<RecordBatch>, usize);
 
-/// The one rule both ways of loading a segment cut it into chunks by (so a chunk has
-/// the same records, hence the same dedup token, whether it came from memory or from
-/// the file): whole records, in order, until `max_rows` rows (at least one record).
-#[derive(Default)]
-struct ChunkBuilder {
-    first: Option<u32>,
-    last: u32,
-    batches: Vec<RecordBatch>,
-    rows: usize,
-}
-
-impl ChunkBuilder {
-    /// Adds record `index`'s batches; true when the chunk is full.
-    fn add(
-        &mut self,
-        index: u32,
-        batches: impl IntoIterator<Item = RecordBatch>,
-        max_rows: usize,
-    ) -> bool {
-        self.first.get_or_insert(index);
-        self.last = index;
-        for b in batches {
-            self.rows += b.num_rows();
-            self.batches.push(b);
-        }
-        self.rows >= max_rows
-    }
-
-    fn finish(self) -> Option<ChunkParts> {
-        self.first.map(|f| (f, self.last, self.batches, self.rows))
-    }
-}
-
 /// Reads records until `max_rows` rows (at least one record). `Ok(None)` at the end.
 fn read_chunk(reader: &mut SegmentReader, max_rows: usize) -> Result<Option<ChunkParts>, String> {
-    let mut chunk = ChunkBuilder::default();
+    let mut batches = Vec::new();
+    let mut rows = 0usize;
+    let mut first = None;
+    let mut last = 0;
     loop {
         match reader
             .next_record()
@@ -467,15 +394,21 @@ fn read_chunk(reader: &mut SegmentReader, max_rows: usize) -> Result<Option<Chun
             Next::End => break,
             Next::Bad { offset, reason } => return Err(format!("{reason} at offset {offset}")),
             Next::Record(rec) => {
-                let batches = ipc::decode_compact(rec.ipc())
-                    .map_err(|e| format!("record {}: {e}", rec.index))?;
-                if chunk.add(rec.index, batches, max_rows) {
+                first.get_or_insert(rec.index);
+                last = rec.index;
+                for b in ipc::decode_compact(rec.ipc())
+                    .map_err(|e| format!("record {}: {e}", rec.index))?
+                {
+                    rows += b.num_rows();
+                    batches.push(b);
+                }
+                if rows >= max_rows {
                     break;
                 }
             }
         }
     }
-    Ok(chunk.finish())
+    Ok(first.map(|f| (f, last, batches, rows)))
 }
 
 #[cfg(test)]
@@ -517,12 +450,6 @@ mod tests {
     }
 
     async fn spool_with(dir: &std::path::Path, records: i32) -> Spool {
-        spool_keeping(dir, records, 0).await
-    }
-
-    /// A spool of `records` records of 10 rows in one sealed segment, keeping up to
-    /// `memory_bytes` of them in memory.
-    async fn spool_keeping(dir: &std::path::Path, records: i32, memory_bytes: usize) -> Spool {
         let (spool, _) = Spool::open(SpoolConfig {
             dir: dir.join("spool"),
             quarantine_dir: dir.join("quarantine"),
@@ -531,7 +458,6 @@ mod tests {
             segment_max_rows: 1 << 30,
             segment_max_age: Duration::from_secs(3600),
             batch_ids_keep: 10,
-            memory_bytes,
         })
         .unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
@@ -559,76 +485,6 @@ mod tests {
                 max_backoff: Duration::from_millis(20),
             },
         )
-    }
-
-    /// A chunk as [`Recording`] saw it: token, first and last record, rows, created
-    /// at, the values.
-    type Seen = (String, u32, u32, usize, i64, Vec<i32>);
-
-    /// Records every chunk it is given, in full.
-    #[derive(Default)]
-    struct Recording {
-        got: Mutex<Vec<Seen>>,
-    }
-
-    impl Store for Recording {
-        fn write<'a>(&'a self, c: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
-            Box::pin(async move {
-                let values = c
-                    .batches
-                    .iter()
-                    .flat_map(|b| {
-                        let a = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-                        a.values().to_vec()
-                    })
-                    .collect();
-                let row = (
-                    c.token.clone(),
-                    c.first,
-                    c.last,
-                    c.rows,
-                    c.created_at_ms,
-                    values,
-                );
-                self.got.lock().unwrap().push(row);
-                Ok(())
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn a_segment_kept_in_memory_loads_as_the_same_chunks_as_its_file() {
-        let mut loads = Vec::new();
-        for memory in [0, 1 << 20] {
-            let d = tempfile::tempdir().unwrap();
-            let spool = spool_keeping(d.path(), 7, memory).await;
-            assert_eq!(spool.hot_segments(), usize::from(memory > 0));
-            let store = Arc::new(Recording::default());
-            let l = Loader::new(
-                spool.clone(),
-                store.clone(),
-                Arc::new(Metrics::new()),
-                Arc::new(Health::default()),
-                LoaderConfig {
-                    max_rows: 25,
-                    min_backoff: Duration::from_millis(5),
-                    max_backoff: Duration::from_millis(20),
-                },
-            );
-            assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
-            assert_eq!((spool.hot_segments(), spool.memory_bytes()), (0, 0));
-            let id = spool.spool_id().to_owned();
-            // The spool id differs between the two spools: compare without it.
-            let got: Vec<_> = std::mem::take(&mut *store.got.lock().unwrap())
-                .into_iter()
-                .map(|(t, f, l, r, at, v)| (t.replacen(&id, "", 1), f, l, r, at > 0, v))
-                .collect();
-            loads.push(got);
-        }
-        // Records of 10 rows, chunks of >= 25 rows: records 0-2, 3-5, 6.
-        let ranges: Vec<_> = loads[0].iter().map(|c| (c.1, c.2, c.3)).collect();
-        assert_eq!(ranges, vec![(0, 2, 30), (3, 5, 30), (6, 6, 10)]);
-        assert_eq!(loads[0], loads[1], "file and memory give the same chunks");
     }
 
     #[tokio::test]

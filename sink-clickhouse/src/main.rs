@@ -17,16 +17,6 @@ use sink_clickhouse::spool::{Spool, SpoolConfig};
 use sink_clickhouse::store;
 use tokio::sync::watch;
 
-/// mimalloc rather than glibc's malloc. The sink allocates a round's buffers on one
-/// thread and frees them on another (HTTP workers → spool writer → loader), and keeps
-/// just-written segments in memory for the loader (`--spool-memory-bytes`): the
-/// pattern glibc's per-thread arenas handle worst. Measured with `sink_ab` (BENCHMARKS.md):
-/// the in-memory segments with glibc saved the decode but paid it back in malloc and
-/// page faults; with mimalloc the sink used 15% less CPU per event. Only the binary
-/// sets it: a service linking the library keeps its own allocator.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let cmd = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
@@ -106,7 +96,6 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         segment_max_rows: a.flush_rows,
         segment_max_age: a.flush_interval,
         batch_ids_keep: a.batch_ids_keep,
-        memory_bytes: usize::try_from(a.spool_memory_bytes).unwrap_or(usize::MAX),
     })
     .map_err(|e| format!("opening the spool: {e}"))?;
     tracing::info!(

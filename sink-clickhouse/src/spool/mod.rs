@@ -13,12 +13,9 @@
 //! - sealed by size, rows or age; only sealed segments are listed for loading;
 //! - recovery cuts a torn tail of the newest segment and quarantines anything else
 //!   that is damaged ([`Spool::open`]);
-//! - readers stream a segment one record at a time ([`segment::SegmentReader`]);
-//!   a segment the writer sealed with every record's batch still in memory is handed
-//!   to the loader from there instead ([`hot`]).
+//! - readers stream a segment one record at a time ([`segment::SegmentReader`]).
 
 pub mod batch_ids;
-pub mod hot;
 pub mod ipc;
 pub mod record;
 pub mod segment;
@@ -55,9 +52,6 @@ pub struct SpoolConfig {
     pub segment_max_age: Duration,
     /// How many recent `/v1/batches` ids are remembered for deduplication.
     pub batch_ids_keep: usize,
-    /// Most bytes of written records' batches kept in memory for the loader ([`hot`]);
-    /// 0 keeps none (every segment is read back from its file).
-    pub memory_bytes: usize,
 }
 
 /// Why an append failed. The HTTP layer answers 503 for all of them.
@@ -113,7 +107,6 @@ pub(crate) struct Shared {
     pub(crate) broken: AtomicBool,
     pub(crate) written_bytes: AtomicU64,
     pub(crate) rounds: AtomicU64,
-    pub(crate) hot: hot::Hot,
 }
 
 /// Handle to the spool; cheap to clone.
@@ -140,7 +133,6 @@ impl Spool {
             broken: AtomicBool::new(false),
             written_bytes: AtomicU64::new(0),
             rounds: AtomicU64::new(0),
-            hot: hot::Hot::default(),
         });
         let (tx, rx) = mpsc::channel(4096);
         writer::start(shared.clone(), rx, ids, next_id, tx.clone())?;
@@ -262,25 +254,8 @@ impl Spool {
         format!("{}-{id}-{first}-{last}", self.shared.spool_id)
     }
 
-    /// Takes sealed segment `id`'s batches out of memory, if the writer kept every
-    /// record of it ([`hot`]); `None`: read the file.
-    pub fn take_hot(&self, id: u64) -> Option<hot::HotSegment> {
-        self.shared.hot.take(id)
-    }
-
-    /// Bytes of written records' batches held in memory for the loader.
-    pub fn memory_bytes(&self) -> usize {
-        self.shared.hot.bytes()
-    }
-
-    /// Sealed segments held in memory for the loader.
-    pub fn hot_segments(&self) -> usize {
-        self.shared.hot.len()
-    }
-
     /// Deletes a fully loaded segment (and fsyncs the directory).
     pub fn delete(&self, seg: &Sealed) -> io::Result<()> {
-        drop(self.shared.hot.take(seg.id));
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
         fs::remove_file(&seg.path)?;
         fsync_dir(&self.shared.cfg.dir)?;
@@ -292,7 +267,6 @@ impl Spool {
 
     /// Moves a segment to the quarantine folder with a note saying why.
     pub fn quarantine(&self, seg: &Sealed, reason: &str) -> io::Result<PathBuf> {
-        drop(self.shared.hot.take(seg.id));
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
         let to = quarantine_file(&self.shared.cfg, &seg.path, reason)?;
         self.shared

@@ -17,7 +17,6 @@ fn cfg(dir: &Path) -> SpoolConfig {
         segment_max_rows: 1 << 40,
         segment_max_age: Duration::from_secs(3600),
         batch_ids_keep: 1000,
-        memory_bytes: 0,
     }
 }
 
@@ -285,97 +284,4 @@ fn arbitrary_bytes_never_panic_and_keep_only_a_valid_prefix() {
         assert!(s.valid_len <= b.len() as u64);
         assert!(s.records <= 1);
     }
-}
-
-/// The batches of every record of a sealed segment, decoded from its file.
-fn file_batches(path: &Path) -> Vec<RecordBatch> {
-    let mut r = SegmentReader::open(path).unwrap().unwrap();
-    let mut out = Vec::new();
-    while let Next::Record(rec) = r.next_record().unwrap() {
-        let mut b = ipc::decode_compact(rec.ipc()).unwrap();
-        assert_eq!(b.len(), 1, "an events record holds one batch");
-        out.push(b.remove(0));
-    }
-    out
-}
-
-#[tokio::test]
-async fn a_sealed_segment_is_kept_in_memory_exactly_as_its_file_reads() {
-    let d = tempfile::tempdir().unwrap();
-    let mut c = cfg(d.path());
-    c.memory_bytes = 1 << 20;
-    let (spool, _) = Spool::open(c).unwrap();
-    for i in 0..5 {
-        spool.append_events(batch(&[i, i + 1])).await.unwrap();
-    }
-    assert!(
-        spool.memory_bytes() > 0,
-        "the open segment's records are kept"
-    );
-    assert_eq!(
-        spool.hot_segments(),
-        0,
-        "nothing is handed over before sealing"
-    );
-    spool.seal().await.unwrap();
-    let sealed = spool.sealed().unwrap();
-    assert_eq!(sealed.len(), 1);
-    let from_file = file_batches(&sealed[0].path);
-    assert_eq!(from_file.len(), 5);
-    let hot = spool.take_hot(sealed[0].id).expect("kept in memory");
-    assert_eq!(hot.batches, from_file);
-    let header = SegmentReader::open(&sealed[0].path)
-        .unwrap()
-        .unwrap()
-        .header;
-    assert_eq!(hot.created_at_ms, header.created_at_ms);
-    assert_eq!(spool.memory_bytes(), 0, "taking it releases its bytes");
-    assert!(spool.take_hot(sealed[0].id).is_none());
-}
-
-#[tokio::test]
-async fn a_segment_is_read_from_its_file_when_a_posted_batch_or_the_cap_intervenes() {
-    let d = tempfile::tempdir().unwrap();
-    let mut c = cfg(d.path());
-    let one = batch(&[1, 2, 3]).get_array_memory_size();
-    // Room for two records' batches, not three.
-    c.memory_bytes = 2 * one + one / 2;
-    let (spool, _) = Spool::open(c).unwrap();
-    // Segment 1: a posted batch (its client's IPC, never decoded by the writer).
-    spool.append_events(batch(&[1, 2, 3])).await.unwrap();
-    let ipc = ipc::encode_compact(&[batch(&[7])]).unwrap();
-    spool.append_batch(None, 1, ipc).await.unwrap();
-    spool.append_events(batch(&[4, 5, 6])).await.unwrap();
-    spool.seal().await.unwrap();
-    // Segment 2: one record more than there is room for.
-    for _ in 0..3 {
-        spool.append_events(batch(&[1, 2, 3])).await.unwrap();
-    }
-    spool.seal().await.unwrap();
-    // Segment 3: fits.
-    spool.append_events(batch(&[8, 9, 10])).await.unwrap();
-    spool.seal().await.unwrap();
-    let sealed = spool.sealed().unwrap();
-    assert_eq!(sealed.len(), 3);
-    assert!(spool.take_hot(sealed[0].id).is_none(), "posted batch");
-    assert!(spool.take_hot(sealed[1].id).is_none(), "over the cap");
-    let hot = spool.take_hot(sealed[2].id).expect("fits");
-    assert_eq!(hot.batches, file_batches(&sealed[2].path));
-    assert_eq!(spool.memory_bytes(), 0, "nothing left counted");
-    // The values of all three are still all on disk.
-    assert_eq!(
-        read_all(&spool),
-        vec![1, 2, 3, 7, 4, 5, 6, 1, 2, 3, 1, 2, 3, 1, 2, 3, 8, 9, 10]
-    );
-}
-
-#[tokio::test]
-async fn keeping_nothing_keeps_nothing() {
-    let d = tempfile::tempdir().unwrap();
-    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    spool.append_events(batch(&[1])).await.unwrap();
-    spool.seal().await.unwrap();
-    let sealed = spool.sealed().unwrap();
-    assert_eq!(spool.memory_bytes(), 0);
-    assert!(spool.take_hot(sealed[0].id).is_none());
 }

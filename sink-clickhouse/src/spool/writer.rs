@@ -15,7 +15,6 @@ use arrow_array::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch_ids::BatchIds;
-use super::hot::{batch_bytes, Hot, HotSegment};
 use super::record::{encode_record, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::segment::segment_path;
 use super::{fsync_dir, ipc, AppendError, Appended, Shared};
@@ -51,12 +50,6 @@ struct Open {
     rows: u64,
     records: u32,
     opened: Instant,
-    created_at_ms: i64,
-    /// The batch of every record so far, while all are kept ([`super::hot`]); `None`
-    /// once one is not (a posted batch, no room) or when keeping is off.
-    hot: Option<Vec<RecordBatch>>,
-    /// Bytes counted for `hot` in the spool's [`super::hot::Hot`].
-    hot_bytes: usize,
 }
 
 struct Writer {
@@ -178,20 +171,16 @@ impl Writer {
             }
         }
         let mut records = batch_waiters.len() as u32;
-        // The round's events record's batch, for the loader's in-memory copy.
-        let mut kept = None;
         if !events.is_empty() {
             let joined = if events.len() == 1 {
                 Ok(events.pop().expect("one"))
             } else {
                 arrow_select::concat::concat_batches(&events[0].schema(), &events)
             };
-            match joined.and_then(|b| ipc::encode_compact(std::slice::from_ref(&b)).map(|e| (b, e)))
-            {
-                Ok((batch, bytes)) => {
+            match joined.and_then(|b| ipc::encode_compact(&[b])) {
+                Ok(bytes) => {
                     encode_record(&mut buf, RecordKind::Events, rows_u32(rows), None, &bytes);
                     records += 1;
-                    kept = Some(batch);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "encoding a group-commit round failed");
@@ -203,9 +192,6 @@ impl Writer {
         }
         if !buf.is_empty() {
             let res = self.write_round(&buf, rows, records);
-            if res.is_ok() {
-                self.keep_hot(kept, !batch_waiters.is_empty());
-            }
             let res = res.and_then(|()| {
                 let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
                 for id in &refs {
@@ -234,30 +220,6 @@ impl Writer {
             let _ = done.send(());
         }
         close
-    }
-
-    /// After a round is on disk: keeps its events record's batch with the open
-    /// segment's others while there is room; a posted batch in the round (kept as its
-    /// client's IPC bytes, never decoded here) or no room ends keeping for the segment.
-    fn keep_hot(&mut self, events: Option<RecordBatch>, posted: bool) {
-        let cap = self.shared.cfg.memory_bytes;
-        let hot = &self.shared.hot;
-        let Some(o) = self.open.as_mut() else {
-            return;
-        };
-        if posted {
-            stop_keeping(o, hot);
-        }
-        let (Some(kept), Some(b)) = (o.hot.as_mut(), events) else {
-            return;
-        };
-        let n = batch_bytes(&b);
-        if hot.reserve(n, cap) {
-            kept.push(b);
-            o.hot_bytes += n;
-        } else {
-            stop_keeping(o, hot);
-        }
     }
 
     fn write_round(&mut self, buf: &[u8], rows: u64, records: u32) -> io::Result<()> {
@@ -321,9 +283,6 @@ impl Writer {
             rows: 0,
             records: 0,
             opened: Instant::now(),
-            created_at_ms: now_ms,
-            hot: (self.shared.cfg.memory_bytes > 0).then(Vec::new),
-            hot_bytes: 0,
         })
     }
 
@@ -336,33 +295,16 @@ impl Writer {
 
     /// Renames the open segment to sealed (or removes it when empty), fsyncs the dir.
     fn seal(&mut self) -> io::Result<()> {
-        let Some(mut o) = self.open.take() else {
+        let Some(o) = self.open.take() else {
             return Ok(());
         };
         let dir = &self.shared.cfg.dir;
         let from = segment_path(dir, o.id, false);
-        // Hand the kept batches over before the rename lists the segment for loading;
-        // only a copy of every record will do.
-        let hot = &self.shared.hot;
-        match o.hot.take() {
-            Some(batches) if o.records > 0 && batches.len() == o.records as usize => {
-                let created_at_ms = o.created_at_ms;
-                hot.publish(
-                    o.id,
-                    HotSegment {
-                        created_at_ms,
-                        batches,
-                    },
-                );
-            }
-            _ => hot.release(o.hot_bytes),
-        }
         if o.records == 0 {
             fs::remove_file(&from)?;
             self.shared.bytes.fetch_sub(o.len, Ordering::Relaxed);
-        } else if let Err(e) = fs::rename(&from, segment_path(dir, o.id, true)) {
-            drop(hot.take(o.id));
-            return Err(e);
+        } else {
+            fs::rename(&from, segment_path(dir, o.id, true))?;
         }
         fsync_dir(dir)?;
         if o.records > 0 {
@@ -375,14 +317,6 @@ impl Writer {
             self.shared.sealed.notify_one();
         }
         Ok(())
-    }
-}
-
-/// Drops the open segment's kept batches: it will be read from its file.
-fn stop_keeping(o: &mut Open, hot: &Hot) {
-    if o.hot.take().is_some() {
-        hot.release(o.hot_bytes);
-        o.hot_bytes = 0;
     }
 }
 
