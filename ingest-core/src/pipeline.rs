@@ -25,6 +25,10 @@ pub struct PipelineConfig {
     pub normalize: NormalizeConfig,
     /// Distinct user agents whose classification is cached. Default 4096.
     pub ua_cache_capacity: usize,
+    /// Slots of the cache of referrer hosts' sources (rounded up to a power of two, at
+    /// most 65,536; 0: no cache). Each holds one host of at most 64 bytes. Default 256
+    /// (under 48 KiB per pipeline).
+    pub referrer_cache_slots: usize,
 }
 
 impl Default for PipelineConfig {
@@ -33,6 +37,7 @@ impl Default for PipelineConfig {
             limits: Limits::default(),
             normalize: NormalizeConfig::default(),
             ua_cache_capacity: 4096,
+            referrer_cache_slots: 256,
         }
     }
 }
@@ -122,7 +127,7 @@ impl Pipeline {
     pub fn new(config: PipelineConfig) -> Self {
         Pipeline {
             ua_cache: UaCache::new(config.ua_cache_capacity),
-            source_cache: SourceCache::default(),
+            source_cache: SourceCache::new(config.referrer_cache_slots),
             parser: Parser::new(),
             config,
         }
