@@ -6,7 +6,8 @@
 //!   tests. `cargo run -p benches --bin gen -- --events N --format ndjson --seed S`.
 //! - [`json_arrow`]: JSON → Arrow by ingest-core (full and plain), arrow-json and
 //!   serde_json, on the same events.
-//! - [`chserver`], [`e2e`]: a ClickHouse on loopback and the loaders `compare` runs.
+//! - [`chserver`], [`e2e`]: a ClickHouse on loopback and the loaders `compare` and
+//!   `sink_ab` run.
 #![deny(missing_docs)]
 
 pub mod chserver;
@@ -15,3 +16,19 @@ pub mod gen;
 mod gen_data;
 pub mod json_arrow;
 pub mod rng;
+
+/// The exit code of a tool that checks row counts: success, 1 with "a row count was
+/// wrong" (the counts were printed above), or 1 with the error.
+pub fn exit_code(tool: &str, result: Result<bool, String>) -> std::process::ExitCode {
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("{tool}: a row count was wrong (see above)");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

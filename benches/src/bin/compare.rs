@@ -60,17 +60,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("compare: a row count was wrong (see above)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("compare: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    benches::exit_code("compare", run(&args))
 }
 
 /// The median time of each of `paths` over `reps` rounds, in seconds. Every round

@@ -56,17 +56,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("sink_ab: a row count was wrong (see above)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("sink_ab: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    benches::exit_code("sink_ab", run(&args))
 }
 
 fn run(args: &Args) -> Result<bool, String> {
