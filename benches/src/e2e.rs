@@ -292,7 +292,11 @@ pub struct LoadReport {
 /// CPU seconds (user + system) process `pid` has used so far, from `/proc/PID/stat`
 /// (Linux; `None` elsewhere).
 pub fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime of one `/proc/PID/stat` line, in seconds.
+fn stat_cpu_secs(stat: &str) -> Option<f64> {
     // Fields after the command name (which may hold spaces) close with ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -442,5 +446,28 @@ impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_come_from_utime_and_stime_whatever_the_command_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        // cmajflt utime stime …
+        let line = "42 (a b) c)) S 1 42 42 0 -1 4194560 10 0 0 0 250 50 0 0 20 0 1 0";
+        assert_eq!(stat_cpu_secs(line), Some(3.0));
+        assert_eq!(stat_cpu_secs("42 (x) S 1"), None);
+        // This process: it reads, and it grows with work done.
+        let me = std::process::id();
+        let t0 = cpu_secs(me).expect("/proc/self/stat");
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(cpu_secs(me).unwrap() > t0, "{x}");
     }
 }
