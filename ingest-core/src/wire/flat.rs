@@ -30,7 +30,8 @@ use std::ops::Range;
 mod keys;
 mod lex;
 
-use super::json::{new_event, set_number, Dialect, Field, JsonParser, Num, Seen};
+use super::fields::{Dialect, Field, Seen};
+use super::json::{new_event, set_number, JsonParser, Num};
 use super::Parsed;
 use crate::{Error, Limits, RawEvent, Rejection, Timings};
 use keys::{key_patterns, predicted_key};

@@ -16,6 +16,7 @@
 
 use crate::{Limits, RawEvent, Rejection, Result};
 
+mod fields;
 mod flat;
 mod json;
 mod own;

@@ -12,8 +12,9 @@
 
 use simd_json::Node;
 
+use super::fields::Dialect;
 use super::flat;
-use super::json::{array_iter, decode_event, Dialect, JsonParser};
+use super::json::{array_iter, decode_event, JsonParser};
 use super::{check_body_len, check_events, collect, Parsed};
 use crate::{Error, Limits, RawEvent, Result};
 

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 
 use url::form_urlencoded;
 
-use super::json::{new_event, push_prop, set_number, site_value, Field, Num, Seen};
+use super::fields::{Field, Seen};
+use super::json::{new_event, push_prop, set_number, site_value, Num};
 use super::{check_events, collect, Parsed};
 use crate::{Error, Limits, RawEvent, Result};
 

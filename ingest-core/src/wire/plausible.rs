@@ -6,8 +6,9 @@
 
 use simd_json::Node;
 
+use super::fields::Dialect;
 use super::flat;
-use super::json::{decode_event, Dialect, JsonParser};
+use super::json::{decode_event, JsonParser};
 use super::{check_body_len, check_events, collect, Parsed};
 use crate::{Error, Limits, Result};
 

@@ -416,7 +416,7 @@ proptest! {
 
 #[test]
 fn own_names_map_to_their_fields_and_near_misses_to_none() {
-    use super::json::Field;
+    use super::fields::Field;
     let all = [
         Field::Site,
         Field::Url,

@@ -1,7 +1,7 @@
 //! Known keys as 16-byte patterns: where a client writes its keys in a fixed order, a
 //! key costs one comparison instead of a string scan and a lookup by name.
 
-use super::super::json::{Dialect, Field, OWN_NAMES, PLAUSIBLE_NAMES};
+use super::super::fields::{Dialect, Field, OWN_NAMES, PLAUSIBLE_NAMES};
 use super::lex::skip_ws;
 
 /// A known key as it appears in compact JSON, `"name":`, as the little-endian
