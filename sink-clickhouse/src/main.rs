@@ -242,7 +242,14 @@ async fn quota_loop(quotas: Arc<Quotas>, usage: Option<store::UsageReader>) {
                 let now = server::now_ms();
                 let (start, _) = ingest_core::month_bounds(now);
                 match u.month_usage(start).await {
-                    Ok(m) => quotas.set_usage(start, m),
+                    Ok(m) => {
+                        tracing::info!(
+                            sites = m.len(),
+                            month_start_ms = start,
+                            "month-to-date usage read"
+                        );
+                        quotas.set_usage(start, m)
+                    }
                     Err(e) => tracing::warn!(error = %e, "reading month-to-date usage failed"),
                 }
             }

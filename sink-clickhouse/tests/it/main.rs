@@ -9,7 +9,7 @@
 //! The hardening suites (`hostile`, `abuse`, `faults`; see SECURITY.md) also need `bash`
 //! and `gzip`; their fault proxy uses ports 19700-19799.
 //! The status page test (`status_page`) also needs Debian's `chromium` at
-//! /usr/bin/chromium (headless).
+//! /usr/bin/chromium (headless). The quota test (`quota`) also needs Debian's `libfaketime`.
 
 mod abuse;
 mod clickhouse_loader;
@@ -17,6 +17,7 @@ mod cluster;
 mod faults;
 mod hostile;
 mod native_decoder;
+mod quota;
 mod sink_clickhouse;
 mod sink_embedded;
 mod status_page;

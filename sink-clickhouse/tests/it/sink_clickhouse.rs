@@ -17,7 +17,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const TABLE: &str = "analytics.events";
 
-fn migrate(ch: &ClickHouse) {
+pub(crate) fn migrate(ch: &ClickHouse) {
     let out = Command::new(env!("CARGO_BIN_EXE_sink-clickhouse"))
         .args(["migrate", "--clickhouse-url", &ch.url()])
         .env_remove("CLICKHOUSE_URL")

@@ -32,6 +32,7 @@ pub struct Sink {
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
@@ -39,6 +40,12 @@ impl Sink {
     /// Starts a sink with a fresh data dir and these extra flags (the port, data dir
     /// and batch token are set here; the rate limit is off unless given).
     pub fn start(extra: &[&str]) -> Sink {
+        Sink::start_with_env(extra, &[])
+    }
+
+    /// Like [`Sink::start`], with these environment variables set for the process
+    /// (kept across restarts).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Sink {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_owned();
         let mut s = Sink {
@@ -47,6 +54,10 @@ impl Sink {
             dir,
             _tmp: Some(tmp),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log: PathBuf::new(),
         };
         s.spawn();
@@ -75,6 +86,7 @@ impl Sink {
             cmd.args(["--client-rate", "0"]);
         }
         cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("CLICKHOUSE_URL")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
