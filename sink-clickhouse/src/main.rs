@@ -243,12 +243,26 @@ async fn quota_loop(quotas: Arc<Quotas>, usage: Option<store::UsageReader>) {
                 let (start, _) = ingest_core::month_bounds(now);
                 match u.month_usage(start).await {
                     Ok(m) => {
+                        let mut crossed = std::collections::HashMap::new();
+                        for (site, limit) in quotas.over_limit(&m) {
+                            match u.crossed_at(&site, start, limit).await {
+                                Ok(Some(at_ms)) => {
+                                    crossed.insert(site, at_ms);
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(
+                                    site, error = %e,
+                                    "reading when a site crossed its quota failed"
+                                ),
+                            }
+                        }
                         tracing::info!(
                             sites = m.len(),
+                            over_limit = crossed.len(),
                             month_start_ms = start,
                             "month-to-date usage read"
                         );
-                        quotas.set_usage(start, m)
+                        quotas.set_usage(start, m, crossed)
                     }
                     Err(e) => tracing::warn!(error = %e, "reading month-to-date usage failed"),
                 }

@@ -1,7 +1,8 @@
 //! Sites and monthly quotas: the sites file (reloaded when it changes) and each site's
 //! month-to-date usage — read from ClickHouse and cached for 15 minutes (the cache is
-//! dropped when the sites file changes), plus what this instance stored since; in
-//! embedded mode only the local count (since start) exists.
+//! dropped when the sites file changes), plus what this instance stored that ClickHouse
+//! does not show yet, and when each site over its limit crossed it (so the grace period
+//! survives a restart); in embedded mode only the local count (since start) exists.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,16 +94,74 @@ impl Quotas {
     }
 
     /// Replaces the usage with what the store reports for the month starting at
-    /// `month_start_ms`; local counts since then start again from zero.
-    pub fn set_usage(&self, month_start_ms: i64, base: HashMap<String, u64>) {
+    /// `month_start_ms`.
+    ///
+    /// Within the same month a refresh never lowers a site's count: each site's usage
+    /// becomes the larger of the store's count and the one held before it (the last
+    /// read plus what this instance stored since). What this instance stored and the
+    /// store does not show yet — events still in the spool, waiting for their load
+    /// (ClickHouse down, a backlog) — stays counted, as the part of the count the store
+    /// does not hold. (With several instances on one table this takes the larger of
+    /// the two, not their sum: it can undercount other instances' new events by up to
+    /// this one's backlog, until that backlog is loaded.)
+    ///
+    /// `crossed` gives, for sites the store shows over their limit, when they crossed
+    /// it (the `received_at` of the first event past the limit, Unix ms): the grace
+    /// period runs from there, so a restart — or another instance — does not open it
+    /// again.
+    pub fn set_usage(
+        &self,
+        month_start_ms: i64,
+        base: HashMap<String, u64>,
+        crossed: HashMap<String, i64>,
+    ) {
         let mut u = self.usage.lock().expect("usage lock");
-        if u.month_start_ms != month_start_ms {
+        let mut local = HashMap::new();
+        if u.month_start_ms == month_start_ms {
+            // What was held before, per site; the part the store does not show stays
+            // local. (A count never goes back within a month: rows are not deleted, so
+            // a read showing less — a lagging replica — does not lower it either.)
+            let mut before = std::mem::take(&mut u.base);
+            for (site, n) in u.local.drain() {
+                *before.entry(site).or_default() += n;
+            }
+            for (site, n) in before {
+                let missing = n.saturating_sub(base.get(&site).copied().unwrap_or(0));
+                if missing > 0 {
+                    local.insert(site, missing);
+                }
+            }
+        } else {
             u.states.clear();
+        }
+        for (site, at_ms) in crossed {
+            if at_ms < month_start_ms {
+                continue;
+            }
+            let st = u.states.entry(site).or_default();
+            st.over_since_ms = Some(st.over_since_ms.map_or(at_ms, |t| t.min(at_ms)));
         }
         u.month_start_ms = month_start_ms;
         u.base = base;
-        u.local.clear();
+        u.local = local;
         u.refreshed = Some(Instant::now());
+    }
+
+    /// Sites the month's `usage` shows over their plan's limit, with that limit: the
+    /// sites whose crossing time [`Quotas::set_usage`] wants.
+    pub fn over_limit(&self, usage: &HashMap<String, u64>) -> Vec<(String, u64)> {
+        let Some(reg) = self.registry() else {
+            return Vec::new();
+        };
+        let mut over: Vec<(String, u64)> = usage
+            .iter()
+            .filter_map(|(site, &n)| {
+                let plan = reg.get(site)?.plan_def()?;
+                (n > plan.monthly_events).then(|| (site.clone(), plan.monthly_events))
+            })
+            .collect();
+        over.sort();
+        over
     }
 
     /// Decides whether `incoming` more events of `site` are accepted now.
@@ -182,7 +241,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = sites(d.path(), "free");
         let q = Quotas::new(Some(p.clone())).unwrap();
-        q.set_usage(month_bounds(1_763_900_000_000).0, HashMap::new());
+        q.set_usage(
+            month_bounds(1_763_900_000_000).0,
+            HashMap::new(),
+            HashMap::new(),
+        );
         assert!(!q.needs_refresh());
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(&p, "[sites.\"a.com\"]\nplan = \"business\"\n").unwrap();
@@ -205,5 +268,78 @@ mod tests {
             .unwrap();
         assert!(!q.reload_if_changed());
         assert_eq!(q.registry().unwrap().get("a.com").unwrap().plan, "business");
+    }
+
+    /// A refresh while the spool still holds stored events (the store does not show
+    /// them yet) keeps them counted; a store that shows more (another instance) wins.
+    #[test]
+    fn a_refresh_keeps_what_the_store_does_not_show_yet() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Quotas::new(Some(sites(d.path(), "free"))).unwrap();
+        let now = 1_763_900_000_000;
+        let month = month_bounds(now).0;
+        q.set_usage(
+            month,
+            HashMap::from([("a.com".into(), 4_000)]),
+            HashMap::new(),
+        );
+        q.record("a.com", 6_000);
+        // Only 1,000 of the 6,000 are loaded when the store is read again.
+        q.set_usage(
+            month,
+            HashMap::from([("a.com".into(), 5_000)]),
+            HashMap::new(),
+        );
+        assert!(matches!(
+            q.check("a.com", 1, now),
+            QuotaDecision::AcceptInGrace { .. }
+        ));
+        // The store lost nothing it once showed: a read showing less (a lagging
+        // replica) does not lower the count either.
+        q.set_usage(month, HashMap::new(), HashMap::new());
+        assert!(matches!(
+            q.check("a.com", 1, now),
+            QuotaDecision::AcceptInGrace { .. }
+        ));
+        // Next month, the old counts are gone.
+        let next = month_bounds(now).1;
+        q.set_usage(next, HashMap::from([("a.com".into(), 3)]), HashMap::new());
+        assert_eq!(q.check("a.com", 1, next + 1), QuotaDecision::Accept);
+        // Another instance's events, shown by the store, count too.
+        q.set_usage(
+            next,
+            HashMap::from([("a.com".into(), 10_000)]),
+            HashMap::new(),
+        );
+        assert!(matches!(
+            q.check("a.com", 1, next + 1),
+            QuotaDecision::AcceptInGrace { .. }
+        ));
+    }
+
+    /// The grace period runs from when the store shows the limit was crossed, not from
+    /// when this instance first saw it (a restart does not open it again).
+    #[test]
+    fn the_grace_period_starts_when_the_store_shows_the_crossing() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Quotas::new(Some(sites(d.path(), "free"))).unwrap();
+        let (month, _) = month_bounds(1_763_900_000_000);
+        let crossed_at = month + 86_400_000;
+        let usage = HashMap::from([("a.com".into(), 10_500)]);
+        assert_eq!(q.over_limit(&usage), [("a.com".to_owned(), 10_000)]);
+        assert!(q
+            .over_limit(&HashMap::from([("a.com".into(), 10_000)]))
+            .is_empty());
+        q.set_usage(month, usage, HashMap::from([("a.com".into(), crossed_at)]));
+        let day2 = crossed_at + 2 * 86_400_000;
+        assert!(matches!(
+            q.check("a.com", 1, day2),
+            QuotaDecision::AcceptInGrace { first_crossing: false, grace_ends_ms, .. }
+                if grace_ends_ms == crossed_at + 3 * 86_400_000
+        ));
+        assert!(matches!(
+            q.check("a.com", 1, crossed_at + 4 * 86_400_000),
+            QuotaDecision::Refuse { .. }
+        ));
     }
 }

@@ -56,21 +56,8 @@ impl Store for ClickHouseStore {
                     ..store_error(&e)
                 }
             })?;
-            let joined;
-            let batch = match chunk.batches.as_slice() {
-                [one] => one,
-                many => {
-                    joined = arrow_select::concat::concat_batches(&many[0].schema(), many)
-                        .map_err(|e| StoreError {
-                            retryable: false,
-                            code: "batch".into(),
-                            message: e.to_string(),
-                        })?;
-                    &joined
-                }
-            };
             self.client
-                .insert(layout, batch, Some(&chunk.token))
+                .insert_parts(layout, &chunk.batches, Some(&chunk.token))
                 .await
                 .map_err(|e| store_error(&e))
         })
@@ -106,6 +93,35 @@ impl UsageReader {
                 Some((s.to_owned(), n.parse().ok()?))
             })
             .collect())
+    }
+}
+
+impl UsageReader {
+    /// When `site`'s month-to-date usage first went past `limit`: the `received_at`
+    /// (Unix ms, at the table's precision) of its event number `limit + 1` since
+    /// `since_ms`, or `None` while it has no more than `limit`. The table is ordered by
+    /// site first, so this reads only that site's rows of the month; it is asked once
+    /// per refresh for each site over its limit.
+    pub async fn crossed_at(
+        &self,
+        site: &str,
+        since_ms: i64,
+        limit: u64,
+    ) -> Result<Option<i64>, String> {
+        let table = self.client.qualified_table().map_err(|e| e.to_string())?;
+        let sql = format!(
+            "SELECT toUnixTimestamp(received_at) FROM {table} WHERE site_id = {} AND received_at >= toDateTime({}) ORDER BY received_at LIMIT {limit}, 1 FORMAT TabSeparated",
+            clickhouse::quote_str(site),
+            since_ms.div_euclid(1000)
+        );
+        let text = self.client.query(&sql).await.map_err(|e| e.to_string())?;
+        match text.trim() {
+            "" => Ok(None),
+            t => t
+                .parse::<i64>()
+                .map(|s| Some(s * 1000))
+                .map_err(|e| format!("crossing time {t:?}: {e}")),
+        }
     }
 }
 

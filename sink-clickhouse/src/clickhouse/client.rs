@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
-use super::{compress_lz4_frames, encode_native, quote_ident, Error, Result};
+use super::{compress_lz4_frames, encode_native_parts, quote_ident, Error, Result};
 
 /// Where and how to reach ClickHouse.
 #[derive(Debug, Clone)]
@@ -255,14 +255,30 @@ impl Client {
         batch: &RecordBatch,
         dedup_token: Option<&str>,
     ) -> Result<()> {
-        if batch.num_rows() > STREAM_BLOCK_ROWS {
-            return self.insert_streamed(layout, batch, dedup_token).await;
+        self.insert_parts(layout, std::slice::from_ref(batch), dedup_token)
+            .await
+    }
+
+    /// [`Client::insert`] of the rows of `parts`, in order, as one insert — the same
+    /// request as for the parts concatenated, without concatenating them (the loader's
+    /// chunks are many spool records).
+    pub async fn insert_parts(
+        &self,
+        layout: &TableLayout,
+        parts: &[RecordBatch],
+        dedup_token: Option<&str>,
+    ) -> Result<()> {
+        let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
+        if rows > STREAM_BLOCK_ROWS {
+            return self
+                .insert_streamed(layout, blocks(parts, STREAM_BLOCK_ROWS), dedup_token)
+                .await;
         }
         // Taken out of the mutex (not held across the await); concurrent inserts each
         // get a buffer, and the last one back is kept.
         let mut raw = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
         raw.clear();
-        let res = match encode_native(layout, batch, &mut raw) {
+        let res = match encode_native_parts(layout, parts, &mut raw) {
             Ok(()) => self.insert_native(layout, &raw, dedup_token).await,
             Err(e) => Err(e),
         };
@@ -270,8 +286,8 @@ impl Client {
         res
     }
 
-    /// [`Client::insert`] of a large batch as a streamed body: Native blocks of
-    /// [`STREAM_BLOCK_ROWS`] rows are encoded and LZ4-framed on a blocking thread and
+    /// [`Client::insert_parts`] of a large insert as a streamed body: Native blocks
+    /// of [`STREAM_BLOCK_ROWS`] rows are encoded and LZ4-framed on a blocking thread and
     /// sent as each is ready, so the server parses block k while block k+1 is being
     /// encoded (one body built first and then sent left the server idle during the
     /// encoding, and the encoder idle during the insert). The blocks are one insert:
@@ -280,22 +296,23 @@ impl Client {
     async fn insert_streamed(
         &self,
         layout: &TableLayout,
-        batch: &RecordBatch,
+        blocks: Vec<Vec<RecordBatch>>,
         dedup_token: Option<&str>,
     ) -> Result<()> {
         // Encode the first block before any request, so that a batch the table cannot
         // take is the same clear, non-retryable error as on the unstreamed path. The
         // encoder's errors depend only on the batch's columns and types against the
         // layout, never on values, so the other blocks of the same batch encode too.
+        let blocks = std::sync::Arc::new(blocks);
         let first = {
-            let (layout, batch) = (layout.clone(), batch.slice(0, STREAM_BLOCK_ROWS));
-            tokio::task::spawn_blocking(move || framed_block(&layout, &batch))
+            let (layout, blocks) = (layout.clone(), blocks.clone());
+            tokio::task::spawn_blocking(move || framed_block(&layout, &blocks[0]))
                 .await
                 .map_err(|e| Error::Unreachable(format!("encoding task: {e}")))??
         };
         let params = self.insert_params(layout, dedup_token).await?;
         self.send_with(&params, || {
-            stream_body(layout.clone(), batch.clone(), first.clone())
+            stream_body(layout.clone(), blocks.clone(), first.clone())
         })
         .await
         .map(|_| ())
@@ -426,10 +443,40 @@ impl Client {
 /// under the size where framing goes parallel: the server is busy on the other core).
 pub const STREAM_BLOCK_ROWS: usize = 16_384;
 
-/// One Native block of `batch`, LZ4-framed.
-fn framed_block(layout: &TableLayout, batch: &RecordBatch) -> Result<bytes::Bytes> {
+/// The rows of `parts` cut into blocks of `max_rows` rows (the last one shorter), each
+/// a list of zero-copy slices of the parts: exactly the blocks of the parts
+/// concatenated and then sliced, so a retried insert sends the same blocks.
+fn blocks(parts: &[RecordBatch], max_rows: usize) -> Vec<Vec<RecordBatch>> {
+    let mut blocks = Vec::new();
+    let mut block = Vec::new();
+    let mut room = max_rows;
+    for part in parts {
+        let mut offset = 0;
+        while offset < part.num_rows() {
+            let len = room.min(part.num_rows() - offset);
+            block.push(if len == part.num_rows() {
+                part.clone()
+            } else {
+                part.slice(offset, len)
+            });
+            offset += len;
+            room -= len;
+            if room == 0 {
+                blocks.push(std::mem::take(&mut block));
+                room = max_rows;
+            }
+        }
+    }
+    if !block.is_empty() || blocks.is_empty() {
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// One Native block of the rows of `parts`, LZ4-framed.
+fn framed_block(layout: &TableLayout, parts: &[RecordBatch]) -> Result<bytes::Bytes> {
     let mut raw = Vec::new();
-    encode_native(layout, batch, &mut raw)?;
+    encode_native_parts(layout, parts, &mut raw)?;
     let mut framed = Vec::with_capacity(raw.len() / 3 + 64);
     compress_lz4_frames(&raw, &mut framed);
     Ok(bytes::Bytes::from(framed))
@@ -438,12 +485,15 @@ fn framed_block(layout: &TableLayout, batch: &RecordBatch) -> Result<bytes::Byte
 /// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
 /// already), then the other blocks, encoded on a blocking thread at most two ahead of
 /// the wire.
-fn stream_body(layout: TableLayout, batch: RecordBatch, first: bytes::Bytes) -> reqwest::Body {
+fn stream_body(
+    layout: TableLayout,
+    blocks: std::sync::Arc<Vec<Vec<RecordBatch>>>,
+    first: bytes::Bytes,
+) -> reqwest::Body {
     type Item = std::result::Result<bytes::Bytes, std::io::Error>;
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
     tokio::task::spawn_blocking(move || {
-        let rows = batch.num_rows();
-        let mut offset = 0;
+        let mut next = 1;
         let mut block = Ok(first);
         loop {
             let failed = block.is_err();
@@ -453,13 +503,11 @@ fn stream_body(layout: TableLayout, batch: RecordBatch, first: bytes::Bytes) -> 
             if tx.blocking_send(block).is_err() || failed {
                 return;
             }
-            offset += STREAM_BLOCK_ROWS;
-            if offset >= rows {
+            let Some(parts) = blocks.get(next) else {
                 return;
-            }
-            let len = STREAM_BLOCK_ROWS.min(rows - offset);
-            block = framed_block(&layout, &batch.slice(offset, len))
-                .map_err(|e| std::io::Error::other(e.to_string()));
+            };
+            next += 1;
+            block = framed_block(&layout, parts).map_err(|e| std::io::Error::other(e.to_string()));
         }
     });
     reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
@@ -509,5 +557,38 @@ mod tests {
         );
         assert_eq!(exception_code("Code: 368. DB::Exception: y"), Some(368));
         assert_eq!(tsv_unescape("DateTime(\\'UTC\\')"), "DateTime('UTC')");
+    }
+
+    /// Blocks are the parts' rows in order, `max_rows` to a block, slices not copies.
+    #[test]
+    fn blocks_cut_parts_into_equal_runs_of_rows() {
+        use arrow_array::{ArrayRef, UInt32Array};
+        let part = |from: u32, n: u32| {
+            let col: ArrayRef = std::sync::Arc::new(UInt32Array::from_iter_values(from..from + n));
+            RecordBatch::try_from_iter([("v", col)]).unwrap()
+        };
+        let parts = [part(0, 5), part(5, 0), part(5, 12), part(17, 3)];
+        let got: Vec<Vec<u32>> = blocks(&parts, 8)
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .flat_map(|p| {
+                        let c = p.column(0).as_any().downcast_ref::<UInt32Array>().unwrap();
+                        c.values().to_vec()
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0..8).collect::<Vec<u32>>(),
+                (8..16).collect(),
+                (16..20).collect()
+            ]
+        );
+        assert_eq!(blocks(&parts, 8)[0].len(), 2, "5 rows + a 3-row slice");
+        assert_eq!(blocks(&[part(0, 8)], 8).len(), 1);
+        assert_eq!(blocks(&[], 8), [Vec::<RecordBatch>::new()]);
     }
 }

@@ -42,7 +42,7 @@ pub fn quote_ident(name: &str) -> Result<String> {
 }
 
 /// A string literal for SQL: single-quoted with `\` and `'` escaped.
-pub(crate) fn quote_str(s: &str) -> String {
+pub fn quote_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ingest_core::{events_to_batch, Event, Timings};
 use sink_clickhouse::clickhouse::{
-    create_table_sql, encode_native, migrate, quote_ident, ClickHouseConfig, Client, ServerVersion,
-    TableLayout, STREAM_BLOCK_ROWS,
+    create_table_sql, encode_native, encode_native_parts, migrate, quote_ident, table_columns,
+    ClickHouseConfig, Client, ServerVersion, TableLayout, STREAM_BLOCK_ROWS,
 };
 
 use crate::support::clickhouse::ClickHouse;
@@ -299,6 +299,77 @@ fn fails_over_from_a_dead_url_and_reports_health() {
     let down = client(vec![c.url_health()[0].0.clone()], "analytics", "events");
     let err = rt().block_on(down.ping()).unwrap_err();
     assert!(err.is_retryable(), "{err}");
+}
+
+/// The loader's chunks are many spool records: `encode_native_parts` of the pieces of a
+/// batch gives the bytes of `encode_native` of the batch, for the 18.16 layout and the
+/// modern one (LowCardinality dictionaries, `DateTime64`), whatever the cuts.
+#[test]
+fn native_of_parts_is_native_of_the_concatenated_batch() {
+    let batch = events_to_batch(&sample_events(1000));
+    for version in ["18.16.1", "24.8.4.13"] {
+        let v = ServerVersion::parse(version).unwrap();
+        let layout = TableLayout::from_describe(&table_columns(&v)).unwrap();
+        let mut whole = Vec::new();
+        encode_native(&layout, &batch, &mut whole).unwrap();
+        for cuts in [
+            vec![1000],
+            vec![1, 999],
+            vec![0, 500, 0, 500],
+            vec![3, 97, 100, 300, 499, 1],
+        ] {
+            let mut parts = Vec::new();
+            let mut offset = 0;
+            for n in &cuts {
+                parts.push(batch.slice(offset, *n));
+                offset += n;
+            }
+            let mut got = Vec::new();
+            encode_native_parts(&layout, &parts, &mut got).unwrap();
+            assert!(got == whole, "{version}, cuts {cuts:?}: the bytes differ");
+        }
+    }
+}
+
+/// A chunk of many small records, inserted as parts (streamed, blocks cut across the
+/// parts), reads back value by value, every row once.
+#[test]
+fn an_insert_of_many_parts_reads_back_every_value() {
+    let ch = ClickHouse::start();
+    let c = client(vec![ch.url()], "analytics", "events");
+    let n = STREAM_BLOCK_ROWS * 2 + 501;
+    let events = sample_events(n);
+    let batch = events_to_batch(&events);
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    for i in 0.. {
+        let len = (700 + 37 * (i % 20)).min(n - offset);
+        parts.push(batch.slice(offset, len));
+        offset += len;
+        if offset == n {
+            break;
+        }
+    }
+    rt().block_on(async {
+        migrate(&c, None).await.unwrap();
+        let layout = c.describe().await.unwrap();
+        c.insert_parts(&layout, &parts, None).await.unwrap();
+    });
+    let got = ch
+        .query(&format!(
+            "SELECT {EXPECT_COLUMNS} FROM analytics.events ORDER BY received_at, toString(event_id) FORMAT TabSeparated"
+        ))
+        .unwrap();
+    let mut want: Vec<&str> = Vec::new();
+    let want_text = expected_tsv(&events);
+    want.extend(want_text.lines());
+    let mut got: Vec<&str> = got.lines().collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got.len(), n);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "row {i}");
+    }
 }
 
 /// A batch past `STREAM_BLOCK_ROWS` goes as a streamed body of several Native blocks:

@@ -1,8 +1,9 @@
 //! A site's monthly quota end to end, against a real ClickHouse 18.16: the plan's limit
 //! is accepted, crossing it opens the grace period (still 202), past the grace the
 //! site's events are refused with a 429 naming the site and saying when data is taken
-//! again — while other sites' events in the same request are stored — and the next
-//! month accepts the site again. ClickHouse holds exactly the accepted rows.
+//! again — while other sites' events in the same request are stored —, a restart
+//! does not open the grace period again (the crossing is read back from ClickHouse),
+//! and the next month accepts the site again. ClickHouse holds exactly the accepted rows.
 //!
 //! The grace period is days long and plans are fixed in code, so the sink runs under
 //! Debian's libfaketime (`LD_PRELOAD`; the wall clock only — `DONT_FAKE_MONOTONIC`
@@ -45,6 +46,27 @@ fn body(site: &str, tag: &str, n: usize) -> String {
         .collect()
 }
 
+/// Posts an NDJSON body to `/e`: the status, the Retry-After header in seconds, the
+/// JSON reply.
+fn post(http: &reqwest::blocking::Client, sink: &Sink, body: String) -> (u16, Option<i64>, Value) {
+    let r = http
+        .post(sink.url("/e"))
+        .header("user-agent", UA)
+        .body(body)
+        .send()
+        .expect("post /e");
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
+    (
+        status,
+        retry_after,
+        r.json::<Value>().expect("a JSON reply"),
+    )
+}
+
 fn count(ch: &ClickHouse, site: &str) -> u64 {
     ch.query(&format!(
         "SELECT count() FROM analytics.events WHERE site_id = '{site}'"
@@ -77,7 +99,7 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
     let clock = tmp.path().join("faketime");
     set_clock(&clock, t0);
     let url = ch.url();
-    let sink = Sink::start_with_env(
+    let mut sink = Sink::start_with_env(
         &[
             "--clickhouse-url",
             &url,
@@ -107,44 +129,27 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
         sink.log_text()
     );
     let http = reqwest::blocking::Client::new();
-    let post = |body: String| {
-        let r = http
-            .post(sink.url("/e"))
-            .header("user-agent", UA)
-            .body(body)
-            .send()
-            .expect("post /e");
-        let status = r.status().as_u16();
-        let retry_after = r
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
-        (
-            status,
-            retry_after,
-            r.json::<Value>().expect("a JSON reply"),
-        )
-    };
+    let post = |sink: &Sink, body: String| post(&http, sink, body);
 
     // The plan's 10 000 events: all accepted.
     for r in 0..FREE_EVENTS as usize / 100 {
-        let (status, _, v) = post(body("a.com", &format!("r{r}"), 100));
+        let (status, _, v) = post(&sink, body("a.com", &format!("r{r}"), 100));
         assert_eq!((status, &v["accepted"]), (202, &Value::from(100)), "{v}");
     }
     // One more: over the limit, in grace (day 0 and day 2 of 3).
-    let (status, _, v) = post(body("a.com", "grace0", 1));
+    let (status, _, v) = post(&sink, body("a.com", "grace0", 1));
     assert_eq!((status, &v["accepted"]), (202, &Value::from(1)), "{v}");
     sink.wait_until("the grace warning", Duration::from_secs(5), || {
         sink.log_text().contains("crossed its monthly quota")
     });
     set_clock(&clock, t0 + 2 * DAY_S);
-    let (status, _, v) = post(body("a.com", "grace2", 1));
+    let (status, _, v) = post(&sink, body("a.com", "grace2", 1));
     assert_eq!((status, &v["accepted"]), (202, &Value::from(1)), "{v}");
 
     // Past the grace: a.com refused with a 429 that says why and until when.
     let t4 = t0 + 4 * DAY_S;
     set_clock(&clock, t4);
-    let (status, retry_after, v) = post(body("a.com", "refused", 3));
+    let (status, retry_after, v) = post(&sink, body("a.com", "refused", 3));
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["field"], "site", "{v}");
     assert_eq!(v["error"]["code"], "quota_exceeded", "{v}");
@@ -158,7 +163,7 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
     );
     // A request mixing both sites: b.com's events stored, a.com's listed as refused.
     let mixed = body("b.com", "mixed", 2) + &body("a.com", "mixed", 2);
-    let (status, _, v) = post(mixed);
+    let (status, _, v) = post(&sink, mixed);
     assert_eq!((status, &v["accepted"]), (202, &Value::from(2)), "{v}");
     let rejected = v["rejected"].as_array().expect("a rejected list");
     let refused: Vec<(u64, &str)> = rejected
@@ -172,9 +177,33 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
     );
     assert!(sink.metric("sink_quota_refused_total") >= 2.0);
 
+    // A restart forgets the sink's memory but not ClickHouse's: the usage read at start
+    // finds a.com over its limit since its 10,001st row, so the grace period that ended
+    // is not opened again.
+    sink.wait_until(
+        "the accepted rows so far in ClickHouse",
+        Duration::from_secs(60),
+        || count(&ch, "a.com") == FREE_EVENTS + 2 && count(&ch, "b.com") == 2,
+    );
+    let reads = |s: &Sink| s.log_text().matches("month-to-date usage read").count();
+    let before = reads(&sink);
+    sink.restart();
+    sink.wait_until(
+        "the usage read after the restart",
+        Duration::from_secs(20),
+        || reads(&sink) > before,
+    );
+    assert!(
+        sink.log_text().contains("over_limit=1"),
+        "the restarted sink did not find a.com over its limit; log:\n{}",
+        sink.log_text()
+    );
+    let (status, _, v) = post(&sink, body("a.com", "refused", 1));
+    assert_eq!(status, 429, "after a restart, past the grace period: {v}");
+
     // The next month: a.com is accepted again.
     set_clock(&clock, month_end_ms / 1000 + DAY_S);
-    let (status, _, v) = post(body("a.com", "next", 5));
+    let (status, _, v) = post(&sink, body("a.com", "next", 5));
     assert_eq!((status, &v["accepted"]), (202, &Value::from(5)), "{v}");
 
     // ClickHouse holds exactly what was accepted, stamped with the sink's clock.
