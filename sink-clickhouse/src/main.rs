@@ -244,7 +244,7 @@ async fn quota_loop(quotas: Arc<Quotas>, usage: Option<store::UsageReader>) {
                 match u.month_usage(start).await {
                     Ok(m) => {
                         let mut crossed = std::collections::HashMap::new();
-                        for (site, limit) in quotas.over_limit(&m) {
+                        for (site, limit) in quotas.over_limit(start, &m) {
                             match u.crossed_at(&site, start, limit).await {
                                 Ok(Some(at_ms)) => {
                                     crossed.insert(site, at_ms);
@@ -258,7 +258,7 @@ async fn quota_loop(quotas: Arc<Quotas>, usage: Option<store::UsageReader>) {
                         }
                         tracing::info!(
                             sites = m.len(),
-                            over_limit = crossed.len(),
+                            crossings_read = crossed.len(),
                             month_start_ms = start,
                             "month-to-date usage read"
                         );

@@ -4,7 +4,7 @@
 //! does not show yet, and when each site over its limit crossed it (so the grace period
 //! survives a restart); in embedded mode only the local count (since start) exists.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +22,9 @@ struct Usage {
     /// Stored by this instance since the last refresh.
     local: HashMap<String, u64>,
     states: HashMap<String, QuotaState>,
+    /// Sites whose crossing time this month was read from the store: it does not move
+    /// once read (rows are not deleted), so it is asked once.
+    crossing_read: HashSet<String>,
     refreshed: Option<Instant>,
 }
 
@@ -133,11 +136,13 @@ impl Quotas {
             }
         } else {
             u.states.clear();
+            u.crossing_read.clear();
         }
         for (site, at_ms) in crossed {
             if at_ms < month_start_ms {
                 continue;
             }
+            u.crossing_read.insert(site.clone());
             let st = u.states.entry(site).or_default();
             st.over_since_ms = Some(st.over_since_ms.map_or(at_ms, |t| t.min(at_ms)));
         }
@@ -147,14 +152,23 @@ impl Quotas {
         u.refreshed = Some(Instant::now());
     }
 
-    /// Sites the month's `usage` shows over their plan's limit, with that limit: the
-    /// sites whose crossing time [`Quotas::set_usage`] wants.
-    pub fn over_limit(&self, usage: &HashMap<String, u64>) -> Vec<(String, u64)> {
+    /// Sites the month's `usage` (read for the month starting at `month_start_ms`)
+    /// shows over their plan's limit, with that limit: the sites whose crossing time
+    /// [`Quotas::set_usage`] wants — those whose crossing was not read this month yet.
+    pub fn over_limit(
+        &self,
+        month_start_ms: i64,
+        usage: &HashMap<String, u64>,
+    ) -> Vec<(String, u64)> {
         let Some(reg) = self.registry() else {
             return Vec::new();
         };
+        let u = self.usage.lock().expect("usage lock");
+        let known =
+            |site: &str| u.month_start_ms == month_start_ms && u.crossing_read.contains(site);
         let mut over: Vec<(String, u64)> = usage
             .iter()
+            .filter(|(site, _)| !known(site))
             .filter_map(|(site, &n)| {
                 let plan = reg.get(site)?.plan_def()?;
                 (n > plan.monthly_events).then(|| (site.clone(), plan.monthly_events))
@@ -180,6 +194,7 @@ impl Quotas {
             u.base.clear();
             u.local.clear();
             u.states.clear();
+            u.crossing_read.clear();
         }
         let used = u.base.get(site).copied().unwrap_or(0) + u.local.get(site).copied().unwrap_or(0);
         let st = u.states.entry(site.to_owned()).or_default();
@@ -326,11 +341,19 @@ mod tests {
         let (month, _) = month_bounds(1_763_900_000_000);
         let crossed_at = month + 86_400_000;
         let usage = HashMap::from([("a.com".into(), 10_500)]);
-        assert_eq!(q.over_limit(&usage), [("a.com".to_owned(), 10_000)]);
+        assert_eq!(q.over_limit(month, &usage), [("a.com".to_owned(), 10_000)]);
         assert!(q
-            .over_limit(&HashMap::from([("a.com".into(), 10_000)]))
+            .over_limit(month, &HashMap::from([("a.com".into(), 10_000)]))
             .is_empty());
-        q.set_usage(month, usage, HashMap::from([("a.com".into(), crossed_at)]));
+        q.set_usage(
+            month,
+            usage.clone(),
+            HashMap::from([("a.com".into(), crossed_at)]),
+        );
+        // Read once a month: the crossing does not move.
+        assert!(q.over_limit(month, &usage).is_empty());
+        let (next, _) = month_bounds(month_bounds(month).1);
+        assert_eq!(q.over_limit(next, &usage).len(), 1);
         let day2 = crossed_at + 2 * 86_400_000;
         assert!(matches!(
             q.check("a.com", 1, day2),

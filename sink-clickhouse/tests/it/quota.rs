@@ -194,7 +194,7 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
         || reads(&sink) > before,
     );
     assert!(
-        sink.log_text().contains("over_limit=1"),
+        sink.log_text().contains("crossings_read=1"),
         "the restarted sink did not find a.com over its limit; log:\n{}",
         sink.log_text()
     );
