@@ -99,9 +99,11 @@ impl UsageReader {
 impl UsageReader {
     /// When `site`'s month-to-date usage first went past `limit`: the `received_at`
     /// (Unix ms, at the table's precision) of its event number `limit + 1` since
-    /// `since_ms`, or `None` while it has no more than `limit`. The table is ordered by
-    /// site first, so this reads only that site's rows of the month; it is asked once
-    /// per refresh for each site over its limit.
+    /// `since_ms`, or `None` while it has no more than `limit`. Asked once a month per
+    /// site over its limit ([`crate::quota::Quotas::over_limit`]). Two queries, so that
+    /// a plan of millions of events does not make the server order a month of rows:
+    /// the site's rows per day (the table is ordered by site, then day), which gives
+    /// the crossing day, then that day's rows only, ordered, at the right offset.
     pub async fn crossed_at(
         &self,
         site: &str,
@@ -109,19 +111,44 @@ impl UsageReader {
         limit: u64,
     ) -> Result<Option<i64>, String> {
         let table = self.client.qualified_table().map_err(|e| e.to_string())?;
-        let sql = format!(
-            "SELECT toUnixTimestamp(received_at) FROM {table} WHERE site_id = {} AND received_at >= toDateTime({}) ORDER BY received_at LIMIT {limit}, 1 FORMAT TabSeparated",
+        let rows = format!(
+            "FROM {table} WHERE site_id = {} AND received_at >= toDateTime({})",
             clickhouse::quote_str(site),
             since_ms.div_euclid(1000)
         );
-        let text = self.client.query(&sql).await.map_err(|e| e.to_string())?;
-        match text.trim() {
-            "" => Ok(None),
-            t => t
+        let days = self
+            .client
+            .query(&format!(
+                "SELECT toDate(received_at) AS d, count() {rows} GROUP BY d ORDER BY d FORMAT TabSeparated"
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut before = 0u64;
+        for line in days.lines().filter(|l| !l.is_empty()) {
+            let (day, n) = line
+                .split_once('\t')
+                .and_then(|(d, n)| Some((d, n.parse::<u64>().ok()?)))
+                .ok_or_else(|| format!("per-day usage line {line:?}"))?;
+            if before + n <= limit {
+                before += n;
+                continue;
+            }
+            let text = self
+                .client
+                .query(&format!(
+                    "SELECT toUnixTimestamp(received_at) {rows} AND toDate(received_at) = toDate({}) ORDER BY received_at LIMIT {}, 1 FORMAT TabSeparated",
+                    clickhouse::quote_str(day),
+                    limit - before
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            let t = text.trim();
+            return t
                 .parse::<i64>()
                 .map(|s| Some(s * 1000))
-                .map_err(|e| format!("crossing time {t:?}: {e}")),
+                .map_err(|e| format!("crossing time {t:?}: {e}"));
         }
+        Ok(None)
     }
 }
 

@@ -8,8 +8,9 @@
 //! The grace period is days long and plans are fixed in code, so the sink runs under
 //! Debian's libfaketime (`LD_PRELOAD`; the wall clock only — `DONT_FAKE_MONOTONIC`
 //! keeps tokio's timers real): the test moves the sink's clock by rewriting the offset
-//! file, with no test hook in the binary. The fake clock starts on the second day of
-//! next month, so the grace period never straddles a month end whatever today is.
+//! file, with no test hook in the binary. The fake clock starts at noon on the 1st of
+//! next month (the site crosses its limit on the 2nd), so the grace period never
+//! straddles a month end whatever today is.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,7 +98,7 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
     let t0 = next_month_ms / 1000 + DAY_S + 12 * 3600;
     let (month_start_ms, month_end_ms) = ingest_core::month_bounds(t0 * 1000);
     let clock = tmp.path().join("faketime");
-    set_clock(&clock, t0);
+    set_clock(&clock, t0 - DAY_S);
     let url = ch.url();
     let mut sink = Sink::start_with_env(
         &[
@@ -131,8 +132,11 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
     let http = reqwest::blocking::Client::new();
     let post = |sink: &Sink, body: String| post(&http, sink, body);
 
-    // The plan's 10 000 events: all accepted.
+    // The plan's 10 000 events, over two days (the 1st and the 2nd): all accepted.
     for r in 0..FREE_EVENTS as usize / 100 {
+        if r == FREE_EVENTS as usize / 200 {
+            set_clock(&clock, t0);
+        }
         let (status, _, v) = post(&sink, body("a.com", &format!("r{r}"), 100));
         assert_eq!((status, &v["accepted"]), (202, &Value::from(100)), "{v}");
     }
@@ -225,7 +229,8 @@ fn quota_grace_then_429_then_next_month_with_a_real_clickhouse() {
         .unwrap();
     let first: i64 = first.trim().parse().unwrap();
     assert!(
-        (first - t0).abs() < 600,
-        "first row received at {first}, the fake clock started at {t0}"
+        (first - (t0 - DAY_S)).abs() < 600,
+        "first row received at {first}, the fake clock was at {}",
+        t0 - DAY_S
     );
 }
