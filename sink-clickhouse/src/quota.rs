@@ -119,6 +119,11 @@ impl Quotas {
         crossed: HashMap<String, i64>,
     ) {
         let mut u = self.usage.lock().expect("usage lock");
+        if month_start_ms < u.month_start_ms {
+            // Read for a month that ended while the query ran: `check` has moved on,
+            // and taking it would put the old month's counts back.
+            return;
+        }
         let mut local = HashMap::new();
         if u.month_start_ms == month_start_ms {
             // What was held before, per site; the part the store does not show stays
@@ -316,8 +321,22 @@ mod tests {
             q.check("a.com", 1, now),
             QuotaDecision::AcceptInGrace { .. }
         ));
-        // Next month, the old counts are gone.
+        // A read of this month that ends after the next has begun changes nothing: not
+        // the new month's counts, not its (absent) base.
         let next = month_bounds(now).1;
+        assert_eq!(q.check("a.com", 1, next + 1), QuotaDecision::Accept);
+        q.record("a.com", 9_999);
+        q.set_usage(
+            month,
+            HashMap::from([("a.com".into(), 20_000)]),
+            HashMap::new(),
+        );
+        assert_eq!(q.check("a.com", 1, next + 1), QuotaDecision::Accept);
+        assert!(matches!(
+            q.check("a.com", 2, next + 1),
+            QuotaDecision::AcceptInGrace { .. }
+        ));
+        // Next month, the old counts are gone.
         q.set_usage(next, HashMap::from([("a.com".into(), 3)]), HashMap::new());
         assert_eq!(q.check("a.com", 1, next + 1), QuotaDecision::Accept);
         // Another instance's events, shown by the store, count too.

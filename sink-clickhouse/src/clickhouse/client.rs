@@ -270,6 +270,10 @@ impl Client {
     ) -> Result<()> {
         let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
         if rows > STREAM_BLOCK_ROWS {
+            // Blocks after the first are encoded while the body is on the wire, where an
+            // error can only cut the request (a retryable failure, retried forever):
+            // parts the encoder could not take alike are refused here, before it.
+            same_columns(layout, parts)?;
             return self
                 .insert_streamed(layout, blocks(parts, STREAM_BLOCK_ROWS), dedup_token)
                 .await;
@@ -302,7 +306,8 @@ impl Client {
         // Encode the first block before any request, so that a batch the table cannot
         // take is the same clear, non-retryable error as on the unstreamed path. The
         // encoder's errors depend only on the batch's columns and types against the
-        // layout, never on values, so the other blocks of the same batch encode too.
+        // layout, never on values, and every part has the same columns and types
+        // (`same_columns`, checked by the caller), so the other blocks encode too.
         let blocks = std::sync::Arc::new(blocks);
         let first = {
             let (layout, blocks) = (layout.clone(), blocks.clone());
@@ -471,6 +476,27 @@ fn blocks(parts: &[RecordBatch], max_rows: usize) -> Vec<Vec<RecordBatch>> {
         blocks.push(block);
     }
     blocks
+}
+
+/// Every part has the first part's Arrow type (or absence) in each column of `layout`:
+/// what the encoder's errors depend on, so if the first block encodes, every block does.
+fn same_columns(layout: &TableLayout, parts: &[RecordBatch]) -> Result<()> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Ok(());
+    };
+    for col in &layout.columns {
+        let want = first.column_by_name(&col.name).map(|a| a.data_type());
+        if rest
+            .iter()
+            .any(|p| p.column_by_name(&col.name).map(|a| a.data_type()) != want)
+        {
+            return Err(Error::Batch {
+                column: col.name.clone(),
+                reason: "the records of one insert differ in this column's type or presence".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One Native block of the rows of `parts`, LZ4-framed.

@@ -372,6 +372,32 @@ fn an_insert_of_many_parts_reads_back_every_value() {
     }
 }
 
+/// Parts that are not alike (here one without `prop_keys`) are refused before any request,
+/// as the clear, non-retryable error a concatenation of them was: a streamed body could
+/// only be cut mid-way, which looks retryable. The URL is dead, so an answer other than
+/// this error would have come from trying to send.
+#[test]
+fn an_insert_of_unlike_parts_is_refused_before_any_request() {
+    let c = client(vec![dead_url()], "analytics", "events");
+    let layout =
+        TableLayout::from_describe(&table_columns(&ServerVersion::parse("18.16.1").unwrap()))
+            .unwrap();
+    let batch = events_to_batch(&sample_events(STREAM_BLOCK_ROWS + 10));
+    let dropped = batch.schema().index_of("prop_keys").unwrap();
+    let keep: Vec<usize> = (0..batch.num_columns()).filter(|&i| i != dropped).collect();
+    let without_props = batch.project(&keep).unwrap();
+    // The first block (the first part, whole) encodes; only the second could not.
+    let parts = [
+        batch.slice(0, STREAM_BLOCK_ROWS),
+        without_props.slice(STREAM_BLOCK_ROWS, 10),
+    ];
+    let err = rt()
+        .block_on(c.insert_parts(&layout, &parts, None))
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("prop_keys"), "{err}");
+}
+
 /// A batch past `STREAM_BLOCK_ROWS` goes as a streamed body of several Native blocks:
 /// one insert holding every row exactly once, also when the first URL is dead and the
 /// body is encoded again for the next.
