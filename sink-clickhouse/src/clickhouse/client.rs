@@ -8,6 +8,7 @@ use arrow_array::RecordBatch;
 
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
+use super::stream::{blocks, framed_block, same_columns, stream_body, STREAM_BLOCK_ROWS};
 use super::{compress_lz4_frames, encode_native_parts, quote_ident, Error, Result};
 
 /// Where and how to reach ClickHouse.
@@ -444,103 +445,6 @@ impl Client {
     }
 }
 
-/// Rows per Native block of a streamed insert (about 1.6 MB of Native for schema v1,
-/// under the size where framing goes parallel: the server is busy on the other core).
-pub const STREAM_BLOCK_ROWS: usize = 16_384;
-
-/// The rows of `parts` cut into blocks of `max_rows` rows (the last one shorter), each
-/// a list of zero-copy slices of the parts: exactly the blocks of the parts
-/// concatenated and then sliced, so a retried insert sends the same blocks.
-fn blocks(parts: &[RecordBatch], max_rows: usize) -> Vec<Vec<RecordBatch>> {
-    let mut blocks = Vec::new();
-    let mut block = Vec::new();
-    let mut room = max_rows;
-    for part in parts {
-        let mut offset = 0;
-        while offset < part.num_rows() {
-            let len = room.min(part.num_rows() - offset);
-            block.push(if len == part.num_rows() {
-                part.clone()
-            } else {
-                part.slice(offset, len)
-            });
-            offset += len;
-            room -= len;
-            if room == 0 {
-                blocks.push(std::mem::take(&mut block));
-                room = max_rows;
-            }
-        }
-    }
-    if !block.is_empty() || blocks.is_empty() {
-        blocks.push(block);
-    }
-    blocks
-}
-
-/// Every part has the first part's Arrow type (or absence) in each column of `layout`:
-/// what the encoder's errors depend on, so if the first block encodes, every block does.
-fn same_columns(layout: &TableLayout, parts: &[RecordBatch]) -> Result<()> {
-    let Some((first, rest)) = parts.split_first() else {
-        return Ok(());
-    };
-    for col in &layout.columns {
-        let want = first.column_by_name(&col.name).map(|a| a.data_type());
-        if rest
-            .iter()
-            .any(|p| p.column_by_name(&col.name).map(|a| a.data_type()) != want)
-        {
-            return Err(Error::Batch {
-                column: col.name.clone(),
-                reason: "the records of one insert differ in this column's type or presence".into(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// One Native block of the rows of `parts`, LZ4-framed.
-fn framed_block(layout: &TableLayout, parts: &[RecordBatch]) -> Result<bytes::Bytes> {
-    let mut raw = Vec::new();
-    encode_native_parts(layout, parts, &mut raw)?;
-    let mut framed = Vec::with_capacity(raw.len() / 3 + 64);
-    compress_lz4_frames(&raw, &mut framed);
-    Ok(bytes::Bytes::from(framed))
-}
-
-/// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
-/// already), then the other blocks, encoded on a blocking thread at most two ahead of
-/// the wire.
-fn stream_body(
-    layout: TableLayout,
-    blocks: std::sync::Arc<Vec<Vec<RecordBatch>>>,
-    first: bytes::Bytes,
-) -> reqwest::Body {
-    type Item = std::result::Result<bytes::Bytes, std::io::Error>;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
-    tokio::task::spawn_blocking(move || {
-        let mut next = 1;
-        let mut block = Ok(first);
-        loop {
-            let failed = block.is_err();
-            // A closed channel means the request ended (failed or timed out): stop.
-            // An error (unreachable: see `insert_streamed`) ends the body, so the
-            // server refuses the insert rather than taking part of it.
-            if tx.blocking_send(block).is_err() || failed {
-                return;
-            }
-            let Some(parts) = blocks.get(next) else {
-                return;
-            };
-            next += 1;
-            block = framed_block(&layout, parts).map_err(|e| std::io::Error::other(e.to_string()));
-        }
-    });
-    reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
 /// `Code: 53, e.displayText() = …` (18.16) or `Code: 53. DB::Exception: …` (modern).
 fn exception_code(text: &str) -> Option<u32> {
     let rest = text.split("Code: ").nth(1)?;
@@ -583,38 +487,5 @@ mod tests {
         );
         assert_eq!(exception_code("Code: 368. DB::Exception: y"), Some(368));
         assert_eq!(tsv_unescape("DateTime(\\'UTC\\')"), "DateTime('UTC')");
-    }
-
-    /// Blocks are the parts' rows in order, `max_rows` to a block, slices not copies.
-    #[test]
-    fn blocks_cut_parts_into_equal_runs_of_rows() {
-        use arrow_array::{ArrayRef, UInt32Array};
-        let part = |from: u32, n: u32| {
-            let col: ArrayRef = std::sync::Arc::new(UInt32Array::from_iter_values(from..from + n));
-            RecordBatch::try_from_iter([("v", col)]).unwrap()
-        };
-        let parts = [part(0, 5), part(5, 0), part(5, 12), part(17, 3)];
-        let got: Vec<Vec<u32>> = blocks(&parts, 8)
-            .iter()
-            .map(|b| {
-                b.iter()
-                    .flat_map(|p| {
-                        let c = p.column(0).as_any().downcast_ref::<UInt32Array>().unwrap();
-                        c.values().to_vec()
-                    })
-                    .collect()
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (0..8).collect::<Vec<u32>>(),
-                (8..16).collect(),
-                (16..20).collect()
-            ]
-        );
-        assert_eq!(blocks(&parts, 8)[0].len(), 2, "5 rows + a 3-row slice");
-        assert_eq!(blocks(&[part(0, 8)], 8).len(), 1);
-        assert_eq!(blocks(&[], 8), [Vec::<RecordBatch>::new()]);
     }
 }

@@ -15,13 +15,15 @@ mod ident;
 mod layout;
 mod migrate;
 mod native;
+mod stream;
 mod types;
 
-pub use client::{ClickHouseConfig, Client, ServerVersion, STREAM_BLOCK_ROWS};
+pub use client::{ClickHouseConfig, Client, ServerVersion};
 pub use compress::{compress_lz4_frames, FRAME_CHUNK, MAX_FRAMING_THREADS, PARALLEL_MIN_BYTES};
 pub use error::{Error, Result};
 pub use ident::{quote_ident, quote_str};
 pub use layout::{ColumnPlan, TableLayout};
 pub use migrate::{create_table_sql, migrate, table_columns};
 pub use native::{encode_native, encode_native_parts};
+pub use stream::STREAM_BLOCK_ROWS;
 pub use types::ChType;
