@@ -12,6 +12,7 @@
 //! /usr/bin/chromium (headless). The quota test (`quota`) also needs Debian's `libfaketime`.
 
 mod abuse;
+mod clickhouse_26;
 mod clickhouse_loader;
 mod cluster;
 mod faults;
