@@ -201,8 +201,12 @@ pub async fn clickhouse_crate(
     Ok(spent + t0.elapsed())
 }
 
+/// Inserts the sink's loader keeps in flight by default (`--load-concurrency`).
+pub const LOAD_CONCURRENCY: usize = 2;
+
 /// (a′): our loader alone — each pre-built Arrow batch encoded to Native for the
-/// table's real types, LZ4-framed and inserted by the sink's `Client::insert`.
+/// table's real types, LZ4-framed and inserted by the sink's `Client::insert`, up to
+/// [`LOAD_CONCURRENCY`] at once, as the sink's loader loads its sealed segments.
 pub async fn sink_loader(
     url: &str,
     database: &str,
@@ -222,14 +226,31 @@ pub async fn sink_loader(
     // The sink reads the layout once at start-up; so does this.
     let layout = client.describe().await.map_err(|e| e.to_string())?;
     client.server_version().await.map_err(|e| e.to_string())?;
+    let client = std::sync::Arc::new(client);
     let t0 = Instant::now();
+    let mut in_flight = tokio::task::JoinSet::new();
     for b in batches {
-        client
-            .insert(&layout, b, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        if in_flight.len() >= LOAD_CONCURRENCY {
+            join_one(&mut in_flight).await?;
+        }
+        let (client, layout, b) = (client.clone(), layout.clone(), b.clone());
+        in_flight.spawn(async move { client.insert(&layout, &b, None).await });
+    }
+    while !in_flight.is_empty() {
+        join_one(&mut in_flight).await?;
     }
     Ok(t0.elapsed())
+}
+
+/// Waits for one of the inserts in flight.
+async fn join_one(
+    set: &mut tokio::task::JoinSet<sink_clickhouse::clickhouse::Result<()>>,
+) -> Result<(), String> {
+    match set.join_next().await {
+        Some(Ok(r)) => r.map_err(|e| e.to_string()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Ok(()),
+    }
 }
 
 /// The whole Native + LZ4 body of `batches`, as the sink's encoder makes it, for (c).

@@ -106,6 +106,8 @@ pub struct LoaderConfig {
     pub min_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Segments loaded at once (at least 1).
+    pub concurrency: usize,
 }
 
 /// The loader loop.
@@ -178,10 +180,44 @@ impl Loader {
                 }
                 continue;
             }
-            for seg in segs {
-                if let SegmentEnd::Stopped = self.load_segment(&seg, &mut stop, None).await {
-                    return;
+            if let SegmentEnd::Stopped = self.load_all(segs, &stop, None).await {
+                return;
+            }
+        }
+    }
+
+    /// Loads `segs`, up to `concurrency` at once, each started in order. A segment's
+    /// own chunks are written one after another with the same dedup tokens as when
+    /// loaded alone, so a replay after a crash dedups whatever the concurrency was.
+    /// Stops at the first `Stopped` (the segments in flight stay in the spool).
+    async fn load_all(
+        &self,
+        segs: Vec<Sealed>,
+        stop: &watch::Receiver<bool>,
+        deadline: Option<Instant>,
+    ) -> SegmentEnd {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut segs = segs.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.cfg.concurrency.max(1) {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
                 }
+                let Some(seg) = segs.next() else { break };
+                let mut stop = stop.clone();
+                in_flight.push(async move { self.load_segment(&seg, &mut stop, deadline).await });
+            }
+            match in_flight.next().await {
+                None => {
+                    return if segs.len() == 0 {
+                        SegmentEnd::Done
+                    } else {
+                        SegmentEnd::Stopped
+                    }
+                }
+                Some(SegmentEnd::Stopped) => return SegmentEnd::Stopped,
+                Some(SegmentEnd::Done) => {}
             }
         }
     }
@@ -189,17 +225,12 @@ impl Loader {
     /// The final pass at shutdown: loads what is sealed until done or `deadline`.
     /// Returns true when the spool is empty.
     pub async fn drain(&self, deadline: Instant) -> bool {
-        let (_tx, mut rx) = watch::channel(false);
+        let (_tx, rx) = watch::channel(false);
         let Ok(segs) = self.spool.sealed() else {
             return false;
         };
-        for seg in segs {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            if let SegmentEnd::Stopped = self.load_segment(&seg, &mut rx, Some(deadline)).await {
-                return false;
-            }
+        if let SegmentEnd::Stopped = self.load_all(segs, &rx, Some(deadline)).await {
+            return false;
         }
         self.spool.sealed().is_ok_and(|s| s.is_empty())
     }
@@ -483,6 +514,7 @@ mod tests {
                 max_rows,
                 min_backoff: Duration::from_millis(5),
                 max_backoff: Duration::from_millis(20),
+                concurrency: 1,
             },
         )
     }
@@ -512,6 +544,79 @@ mod tests {
         );
         assert!(spool.sealed().unwrap().is_empty());
         assert!(l.health.failing_since_ms.load(Ordering::Relaxed) == 0);
+    }
+
+    /// Counts writes in flight; each takes a while.
+    struct Slow {
+        now: AtomicUsize,
+        most: AtomicUsize,
+        got: Mutex<Vec<String>>,
+    }
+
+    impl Store for Slow {
+        fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(async move {
+                let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                self.got.lock().unwrap().push(chunk.token.clone());
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn segments_load_concurrently_with_the_tokens_they_have_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = spool_with(d.path(), 2).await;
+        // Two more segments of 2 records each.
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        for _ in 0..2 {
+            for i in 0..2 {
+                let b = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int32Array::from(vec![i; 10]))],
+                )
+                .unwrap();
+                spool.append_events(b).await.unwrap();
+            }
+            spool.seal().await.unwrap();
+        }
+        let segs: Vec<u64> = spool.sealed().unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(segs.len(), 3);
+        let store = Arc::new(Slow {
+            now: 0.into(),
+            most: 0.into(),
+            got: Mutex::new(Vec::new()),
+        });
+        let l = Loader::new(
+            spool.clone(),
+            store.clone(),
+            Arc::new(Metrics::new()),
+            Arc::new(Health::default()),
+            LoaderConfig {
+                max_rows: 10,
+                min_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+                concurrency: 2,
+            },
+        );
+        assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+        assert_eq!(store.most.load(Ordering::SeqCst), 2);
+        let mut got = store.got.lock().unwrap().clone();
+        got.sort();
+        let id = spool.spool_id().to_owned();
+        // One chunk per record (10 rows each), tokens by segment and record range.
+        let mut want: Vec<String> = segs
+            .iter()
+            .flat_map(|s| (0..2).map(move |r| (*s, r)))
+            .map(|(s, r)| format!("{id}-{s}-{r}-{r}"))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(spool.sealed().unwrap().is_empty());
+        assert_eq!(spool.bytes(), 0);
     }
 
     #[tokio::test]

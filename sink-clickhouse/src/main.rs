@@ -169,6 +169,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         health.clone(),
         LoaderConfig {
             max_rows: usize::try_from(a.flush_rows).unwrap_or(usize::MAX).max(1),
+            concurrency: usize::from(a.load_concurrency),
             min_backoff: Duration::from_millis(100),
             max_backoff: a.retry_max_backoff,
         },

@@ -259,9 +259,13 @@ impl Spool {
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
         fs::remove_file(&seg.path)?;
         fsync_dir(&self.shared.cfg.dir)?;
-        self.shared
+        // Saturating: the loader deletes segments concurrently.
+        let _ = self
+            .shared
             .bytes
-            .fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(len))
+            });
         Ok(())
     }
 
