@@ -1,0 +1,213 @@
+//! The loader's unit tests, against stores that fail, reject or take their time.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
+
+use arrow_array::Int32Array;
+use arrow_schema::{DataType, Field, Schema};
+
+use super::*;
+use crate::spool::SpoolConfig;
+
+/// Fails the first `fail` writes (retryable or not), then records what it got.
+struct Flaky {
+    fail: usize,
+    retryable: bool,
+    calls: AtomicUsize,
+    got: Mutex<Vec<(String, usize)>>,
+}
+
+impl Store for Flaky {
+    fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
+                return Err(StoreError {
+                    retryable: self.retryable,
+                    code: "27".into(),
+                    message: "nope".into(),
+                });
+            }
+            self.got
+                .lock()
+                .unwrap()
+                .push((chunk.token.clone(), chunk.rows));
+            Ok(())
+        })
+    }
+}
+
+async fn spool_with(dir: &std::path::Path, records: i32) -> Spool {
+    let (spool, _) = Spool::open(SpoolConfig {
+        dir: dir.join("spool"),
+        quarantine_dir: dir.join("quarantine"),
+        max_bytes: 1 << 30,
+        segment_max_bytes: 1 << 30,
+        segment_max_rows: 1 << 30,
+        segment_max_age: Duration::from_secs(3600),
+        batch_ids_keep: 10,
+    })
+    .unwrap();
+    append_segment(&spool, records).await;
+    spool
+}
+
+/// Appends `records` records of 10 rows each and seals them as one segment.
+async fn append_segment(spool: &Spool, records: i32) {
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+    for i in 0..records {
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![i; 10]))],
+        )
+        .unwrap();
+        spool.append_events(b).await.unwrap();
+    }
+    spool.seal().await.unwrap();
+}
+
+fn loader(spool: &Spool, store: Arc<Flaky>, max_rows: usize) -> Loader {
+    loader_of(spool, store, max_rows, 1)
+}
+
+fn loader_of(spool: &Spool, store: Arc<dyn Store>, max_rows: usize, concurrency: usize) -> Loader {
+    Loader::new(
+        spool.clone(),
+        store,
+        Arc::new(Metrics::new()),
+        Arc::new(Health::default()),
+        LoaderConfig {
+            max_rows,
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            concurrency,
+        },
+    )
+}
+
+#[tokio::test]
+async fn retries_then_deletes_with_stable_tokens_per_record_range() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = spool_with(d.path(), 5).await;
+    let store = Arc::new(Flaky {
+        fail: 3,
+        retryable: true,
+        calls: 0.into(),
+        got: Mutex::new(Vec::new()),
+    });
+    let l = loader(&spool, store.clone(), 20);
+    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+    let got = store.got.lock().unwrap().clone();
+    let id = spool.spool_id().to_owned();
+    // 5 records of 10 rows, chunks of >= 20 rows: records 0-1, 2-3, 4.
+    assert_eq!(
+        got,
+        vec![
+            (format!("{id}-1-0-1"), 20),
+            (format!("{id}-1-2-3"), 20),
+            (format!("{id}-1-4-4"), 10)
+        ]
+    );
+    assert!(spool.sealed().unwrap().is_empty());
+    assert!(l.health.failing_since_ms.load(Ordering::Relaxed) == 0);
+}
+
+/// Counts writes in flight; each takes a while.
+struct Slow {
+    now: AtomicUsize,
+    most: AtomicUsize,
+    got: Mutex<Vec<String>>,
+}
+
+impl Store for Slow {
+    fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            self.got.lock().unwrap().push(chunk.token.clone());
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_load_concurrently_with_the_tokens_they_have_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = spool_with(d.path(), 2).await;
+    // Two more segments of 2 records each.
+    append_segment(&spool, 2).await;
+    append_segment(&spool, 2).await;
+    let segs: Vec<u64> = spool.sealed().unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(segs.len(), 3);
+    let store = Arc::new(Slow {
+        now: 0.into(),
+        most: 0.into(),
+        got: Mutex::new(Vec::new()),
+    });
+    let l = loader_of(&spool, store.clone(), 10, 2);
+    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+    assert_eq!(store.most.load(Ordering::SeqCst), 2);
+    let mut got = store.got.lock().unwrap().clone();
+    got.sort();
+    let id = spool.spool_id().to_owned();
+    // One chunk per record (10 rows each), tokens by segment and record range.
+    let mut want: Vec<String> = segs
+        .iter()
+        .flat_map(|s| (0..2).map(move |r| (*s, r)))
+        .map(|(s, r)| format!("{id}-{s}-{r}-{r}"))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(spool.sealed().unwrap().is_empty());
+    assert_eq!(spool.bytes(), 0);
+}
+
+#[tokio::test]
+async fn a_rejected_chunk_goes_to_quarantine_and_the_rest_is_loaded() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = spool_with(d.path(), 2).await;
+    let store = Arc::new(Flaky {
+        fail: 1,
+        retryable: false,
+        calls: 0.into(),
+        got: Mutex::new(Vec::new()),
+    });
+    let l = loader(&spool, store.clone(), 10);
+    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+    assert_eq!(store.got.lock().unwrap().len(), 1);
+    let q: Vec<_> = std::fs::read_dir(d.path().join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let arrows = q
+        .iter()
+        .find(|n| n.ends_with(".arrows"))
+        .expect("quarantined chunk");
+    let bytes = std::fs::read(d.path().join("quarantine").join(arrows)).unwrap();
+    assert_eq!(
+        ipc::decode(&bytes)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        10
+    );
+    assert_eq!(l.metrics.quarantined.get(), 1);
+}
+
+#[tokio::test]
+async fn drain_gives_up_at_the_deadline_and_keeps_the_segment() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = spool_with(d.path(), 1).await;
+    let store = Arc::new(Flaky {
+        fail: usize::MAX,
+        retryable: true,
+        calls: 0.into(),
+        got: Mutex::new(Vec::new()),
+    });
+    let l = loader(&spool, store, 10);
+    assert!(!l.drain(Instant::now() + Duration::from_millis(200)).await);
+    assert_eq!(spool.sealed().unwrap().len(), 1);
+    assert!(l.health.failing_since_ms.load(Ordering::Relaxed) > 0);
+}
