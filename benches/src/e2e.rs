@@ -205,13 +205,15 @@ pub async fn clickhouse_crate(
 pub const LOAD_CONCURRENCY: usize = 2;
 
 /// (a′): our loader alone — each pre-built Arrow batch encoded to Native for the
-/// table's real types, LZ4-framed and inserted by the sink's `Client::insert`, up to
-/// [`LOAD_CONCURRENCY`] at once, as the sink's loader loads its sealed segments.
+/// table's real types, LZ4-framed (or not: `compression`) and inserted by the sink's
+/// `Client::insert`, up to [`LOAD_CONCURRENCY`] at once, as the sink's loader loads
+/// its sealed segments.
 pub async fn sink_loader(
     url: &str,
     database: &str,
     table: &str,
     batches: &[RecordBatch],
+    compression: sink_clickhouse::clickhouse::WireCompression,
 ) -> Result<Duration, String> {
     use sink_clickhouse::clickhouse::{ClickHouseConfig, Client};
     let client = Client::new(ClickHouseConfig {
@@ -221,6 +223,7 @@ pub async fn sink_loader(
         user: "default".into(),
         password: String::new(),
         timeout: Duration::from_secs(300),
+        compression,
     })
     .map_err(|e| e.to_string())?;
     // The sink reads the layout once at start-up; so does this.

@@ -20,6 +20,7 @@ fn client(a: &ClickHouseArgs) -> Result<Client, String> {
         user: a.clickhouse_user.clone(),
         password: a.clickhouse_password.clone(),
         timeout: a.clickhouse_timeout,
+        compression: a.clickhouse_compression,
     })
     .map_err(|e| e.to_string())
 }

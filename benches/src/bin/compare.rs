@@ -18,6 +18,7 @@ use benches::e2e;
 use benches::json_arrow::{self, FullState, PlainState, Workload};
 use clap::Parser;
 use serde_json::json;
+use sink_clickhouse::clickhouse::WireCompression;
 
 /// Ports of this tool (the benches' assigned range).
 const PORTS: std::ops::Range<u16> = 19500..19600;
@@ -176,14 +177,33 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut ch_cpu: Vec<(&'static str, f64)> = Vec::new();
     let mut client_cpu: Vec<(&'static str, f64)> = Vec::new();
 
-    // (a′) our loader alone.
+    // (a′) our loader alone, Native + LZ4 as the issue defines it; then the same
+    // without LZ4, which is what the sink sends to a loopback URL by default.
     eprintln!("(a′) sink loader…");
     let url = ch.url();
     let (c0, m0) = (cpu(ch.pid()), cpu(me));
-    let t_loader = rt.block_on(e2e::sink_loader(&url, DB, TABLE, &batches))?;
+    let t_loader = rt.block_on(e2e::sink_loader(
+        &url,
+        DB,
+        TABLE,
+        &batches,
+        WireCompression::Lz4,
+    ))?;
     ch_cpu.push(("sink_loader", cpu(ch.pid()) - c0));
     client_cpu.push(("sink_loader", cpu(me) - m0));
     check("sink_loader", &events_table, &ch)?;
+    eprintln!("(a′) sink loader, plain Native…");
+    let (c0, m0) = (cpu(ch.pid()), cpu(me));
+    let t_loader_plain = rt.block_on(e2e::sink_loader(
+        &url,
+        DB,
+        TABLE,
+        &batches,
+        WireCompression::None,
+    ))?;
+    ch_cpu.push(("sink_loader_plain", cpu(ch.pid()) - c0));
+    client_cpu.push(("sink_loader_plain", cpu(me) - m0));
+    check("sink_loader_plain", &events_table, &ch)?;
 
     // (b) the official crate.
     eprintln!("(b) clickhouse crate Inserter…");
@@ -204,6 +224,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 user: "default".into(),
                 password: String::new(),
                 timeout: Duration::from_secs(60),
+                compression: WireCompression::Lz4,
             },
         )
         .map_err(|e| e.to_string())?;
@@ -286,6 +307,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let rows = [
         ("sink_e2e", rps(t_e2e)),
         ("sink_loader", rps(t_loader)),
+        ("sink_loader_plain", rps(t_loader_plain)),
         ("clickhouse_crate", rps(t_crate)),
         ("curl_native_lz4", rps(t_native)),
         ("curl_jsoneachrow", rps(t_json)),
@@ -321,7 +343,8 @@ fn run(args: &Args) -> Result<bool, String> {
     ];
     // No targets, for reading the one above: the server's own limit for our 33-column
     // table (a pre-built Native body) bounds what any loader of it reaches, and is
-    // itself measured against JSONEachRow into a 12-column table of the raw fields.
+    // itself measured against JSONEachRow into a 12-column table of the raw fields;
+    // and what leaving LZ4 out (the sink's default to a loopback URL) does to the loader.
     let context = [
         (
             "e2e_vs_curl_native_lz4",
@@ -330,6 +353,10 @@ fn run(args: &Args) -> Result<bool, String> {
         (
             "curl_native_lz4_vs_curl_jsoneachrow",
             get(&rows, "curl_native_lz4") / get(&rows, "curl_jsoneachrow"),
+        ),
+        (
+            "loader_plain_vs_loader_lz4",
+            get(&rows, "sink_loader_plain") / get(&rows, "sink_loader"),
         ),
     ];
     let rss_mb = rss.map(|b| b as f64 / (1 << 20) as f64);

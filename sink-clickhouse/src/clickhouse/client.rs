@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
-use super::stream::{blocks, framed_block, same_columns, stream_body, STREAM_BLOCK_ROWS};
+use super::stream::{blocks, native_block, same_columns, stream_body, STREAM_BLOCK_ROWS};
 use super::{compress_lz4_frames, encode_native_parts, quote_ident, Error, Result};
 
 /// Where and how to reach ClickHouse.
@@ -26,6 +26,49 @@ pub struct ClickHouseConfig {
     pub password: String,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
+    /// How insert bodies travel: LZ4-framed or plain Native.
+    pub compression: WireCompression,
+}
+
+/// Whether insert bodies are sent LZ4-framed (`?decompress=1`) or as plain Native.
+///
+/// LZ4 saves network bytes at a CPU cost on both ends: on the sink it was ≈ 7% of its
+/// CPU in the end-to-end benchmark (`compress_internal` under the loader), for bytes that
+/// on loopback only cross a memory copy. A sink next to its ClickHouse gains nothing from
+/// it; a sink across a network does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WireCompression {
+    /// LZ4 to a server on another host, none to a loopback address (`localhost`,
+    /// `127.0.0.0/8`, `::1`); decided per URL.
+    #[default]
+    Auto,
+    /// Always LZ4-framed.
+    Lz4,
+    /// Always plain Native.
+    None,
+}
+
+impl WireCompression {
+    /// Whether inserts to `url` (already validated) are LZ4-framed.
+    pub fn lz4_for(self, url: &reqwest::Url) -> bool {
+        match self {
+            WireCompression::Lz4 => true,
+            WireCompression::None => false,
+            WireCompression::Auto => !is_loopback(url),
+        }
+    }
+}
+
+/// `url`'s host is this machine: `localhost` or a loopback IP address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The server's version, which decides the settings and types we may use.
@@ -88,6 +131,8 @@ pub struct Client {
     http: reqwest::Client,
     cfg: ClickHouseConfig,
     healthy: Vec<AtomicBool>,
+    /// Per URL: inserts are LZ4-framed (from [`ClickHouseConfig::compression`]).
+    lz4: Vec<bool>,
     preferred: AtomicUsize,
     version: OnceLock<ServerVersion>,
     /// Of the optional insert settings, those the server knows (from `system.settings`).
@@ -114,11 +159,13 @@ impl Client {
         if cfg.urls.is_empty() {
             return Err(Error::Config("no ClickHouse URL".into()));
         }
+        let mut lz4 = Vec::with_capacity(cfg.urls.len());
         for u in &cfg.urls {
             let parsed = reqwest::Url::parse(u).map_err(|e| Error::Config(format!("{u}: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(Error::Config(format!("{u}: only http and https URLs")));
             }
+            lz4.push(cfg.compression.lz4_for(&parsed));
         }
         quote_ident(&cfg.database)?;
         quote_ident(&cfg.table)?;
@@ -133,6 +180,7 @@ impl Client {
             http,
             cfg,
             healthy,
+            lz4,
             preferred: AtomicUsize::new(0),
             version: OnceLock::new(),
             scratch: std::sync::Mutex::new(Vec::new()),
@@ -248,7 +296,13 @@ impl Client {
         Ok(self.known_settings.get_or_init(|| known))
     }
 
-    /// Inserts `batch` in one request: Native, LZ4-framed, with the deduplication
+    /// Whether inserts to each URL, in order, are LZ4-framed.
+    pub fn lz4_per_url(&self) -> &[bool] {
+        &self.lz4
+    }
+
+    /// Inserts `batch` in one request: Native (LZ4-framed where the URL's compression
+    /// says so), with the deduplication
     /// token where the server knows the setting. `Ok` means the server confirmed it.
     pub async fn insert(
         &self,
@@ -292,7 +346,7 @@ impl Client {
     }
 
     /// [`Client::insert_parts`] of a large insert as a streamed body: Native blocks
-    /// of [`STREAM_BLOCK_ROWS`] rows are encoded and LZ4-framed on a blocking thread and
+    /// of [`STREAM_BLOCK_ROWS`] rows are encoded (and LZ4-framed) on a blocking thread and
     /// sent as each is ready, so the server parses block k while block k+1 is being
     /// encoded (one body built first and then sent left the server idle during the
     /// encoding, and the encoder idle during the insert). The blocks are one insert:
@@ -312,13 +366,13 @@ impl Client {
         let blocks = std::sync::Arc::new(blocks);
         let first = {
             let (layout, blocks) = (layout.clone(), blocks.clone());
-            tokio::task::spawn_blocking(move || framed_block(&layout, &blocks[0]))
+            tokio::task::spawn_blocking(move || native_block(&layout, &blocks[0]))
                 .await
                 .map_err(|e| Error::Unreachable(format!("encoding task: {e}")))??
         };
         let params = self.insert_params(layout, dedup_token).await?;
-        self.send_with(&params, || {
-            stream_body(layout.clone(), blocks.clone(), first.clone())
+        self.send_with(&params, true, |lz4| {
+            stream_body(layout.clone(), blocks.clone(), first.clone(), lz4)
         })
         .await
         .map(|_| ())
@@ -337,7 +391,7 @@ impl Client {
             self.qualified_table()?,
             layout.insert_columns()?
         );
-        let mut params: Vec<(&str, String)> = vec![("query", sql), ("decompress", "1".into())];
+        let mut params: Vec<(&str, String)> = vec![("query", sql)];
         if has("async_insert") {
             params.push(("async_insert", "0".into()));
         }
@@ -350,19 +404,31 @@ impl Client {
         Ok(params)
     }
 
-    /// Inserts an already encoded Native body (one or more blocks).
+    /// Inserts an already encoded Native body (one or more blocks), LZ4-framed for
+    /// the URLs whose compression says so (framed once, the first time one does).
     pub async fn insert_native(
         &self,
         layout: &TableLayout,
         native: &[u8],
         dedup_token: Option<&str>,
     ) -> Result<()> {
-        let mut framed = Vec::with_capacity(native.len() / 3 + 64);
-        compress_lz4_frames(native, &mut framed);
+        let framed = std::sync::OnceLock::new();
+        let plain = std::sync::OnceLock::new();
         let params = self.insert_params(layout, dedup_token).await?;
-        self.send(&params, bytes::Bytes::from(framed))
-            .await
-            .map(|_| ())
+        self.send_with(&params, true, |lz4| {
+            let body: &bytes::Bytes = if lz4 {
+                framed.get_or_init(|| {
+                    let mut f = Vec::with_capacity(native.len() / 3 + 64);
+                    compress_lz4_frames(native, &mut f);
+                    bytes::Bytes::from(f)
+                })
+            } else {
+                plain.get_or_init(|| bytes::Bytes::copy_from_slice(native))
+            };
+            reqwest::Body::from(body.clone())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Last known health of each URL (for `/readyz` and the status page).
@@ -379,15 +445,18 @@ impl Client {
     /// retryable server errors; a data error is returned at once (every replica would
     /// refuse it too).
     async fn send(&self, params: &[(&str, String)], body: bytes::Bytes) -> Result<String> {
-        self.send_with(params, || reqwest::Body::from(body.clone()))
+        self.send_with(params, false, |_| reqwest::Body::from(body.clone()))
             .await
     }
 
-    /// [`Client::send`] of a body made afresh for each URL tried.
+    /// [`Client::send`] of a body made afresh for each URL tried; for an `insert`, the
+    /// body is asked for LZ4-framed (`body(true)`, sent with `decompress=1`) where the
+    /// URL's compression says so.
     async fn send_with(
         &self,
         params: &[(&str, String)],
-        body: impl Fn() -> reqwest::Body,
+        insert: bool,
+        body: impl Fn(bool) -> reqwest::Body,
     ) -> Result<String> {
         let n = self.cfg.urls.len();
         let start = self.preferred.load(Ordering::Relaxed) % n;
@@ -395,11 +464,15 @@ impl Client {
         for k in 0..n {
             let i = (start + k) % n;
             let url = &self.cfg.urls[i];
+            let lz4 = insert && self.lz4[i];
             let mut req = self.http.post(url).query(params);
+            if lz4 {
+                req = req.query(&[("decompress", "1")]);
+            }
             if self.cfg.user != "default" || !self.cfg.password.is_empty() {
                 req = req.basic_auth(&self.cfg.user, Some(&self.cfg.password));
             }
-            let req = req.body(body());
+            let req = req.body(body(lz4));
             match req.send().await {
                 Err(e) => {
                     self.healthy[i].store(false, Ordering::Relaxed);
@@ -487,5 +560,29 @@ mod tests {
         );
         assert_eq!(exception_code("Code: 368. DB::Exception: y"), Some(368));
         assert_eq!(tsv_unescape("DateTime(\\'UTC\\')"), "DateTime('UTC')");
+    }
+
+    #[test]
+    fn auto_compression_is_lz4_except_to_loopback() {
+        let lz4 = |c: WireCompression, u: &str| c.lz4_for(&reqwest::Url::parse(u).unwrap());
+        for local in [
+            "http://127.0.0.1:8123",
+            "http://127.1.2.3:8123",
+            "http://localhost:8123",
+            "https://LOCALHOST",
+            "http://[::1]:8123",
+        ] {
+            assert!(!lz4(WireCompression::Auto, local), "{local}");
+            assert!(lz4(WireCompression::Lz4, local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:8123",
+            "https://ch.example.com:8443",
+            "http://[2001:db8::1]:8123",
+            "http://localhost.example.com",
+        ] {
+            assert!(lz4(WireCompression::Auto, remote), "{remote}");
+            assert!(!lz4(WireCompression::None, remote), "{remote}");
+        }
     }
 }

@@ -18,7 +18,7 @@ mod native;
 mod stream;
 mod types;
 
-pub use client::{ClickHouseConfig, Client, ServerVersion};
+pub use client::{ClickHouseConfig, Client, ServerVersion, WireCompression};
 pub use compress::{compress_lz4_frames, FRAME_CHUNK, MAX_FRAMING_THREADS, PARALLEL_MIN_BYTES};
 pub use error::{Error, Result};
 pub use ident::{quote_ident, quote_str};

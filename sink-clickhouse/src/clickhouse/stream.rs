@@ -1,6 +1,7 @@
 //! The body of a streamed insert: a chunk's record batches cut into Native blocks of
-//! [`STREAM_BLOCK_ROWS`] rows, each encoded and LZ4-framed on a blocking thread while
-//! the server parses the block before (used by [`super::Client::insert_parts`]).
+//! [`STREAM_BLOCK_ROWS`] rows, each encoded (and LZ4-framed, where the URL's
+//! compression says so) on a blocking thread while the server parses the block before
+//! (used by [`super::Client::insert_parts`]).
 
 use arrow_array::RecordBatch;
 
@@ -62,28 +63,37 @@ pub(super) fn same_columns(layout: &TableLayout, parts: &[RecordBatch]) -> Resul
     Ok(())
 }
 
-/// One Native block of the rows of `parts`, LZ4-framed.
-pub(super) fn framed_block(layout: &TableLayout, parts: &[RecordBatch]) -> Result<bytes::Bytes> {
+/// One Native block of the rows of `parts`, not framed.
+pub(super) fn native_block(layout: &TableLayout, parts: &[RecordBatch]) -> Result<bytes::Bytes> {
     let mut raw = Vec::new();
     encode_native_parts(layout, parts, &mut raw)?;
-    let mut framed = Vec::with_capacity(raw.len() / 3 + 64);
-    compress_lz4_frames(&raw, &mut framed);
-    Ok(bytes::Bytes::from(framed))
+    Ok(bytes::Bytes::from(raw))
+}
+
+/// `native` as LZ4 frames when `lz4`, else as it is.
+fn framed(native: bytes::Bytes, lz4: bool) -> bytes::Bytes {
+    if !lz4 {
+        return native;
+    }
+    let mut framed = Vec::with_capacity(native.len() / 3 + 64);
+    compress_lz4_frames(&native, &mut framed);
+    bytes::Bytes::from(framed)
 }
 
 /// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
 /// already), then the other blocks, encoded on a blocking thread at most two ahead of
-/// the wire.
+/// the wire; every block LZ4-framed when `lz4`.
 pub(super) fn stream_body(
     layout: TableLayout,
     blocks: std::sync::Arc<Vec<Vec<RecordBatch>>>,
     first: bytes::Bytes,
+    lz4: bool,
 ) -> reqwest::Body {
     type Item = std::result::Result<bytes::Bytes, std::io::Error>;
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
     tokio::task::spawn_blocking(move || {
         let mut next = 1;
-        let mut block = Ok(first);
+        let mut block = Ok(framed(first, lz4));
         loop {
             let failed = block.is_err();
             // A closed channel means the request ended (failed or timed out): stop.
@@ -96,7 +106,9 @@ pub(super) fn stream_body(
                 return;
             };
             next += 1;
-            block = framed_block(&layout, parts).map_err(|e| std::io::Error::other(e.to_string()));
+            block = native_block(&layout, parts)
+                .map(|b| framed(b, lz4))
+                .map_err(|e| std::io::Error::other(e.to_string()));
         }
     });
     reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {

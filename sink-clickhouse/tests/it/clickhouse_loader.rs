@@ -9,7 +9,7 @@ use std::time::Duration;
 use ingest_core::{events_to_batch, Event, Timings};
 use sink_clickhouse::clickhouse::{
     encode_native, encode_native_parts, migrate, quote_ident, table_columns, ClickHouseConfig,
-    Client, ServerVersion, TableLayout, STREAM_BLOCK_ROWS,
+    Client, ServerVersion, TableLayout, WireCompression, STREAM_BLOCK_ROWS,
 };
 
 use crate::support::clickhouse::ClickHouse;
@@ -21,7 +21,18 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A client sending LZ4-framed inserts (what `auto` does to a server on another host;
+/// these servers are on loopback, where `auto` sends plain Native).
 pub(crate) fn client(urls: Vec<String>, db: &str, table: &str) -> Client {
+    client_with(urls, db, table, WireCompression::Lz4)
+}
+
+pub(crate) fn client_with(
+    urls: Vec<String>,
+    db: &str,
+    table: &str,
+    compression: WireCompression,
+) -> Client {
     Client::new(ClickHouseConfig {
         urls,
         database: db.into(),
@@ -29,6 +40,7 @@ pub(crate) fn client(urls: Vec<String>, db: &str, table: &str) -> Client {
         user: "default".into(),
         password: String::new(),
         timeout: Duration::from_secs(30),
+        compression,
     })
     .unwrap()
 }
@@ -428,6 +440,73 @@ fn a_streamed_insert_fails_over_and_stores_every_row_once() {
     );
 }
 
+/// Plain Native bodies (no `decompress=1`: `auto`'s choice on loopback) store the same
+/// values as LZ4-framed ones, unstreamed and streamed, and through a failover from a
+/// dead URL. A body framed one way and announced the other is refused by the server, so
+/// the read-back also checks that each body matches its query.
+#[test]
+fn plain_native_inserts_read_back_every_value_as_lz4_ones_do() {
+    let ch = ClickHouse::start();
+    let auto = client_with(
+        vec![dead_url(), ch.url()],
+        "analytics",
+        "events",
+        WireCompression::Auto,
+    );
+    assert_eq!(auto.lz4_per_url(), [false, false], "both URLs are loopback");
+    let plain = client_with(vec![ch.url()], "analytics", "events", WireCompression::None);
+    let small = sample_events(3000);
+    let streamed = sample_events(STREAM_BLOCK_ROWS * 2 + 77);
+    let read = |ch: &ClickHouse| {
+        ch.query(&format!(
+            "SELECT {EXPECT_COLUMNS} FROM analytics.events ORDER BY received_at, toString(event_id) FORMAT TabSeparated"
+        ))
+        .unwrap()
+    };
+    let mut got = Vec::new();
+    for c in [
+        &plain,
+        &auto,
+        &client(vec![ch.url()], "analytics", "events"),
+    ] {
+        rt().block_on(async {
+            migrate(c, None).await.unwrap();
+            let layout = c.describe().await.unwrap();
+            c.insert(&layout, &events_to_batch(&small), None)
+                .await
+                .unwrap();
+        });
+        got.push(read(&ch));
+        ch.query("TRUNCATE TABLE analytics.events").unwrap();
+        rt().block_on(async {
+            let layout = c.describe().await.unwrap();
+            c.insert(&layout, &events_to_batch(&streamed), None)
+                .await
+                .unwrap();
+        });
+        got.push(read(&ch));
+        ch.query("TRUNCATE TABLE analytics.events").unwrap();
+    }
+    let sorted = |events: &[Event]| {
+        let text = expected_tsv(events);
+        let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+        v.sort_unstable();
+        v
+    };
+    let (want_small, want_streamed) = (sorted(&small), sorted(&streamed));
+    for (i, text) in got.iter().enumerate() {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort_unstable();
+        let want = if i % 2 == 0 {
+            &want_small
+        } else {
+            &want_streamed
+        };
+        assert_eq!(lines.len(), want.len(), "insert {i}");
+        assert!(lines == *want, "insert {i}: values differ");
+    }
+}
+
 #[test]
 fn hostile_database_and_table_names_cannot_inject() {
     let ch = ClickHouse::start();
@@ -455,6 +534,7 @@ fn hostile_database_and_table_names_cannot_inject() {
         user: "default".into(),
         password: String::new(),
         timeout: Duration::from_secs(1),
+        compression: WireCompression::Auto,
     })
     .is_err());
 }

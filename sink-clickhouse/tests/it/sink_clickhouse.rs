@@ -353,6 +353,7 @@ fn batches_without_the_right_token_write_0_rows() {
         clickhouse_user: "default".into(),
         clickhouse_password: String::new(),
         clickhouse_timeout: Duration::from_secs(30),
+        clickhouse_compression: sink_clickhouse::clickhouse::WireCompression::Auto,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
