@@ -9,7 +9,9 @@ use arrow_array::RecordBatch;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
 use super::stream::{blocks, native_block, same_columns, stream_body, STREAM_BLOCK_ROWS};
-use super::{compress_lz4_frames, encode_native_parts, quote_ident, Error, Result};
+use super::{
+    compress_lz4_frames, encode_native_parts, quote_ident, Error, Result, WireCompression,
+};
 
 /// Where and how to reach ClickHouse.
 #[derive(Debug, Clone)]
@@ -28,47 +30,6 @@ pub struct ClickHouseConfig {
     pub timeout: Duration,
     /// How insert bodies travel: LZ4-framed or plain Native.
     pub compression: WireCompression,
-}
-
-/// Whether insert bodies are sent LZ4-framed (`?decompress=1`) or as plain Native.
-///
-/// LZ4 saves network bytes at a CPU cost on both ends: on the sink it was ≈ 7% of its
-/// CPU in the end-to-end benchmark (`compress_internal` under the loader), for bytes that
-/// on loopback only cross a memory copy. A sink next to its ClickHouse gains nothing from
-/// it; a sink across a network does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum WireCompression {
-    /// LZ4 to a server on another host, none to a loopback address (`localhost`,
-    /// `127.0.0.0/8`, `::1`); decided per URL.
-    #[default]
-    Auto,
-    /// Always LZ4-framed.
-    Lz4,
-    /// Always plain Native.
-    None,
-}
-
-impl WireCompression {
-    /// Whether inserts to `url` (already validated) are LZ4-framed.
-    pub fn lz4_for(self, url: &reqwest::Url) -> bool {
-        match self {
-            WireCompression::Lz4 => true,
-            WireCompression::None => false,
-            WireCompression::Auto => !is_loopback(url),
-        }
-    }
-}
-
-/// `url`'s host is this machine: `localhost` or a loopback IP address.
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The server's version, which decides the settings and types we may use.
@@ -302,8 +263,8 @@ impl Client {
     }
 
     /// Inserts `batch` in one request: Native (LZ4-framed where the URL's compression
-    /// says so), with the deduplication
-    /// token where the server knows the setting. `Ok` means the server confirmed it.
+    /// says so), with the deduplication token where the server knows the setting. `Ok`
+    /// means the server confirmed it.
     pub async fn insert(
         &self,
         layout: &TableLayout,
@@ -560,29 +521,5 @@ mod tests {
         );
         assert_eq!(exception_code("Code: 368. DB::Exception: y"), Some(368));
         assert_eq!(tsv_unescape("DateTime(\\'UTC\\')"), "DateTime('UTC')");
-    }
-
-    #[test]
-    fn auto_compression_is_lz4_except_to_loopback() {
-        let lz4 = |c: WireCompression, u: &str| c.lz4_for(&reqwest::Url::parse(u).unwrap());
-        for local in [
-            "http://127.0.0.1:8123",
-            "http://127.1.2.3:8123",
-            "http://localhost:8123",
-            "https://LOCALHOST",
-            "http://[::1]:8123",
-        ] {
-            assert!(!lz4(WireCompression::Auto, local), "{local}");
-            assert!(lz4(WireCompression::Lz4, local), "{local}");
-        }
-        for remote in [
-            "http://10.0.0.5:8123",
-            "https://ch.example.com:8443",
-            "http://[2001:db8::1]:8123",
-            "http://localhost.example.com",
-        ] {
-            assert!(lz4(WireCompression::Auto, remote), "{remote}");
-            assert!(!lz4(WireCompression::None, remote), "{remote}");
-        }
     }
 }

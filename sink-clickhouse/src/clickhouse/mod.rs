@@ -18,8 +18,10 @@ mod native;
 mod stream;
 mod types;
 
-pub use client::{ClickHouseConfig, Client, ServerVersion, WireCompression};
-pub use compress::{compress_lz4_frames, FRAME_CHUNK, MAX_FRAMING_THREADS, PARALLEL_MIN_BYTES};
+pub use client::{ClickHouseConfig, Client, ServerVersion};
+pub use compress::{
+    compress_lz4_frames, WireCompression, FRAME_CHUNK, MAX_FRAMING_THREADS, PARALLEL_MIN_BYTES,
+};
 pub use error::{Error, Result};
 pub use ident::{quote_ident, quote_str};
 pub use layout::{ColumnPlan, TableLayout};
