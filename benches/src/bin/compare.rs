@@ -179,31 +179,22 @@ fn run(args: &Args) -> Result<bool, String> {
 
     // (a′) our loader alone, Native + LZ4 as the issue defines it; then the same
     // without LZ4, which is what the sink sends to a loopback URL by default.
-    eprintln!("(a′) sink loader…");
     let url = ch.url();
-    let (c0, m0) = (cpu(ch.pid()), cpu(me));
-    let t_loader = rt.block_on(e2e::sink_loader(
-        &url,
-        DB,
-        TABLE,
-        &batches,
-        WireCompression::Lz4,
-    ))?;
-    ch_cpu.push(("sink_loader", cpu(ch.pid()) - c0));
-    client_cpu.push(("sink_loader", cpu(me) - m0));
-    check("sink_loader", &events_table, &ch)?;
-    eprintln!("(a′) sink loader, plain Native…");
-    let (c0, m0) = (cpu(ch.pid()), cpu(me));
-    let t_loader_plain = rt.block_on(e2e::sink_loader(
-        &url,
-        DB,
-        TABLE,
-        &batches,
-        WireCompression::None,
-    ))?;
-    ch_cpu.push(("sink_loader_plain", cpu(ch.pid()) - c0));
-    client_cpu.push(("sink_loader_plain", cpu(me) - m0));
-    check("sink_loader_plain", &events_table, &ch)?;
+    let mut t_loaders = Vec::new();
+    for (what, compression) in [
+        ("sink_loader", WireCompression::Lz4),
+        ("sink_loader_plain", WireCompression::None),
+    ] {
+        eprintln!("(a′) {what} ({compression:?})…");
+        let (c0, m0) = (cpu(ch.pid()), cpu(me));
+        t_loaders.push(rt.block_on(e2e::sink_loader(&url, DB, TABLE, &batches, compression))?);
+        ch_cpu.push((what, cpu(ch.pid()) - c0));
+        client_cpu.push((what, cpu(me) - m0));
+        check(what, &events_table, &ch)?;
+    }
+    let [t_loader, t_loader_plain] = t_loaders[..] else {
+        unreachable!("two loader runs")
+    };
 
     // (b) the official crate.
     eprintln!("(b) clickhouse crate Inserter…");

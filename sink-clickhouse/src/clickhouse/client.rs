@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 
+use super::compress::lz4_body;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
 use super::stream::{blocks, native_block, same_columns, stream_body, STREAM_BLOCK_ROWS};
-use super::{
-    compress_lz4_frames, encode_native_parts, quote_ident, Error, Result, WireCompression,
-};
+use super::{encode_native_parts, quote_ident, Error, Result, WireCompression};
 
 /// Where and how to reach ClickHouse.
 #[derive(Debug, Clone)]
@@ -378,11 +377,7 @@ impl Client {
         let params = self.insert_params(layout, dedup_token).await?;
         self.send_with(&params, true, |lz4| {
             let body: &bytes::Bytes = if lz4 {
-                framed.get_or_init(|| {
-                    let mut f = Vec::with_capacity(native.len() / 3 + 64);
-                    compress_lz4_frames(native, &mut f);
-                    bytes::Bytes::from(f)
-                })
+                framed.get_or_init(|| lz4_body(native))
             } else {
                 plain.get_or_init(|| bytes::Bytes::copy_from_slice(native))
             };

@@ -99,6 +99,13 @@ pub fn compress_lz4_frames(raw: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// `raw` as one LZ4-framed request body (what `decompress=1` expects).
+pub(super) fn lz4_body(raw: &[u8]) -> bytes::Bytes {
+    let mut framed = Vec::with_capacity(raw.len() / 3 + 64);
+    compress_lz4_frames(raw, &mut framed);
+    bytes::Bytes::from(framed)
+}
+
 fn frame_serial(raw: &[u8], out: &mut Vec<u8>) {
     for chunk in raw.chunks(FRAME_CHUNK) {
         let start = out.len();

@@ -5,8 +5,9 @@
 
 use arrow_array::RecordBatch;
 
+use super::compress::lz4_body;
 use super::layout::TableLayout;
-use super::{compress_lz4_frames, encode_native_parts, Error, Result};
+use super::{encode_native_parts, Error, Result};
 
 /// Rows per Native block of a streamed insert (about 1.6 MB of Native for schema v1,
 /// under the size where framing goes parallel: the server is busy on the other core).
@@ -72,12 +73,11 @@ pub(super) fn native_block(layout: &TableLayout, parts: &[RecordBatch]) -> Resul
 
 /// `native` as LZ4 frames when `lz4`, else as it is.
 fn framed(native: bytes::Bytes, lz4: bool) -> bytes::Bytes {
-    if !lz4 {
-        return native;
+    if lz4 {
+        lz4_body(&native)
+    } else {
+        native
     }
-    let mut framed = Vec::with_capacity(native.len() / 3 + 64);
-    compress_lz4_frames(&native, &mut framed);
-    bytes::Bytes::from(framed)
 }
 
 /// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
