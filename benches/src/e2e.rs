@@ -224,6 +224,7 @@ pub async fn sink_loader(
         password: String::new(),
         timeout: Duration::from_secs(300),
         compression,
+        block_rows: sink_clickhouse::clickhouse::DEFAULT_BLOCK_ROWS,
     })
     .map_err(|e| e.to_string())?;
     // The sink reads the layout once at start-up; so does this.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::clickhouse::WireCompression;
+use crate::clickhouse::{WireCompression, DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS};
 
 /// The native sink: tracker API + Arrow batches in, write-ahead spool, bulk loads into
 /// ClickHouse — or Parquet files when no ClickHouse is configured.
@@ -69,6 +69,28 @@ pub struct ClickHouseArgs {
     /// CPU on LZ4 for bytes that only cross a memory copy).
     #[arg(long, env = "CLICKHOUSE_COMPRESSION", value_enum, default_value_t = WireCompression::Auto)]
     pub clickhouse_compression: WireCompression,
+    /// Rows per Native block of an insert: inserts up to this size go as one block,
+    /// larger ones are streamed in blocks of this size. Large blocks save the server a
+    /// copy (it squashes an insert's blocks into one before writing a part).
+    #[arg(
+        long,
+        env = "CLICKHOUSE_BLOCK_ROWS",
+        default_value_t = DEFAULT_BLOCK_ROWS,
+        value_parser = block_rows,
+    )]
+    pub clickhouse_block_rows: usize,
+}
+
+/// `--clickhouse-block-rows`: a count within the client's bounds.
+fn block_rows(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if (MIN_BLOCK_ROWS..=MAX_BLOCK_ROWS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is outside {MIN_BLOCK_ROWS}..={MAX_BLOCK_ROWS}"
+        ))
+    }
 }
 
 /// Flags of `migrate`.
@@ -246,6 +268,7 @@ mod tests {
         assert_eq!(s.clickhouse.clickhouse_table, "events");
         assert_eq!(s.clickhouse.clickhouse_user, "default");
         assert_eq!(s.clickhouse.clickhouse_compression, WireCompression::Auto);
+        assert_eq!(s.clickhouse.clickhouse_block_rows, 131_072);
         assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
         assert_eq!(s.flush_interval, Duration::from_secs(1));
         assert_eq!(s.load_concurrency, 2);
@@ -297,5 +320,24 @@ mod tests {
             "zstd"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn block_rows_are_taken_within_their_bounds_and_refused_outside() {
+        let serve = |v: &str| {
+            Cli::try_parse_from(["sink-clickhouse", "serve", "--clickhouse-block-rows", v]).map(
+                |cli| match cli.command {
+                    Some(Command::Serve(s)) => s.clickhouse.clickhouse_block_rows,
+                    _ => panic!("serve expected"),
+                },
+            )
+        };
+        assert_eq!(serve("16384").unwrap(), 16_384);
+        assert_eq!(serve("1024").unwrap(), MIN_BLOCK_ROWS);
+        assert_eq!(serve("1048576").unwrap(), MAX_BLOCK_ROWS);
+        for bad in ["0", "1023", "1048577", "many"] {
+            let e = serve(bad).unwrap_err().to_string();
+            assert!(e.contains("--clickhouse-block-rows"), "{bad}: {e}");
+        }
     }
 }

@@ -21,6 +21,7 @@ fn client(a: &ClickHouseArgs) -> Result<Client, String> {
         password: a.clickhouse_password.clone(),
         timeout: a.clickhouse_timeout,
         compression: a.clickhouse_compression,
+        block_rows: a.clickhouse_block_rows,
     })
     .map_err(|e| e.to_string())
 }

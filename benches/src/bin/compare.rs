@@ -216,6 +216,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 password: String::new(),
                 timeout: Duration::from_secs(60),
                 compression: WireCompression::Lz4,
+                block_rows: sink_clickhouse::clickhouse::DEFAULT_BLOCK_ROWS,
             },
         )
         .map_err(|e| e.to_string())?;

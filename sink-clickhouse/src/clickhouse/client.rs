@@ -9,7 +9,9 @@ use arrow_array::RecordBatch;
 use super::compress::lz4_body;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
-use super::stream::{blocks, native_block, same_columns, stream_body, STREAM_BLOCK_ROWS};
+use super::stream::{
+    blocks, native_block, same_columns, stream_body, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS,
+};
 use super::{encode_native_parts, quote_ident, Error, Result, WireCompression};
 
 /// Where and how to reach ClickHouse.
@@ -29,6 +31,11 @@ pub struct ClickHouseConfig {
     pub timeout: Duration,
     /// How insert bodies travel: LZ4-framed or plain Native.
     pub compression: WireCompression,
+    /// Rows per Native block of an insert: an insert of up to this many rows is sent as
+    /// one block, a larger one streamed in blocks of this many (between
+    /// [`MIN_BLOCK_ROWS`] and [`MAX_BLOCK_ROWS`]; default
+    /// [`super::DEFAULT_BLOCK_ROWS`]).
+    pub block_rows: usize,
 }
 
 /// The server's version, which decides the settings and types we may use.
@@ -118,6 +125,12 @@ impl Client {
     pub fn new(cfg: ClickHouseConfig) -> Result<Self> {
         if cfg.urls.is_empty() {
             return Err(Error::Config("no ClickHouse URL".into()));
+        }
+        if !(MIN_BLOCK_ROWS..=MAX_BLOCK_ROWS).contains(&cfg.block_rows) {
+            return Err(Error::Config(format!(
+                "block_rows {} is outside {MIN_BLOCK_ROWS}..={MAX_BLOCK_ROWS}",
+                cfg.block_rows
+            )));
         }
         let mut lz4 = Vec::with_capacity(cfg.urls.len());
         for u in &cfg.urls {
@@ -284,29 +297,36 @@ impl Client {
         dedup_token: Option<&str>,
     ) -> Result<()> {
         let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
-        if rows > STREAM_BLOCK_ROWS {
+        if rows > self.cfg.block_rows {
             // Blocks after the first are encoded while the body is on the wire, where an
             // error can only cut the request (a retryable failure, retried forever):
             // parts the encoder could not take alike are refused here, before it.
             same_columns(layout, parts)?;
             return self
-                .insert_streamed(layout, blocks(parts, STREAM_BLOCK_ROWS), dedup_token)
+                .insert_streamed(layout, blocks(parts, self.cfg.block_rows), dedup_token)
                 .await;
         }
         // Taken out of the mutex (not held across the await); concurrent inserts each
         // get a buffer, and the last one back is kept.
         let mut raw = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
         raw.clear();
-        let res = match encode_native_parts(layout, parts, &mut raw) {
-            Ok(()) => self.insert_native(layout, &raw, dedup_token).await,
-            Err(e) => Err(e),
-        };
-        *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = raw;
+        if let Err(e) = encode_native_parts(layout, parts, &mut raw) {
+            *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = raw;
+            return Err(e);
+        }
+        // The plain body is the buffer itself, shared with the request instead of
+        // copied (a block of 10⁵ rows is ≈ 10 MB); it comes back once the request is
+        // done with it, else the next insert starts a new one.
+        let native = bytes::Bytes::from(raw);
+        let res = self.insert_native_bytes(layout, &native, dedup_token).await;
+        if let Ok(back) = native.try_into_mut() {
+            *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = back.into();
+        }
         res
     }
 
     /// [`Client::insert_parts`] of a large insert as a streamed body: Native blocks
-    /// of [`STREAM_BLOCK_ROWS`] rows are encoded (and LZ4-framed) on a blocking thread and
+    /// of [`ClickHouseConfig::block_rows`] rows are encoded (and LZ4-framed) on a blocking thread and
     /// sent as each is ready, so the server parses block k while block k+1 is being
     /// encoded (one body built first and then sent left the server idle during the
     /// encoding, and the encoder idle during the insert). The blocks are one insert:
@@ -372,16 +392,26 @@ impl Client {
         native: &[u8],
         dedup_token: Option<&str>,
     ) -> Result<()> {
+        let native = bytes::Bytes::copy_from_slice(native);
+        self.insert_native_bytes(layout, &native, dedup_token).await
+    }
+
+    /// [`Client::insert_native`] of a body the caller already holds as [`bytes::Bytes`]:
+    /// sent as it is where the URL takes plain Native, LZ4-framed (once) for the others.
+    async fn insert_native_bytes(
+        &self,
+        layout: &TableLayout,
+        native: &bytes::Bytes,
+        dedup_token: Option<&str>,
+    ) -> Result<()> {
         let framed = std::sync::OnceLock::new();
-        let plain = std::sync::OnceLock::new();
         let params = self.insert_params(layout, dedup_token).await?;
         self.send_with(&params, true, |lz4| {
-            let body: &bytes::Bytes = if lz4 {
-                framed.get_or_init(|| lz4_body(native))
+            reqwest::Body::from(if lz4 {
+                framed.get_or_init(|| lz4_body(native)).clone()
             } else {
-                plain.get_or_init(|| bytes::Bytes::copy_from_slice(native))
-            };
-            reqwest::Body::from(body.clone())
+                native.clone()
+            })
         })
         .await
         .map(|_| ())

@@ -1,5 +1,5 @@
 //! The body of a streamed insert: a chunk's record batches cut into Native blocks of
-//! [`STREAM_BLOCK_ROWS`] rows, each encoded (and LZ4-framed, where the URL's
+//! [`super::ClickHouseConfig::block_rows`] rows, each encoded (and LZ4-framed, where the URL's
 //! compression says so) on a blocking thread while the server parses the block before
 //! (used by [`super::Client::insert_parts`]).
 
@@ -9,9 +9,26 @@ use super::compress::lz4_body;
 use super::layout::TableLayout;
 use super::{encode_native_parts, Error, Result};
 
-/// Rows per Native block of a streamed insert (about 1.6 MB of Native for schema v1,
-/// under the size where framing goes parallel: the server is busy on the other core).
-pub const STREAM_BLOCK_ROWS: usize = 16_384;
+/// Default rows per Native block of an insert ([`super::ClickHouseConfig::block_rows`]):
+/// an insert of up to this many rows is one block, sent as one body; a larger one is
+/// streamed in blocks of this size. About 13 MB of plain Native for schema v1.
+///
+/// Large, because the server copies every block after an insert's first into the one it
+/// accumulates before writing a part (18.16 squashes up to `min_insert_block_size_rows`,
+/// 1,048,576): the sink's 100,000-row inserts sent as one block instead of 16,384-row
+/// blocks cost ClickHouse 8% less CPU per row and loaded 6% faster (3 + 3 alternating
+/// 10⁶-row loads, two inserts in flight, as the loader runs them; BENCHMARKS.md,
+/// session 12). The overlap streaming buys — encoding block k+1 while the server parses
+/// block k — matters little once two inserts are in flight.
+pub const DEFAULT_BLOCK_ROWS: usize = 131_072;
+
+/// The smallest [`super::ClickHouseConfig::block_rows`] accepted: below it the per-block
+/// header and the server's per-block work dominate.
+pub const MIN_BLOCK_ROWS: usize = 1_024;
+
+/// The largest [`super::ClickHouseConfig::block_rows`] accepted: the server squashes
+/// blocks to at most this many rows anyway (`min_insert_block_size_rows`' default).
+pub const MAX_BLOCK_ROWS: usize = 1_048_576;
 
 /// The rows of `parts` cut into blocks of `max_rows` rows (the last one shorter), each
 /// a list of zero-copy slices of the parts: exactly the blocks of the parts

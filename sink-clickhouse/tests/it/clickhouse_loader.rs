@@ -10,7 +10,7 @@ use arrow_array::RecordBatch;
 use ingest_core::{events_to_batch, Event, Timings};
 use sink_clickhouse::clickhouse::{
     encode_native, encode_native_parts, migrate, quote_ident, table_columns, ClickHouseConfig,
-    Client, ServerVersion, TableLayout, WireCompression, STREAM_BLOCK_ROWS,
+    Client, ServerVersion, TableLayout, WireCompression, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS,
 };
 
 use crate::support::clickhouse::ClickHouse;
@@ -21,6 +21,11 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Rows per Native block of the tests' clients: smaller than the sink's default
+/// ([`sink_clickhouse::clickhouse::DEFAULT_BLOCK_ROWS`]), so that streamed inserts
+/// stay quick to build here.
+const BLOCK_ROWS: usize = 16_384;
 
 /// A client sending LZ4-framed inserts (what `auto` does to a server on another host;
 /// these servers are on loopback, where `auto` sends plain Native).
@@ -34,6 +39,16 @@ pub(crate) fn client_with(
     table: &str,
     compression: WireCompression,
 ) -> Client {
+    client_blocks(urls, db, table, compression, BLOCK_ROWS)
+}
+
+pub(crate) fn client_blocks(
+    urls: Vec<String>,
+    db: &str,
+    table: &str,
+    compression: WireCompression,
+    block_rows: usize,
+) -> Client {
     Client::new(ClickHouseConfig {
         urls,
         database: db.into(),
@@ -42,6 +57,7 @@ pub(crate) fn client_with(
         password: String::new(),
         timeout: Duration::from_secs(30),
         compression,
+        block_rows,
     })
     .unwrap()
 }
@@ -350,7 +366,7 @@ fn native_of_parts_is_native_of_the_concatenated_batch() {
 fn an_insert_of_many_parts_reads_back_every_value() {
     let ch = ClickHouse::start();
     let c = client(vec![ch.url()], "analytics", "events");
-    let n = STREAM_BLOCK_ROWS * 2 + 501;
+    let n = BLOCK_ROWS * 2 + 501;
     let events = sample_events(n);
     let batch = events_to_batch(&events);
     let mut parts = Vec::new();
@@ -395,14 +411,14 @@ fn an_insert_of_unlike_parts_is_refused_before_any_request() {
     let layout =
         TableLayout::from_describe(&table_columns(&ServerVersion::parse("18.16.1").unwrap()))
             .unwrap();
-    let batch = events_to_batch(&sample_events(STREAM_BLOCK_ROWS + 10));
+    let batch = events_to_batch(&sample_events(BLOCK_ROWS + 10));
     let dropped = batch.schema().index_of("prop_keys").unwrap();
     let keep: Vec<usize> = (0..batch.num_columns()).filter(|&i| i != dropped).collect();
     let without_props = batch.project(&keep).unwrap();
     // The first block (the first part, whole) encodes; only the second could not.
     let parts = [
-        batch.slice(0, STREAM_BLOCK_ROWS),
-        without_props.slice(STREAM_BLOCK_ROWS, 10),
+        batch.slice(0, BLOCK_ROWS),
+        without_props.slice(BLOCK_ROWS, 10),
     ];
     let err = rt()
         .block_on(c.insert_parts(&layout, &parts, None))
@@ -411,7 +427,7 @@ fn an_insert_of_unlike_parts_is_refused_before_any_request() {
     assert!(err.to_string().contains("prop_keys"), "{err}");
 }
 
-/// A batch past `STREAM_BLOCK_ROWS` goes as a streamed body of several Native blocks:
+/// A batch past `BLOCK_ROWS` goes as a streamed body of several Native blocks:
 /// one insert holding every row exactly once, also when the first URL is dead and the
 /// body is encoded again for the next.
 #[test]
@@ -419,7 +435,7 @@ fn a_streamed_insert_fails_over_and_stores_every_row_once() {
     let ch = ClickHouse::start();
     let dead = dead_url();
     let c = client(vec![dead, ch.url()], "analytics", "events");
-    let n = STREAM_BLOCK_ROWS * 2 + 123;
+    let n = BLOCK_ROWS * 2 + 123;
     let events = sample_events(n);
     rt().block_on(async {
         migrate(&c, None).await.unwrap();
@@ -457,7 +473,7 @@ fn plain_native_inserts_read_back_every_value_as_lz4_ones_do() {
     assert_eq!(auto.lz4_per_url(), [false, false], "both URLs are loopback");
     let plain = client_with(vec![ch.url()], "analytics", "events", WireCompression::None);
     let small = sample_events(3000);
-    let streamed = sample_events(STREAM_BLOCK_ROWS * 2 + 77);
+    let streamed = sample_events(BLOCK_ROWS * 2 + 77);
     let read = |ch: &ClickHouse| {
         ch.query(&format!(
             "SELECT {EXPECT_COLUMNS} FROM analytics.events ORDER BY received_at, toString(event_id) FORMAT TabSeparated"
@@ -572,10 +588,10 @@ fn the_wire_carries_plain_native_or_lz4_frames_as_the_compression_says() {
         v
     };
     let small = events_to_batch(&sample_events(50));
-    let big = events_to_batch(&sample_events(STREAM_BLOCK_ROWS + 10));
+    let big = events_to_batch(&sample_events(BLOCK_ROWS + 10));
     let want_small = native(std::slice::from_ref(&small));
-    let mut want_big = native(&[big.slice(0, STREAM_BLOCK_ROWS)]);
-    want_big.extend(native(&[big.slice(STREAM_BLOCK_ROWS, 10)]));
+    let mut want_big = native(&[big.slice(0, BLOCK_ROWS)]);
+    want_big.extend(native(&[big.slice(BLOCK_ROWS, 10)]));
     for (compression, lz4) in [
         (WireCompression::Auto, false),
         (WireCompression::None, false),
@@ -617,6 +633,64 @@ fn the_wire_carries_plain_native_or_lz4_frames_as_the_compression_says() {
     }
 }
 
+/// `block_rows` decides the blocks: the batch of [`BLOCK_ROWS`] + 10 rows that a
+/// client of [`BLOCK_ROWS`] sends as two blocks (above) goes as one block, in one
+/// body, from a client whose blocks are larger than it; out-of-range sizes are refused.
+#[test]
+fn an_insert_up_to_block_rows_is_one_native_block() {
+    let layout =
+        TableLayout::from_describe(&table_columns(&ServerVersion::parse("18.16.1").unwrap()))
+            .unwrap();
+    let big = events_to_batch(&sample_events(BLOCK_ROWS + 10));
+    let mut one_block = Vec::new();
+    encode_native_parts(&layout, std::slice::from_ref(&big), &mut one_block).unwrap();
+    let mut two_blocks = Vec::new();
+    encode_native_parts(&layout, &[big.slice(0, BLOCK_ROWS)], &mut two_blocks).unwrap();
+    encode_native_parts(&layout, &[big.slice(BLOCK_ROWS, 10)], &mut two_blocks).unwrap();
+    assert_ne!(one_block, two_blocks);
+    for (block_rows, want, chunked) in [
+        (BLOCK_ROWS + 10, &one_block, false),
+        (BLOCK_ROWS, &two_blocks, true),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let server = std::thread::spawn(move || capture(listener, 2));
+        let c = client_blocks(
+            vec![url],
+            "analytics",
+            "events",
+            WireCompression::None,
+            block_rows,
+        );
+        rt().block_on(c.insert(&layout, &big, None)).unwrap();
+        let requests = server.join().unwrap();
+        let (head, body) = &requests[1];
+        assert!(
+            body == want,
+            "block_rows {block_rows}: other blocks than expected"
+        );
+        let streamed = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        assert_eq!(streamed, chunked, "block_rows {block_rows}: {head}");
+    }
+    for bad in [0, MIN_BLOCK_ROWS - 1, MAX_BLOCK_ROWS + 1] {
+        let e = Client::new(ClickHouseConfig {
+            urls: vec!["http://127.0.0.1:9".into()],
+            database: "analytics".into(),
+            table: "events".into(),
+            user: "default".into(),
+            password: String::new(),
+            timeout: Duration::from_secs(1),
+            compression: WireCompression::None,
+            block_rows: bad,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("block_rows"), "{bad}: {e}");
+    }
+}
+
 #[test]
 fn hostile_database_and_table_names_cannot_inject() {
     let ch = ClickHouse::start();
@@ -645,6 +719,7 @@ fn hostile_database_and_table_names_cannot_inject() {
         password: String::new(),
         timeout: Duration::from_secs(1),
         compression: WireCompression::Auto,
+        block_rows: BLOCK_ROWS,
     })
     .is_err());
 }
