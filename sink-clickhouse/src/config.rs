@@ -148,6 +148,15 @@ pub struct ServeArgs {
     /// Seal a spool segment at this age (e.g. `1s`, `500ms`).
     #[arg(long, env = "SINK_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub flush_interval: Duration,
+    /// Seal a spool segment once no event has reached it for this long, if it holds
+    /// `--flush-idle-rows` rows: the end of a burst is loaded without waiting for the
+    /// segment's age. `0s` turns it off.
+    #[arg(long, env = "SINK_FLUSH_IDLE", default_value = "100ms", value_parser = parse_duration)]
+    pub flush_idle: Duration,
+    /// The rows an idle segment must hold to be sealed for idleness (smaller ones wait
+    /// for their age, so that a trickle of events still makes few, large inserts).
+    #[arg(long, env = "SINK_FLUSH_IDLE_ROWS", default_value_t = 10_000)]
+    pub flush_idle_rows: u64,
     /// Refuse new events (503 + Retry-After) while the spool holds this many bytes.
     #[arg(long, env = "SINK_SPOOL_MAX_BYTES", default_value = "10GiB", value_parser = parse_bytes)]
     pub spool_max_bytes: u64,
@@ -271,6 +280,8 @@ mod tests {
         assert_eq!(s.clickhouse.clickhouse_block_rows, 131_072);
         assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
         assert_eq!(s.flush_interval, Duration::from_secs(1));
+        assert_eq!(s.flush_idle, Duration::from_millis(100));
+        assert_eq!(s.flush_idle_rows, 10_000);
         assert_eq!(s.load_concurrency, 2);
         assert_eq!(s.spool_max_bytes, 10 << 30);
         assert!(s.batch_token.is_none() && s.sites.is_none() && s.trusted_proxy.is_empty());

@@ -95,6 +95,8 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         segment_max_bytes: a.flush_bytes,
         segment_max_rows: a.flush_rows,
         segment_max_age: a.flush_interval,
+        segment_idle: a.flush_idle,
+        segment_idle_min_rows: a.flush_idle_rows,
         batch_ids_keep: a.batch_ids_keep,
     })
     .map_err(|e| format!("opening the spool: {e}"))?;

@@ -44,6 +44,8 @@ async fn spool_with(dir: &std::path::Path, records: i32) -> Spool {
         segment_max_bytes: 1 << 30,
         segment_max_rows: 1 << 30,
         segment_max_age: Duration::from_secs(3600),
+        segment_idle: Duration::ZERO,
+        segment_idle_min_rows: 0,
         batch_ids_keep: 10,
     })
     .unwrap();

@@ -50,6 +50,13 @@ pub struct SpoolConfig {
     pub segment_max_rows: u64,
     /// Seal the open segment once it is this old (and not empty).
     pub segment_max_age: Duration,
+    /// Seal the open segment once nothing was written to it for this long, if it holds
+    /// at least [`SpoolConfig::segment_idle_min_rows`] rows (`ZERO`: never by idleness).
+    /// The end of a burst is then loaded at once instead of at the segment's age.
+    pub segment_idle: Duration,
+    /// The rows an idle segment must hold to be sealed for idleness: below it, the
+    /// age seal waits to make the insert larger (ClickHouse prefers few, large inserts).
+    pub segment_idle_min_rows: u64,
     /// How many recent `/v1/batches` ids are remembered for deduplication.
     pub batch_ids_keep: usize,
 }

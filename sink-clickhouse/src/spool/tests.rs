@@ -16,6 +16,8 @@ fn cfg(dir: &Path) -> SpoolConfig {
         segment_max_bytes: 1 << 30,
         segment_max_rows: 1 << 40,
         segment_max_age: Duration::from_secs(3600),
+        segment_idle: Duration::ZERO,
+        segment_idle_min_rows: 0,
         batch_ids_keep: 1000,
     }
 }
@@ -93,6 +95,30 @@ async fn seals_by_rows_and_by_age() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(spool.sealed().unwrap().len(), 2, "sealed by age");
     assert_eq!(read_all(&spool), vec![1, 2, 3, 4]);
+}
+
+/// An idle segment is sealed once it holds `segment_idle_min_rows` rows and nothing
+/// was written for `segment_idle`; below those rows, or while writes keep coming
+/// faster than that, it stays open (the age seal is an hour away here).
+#[tokio::test]
+async fn seals_when_idle_with_rows_enough_and_not_while_written_to() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_idle = Duration::from_millis(200);
+    c.segment_idle_min_rows = 3;
+    let (spool, _) = Spool::open(c).unwrap();
+    spool.append_events(batch(&[1, 2])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(spool.sealed().unwrap().len(), 0, "2 rows < 3: not sealed");
+    // Writes every 20 ms (far under the 200 ms idle) for 400 ms: the segment stays open.
+    for i in 3..23 {
+        spool.append_events(batch(&[i])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(spool.sealed().unwrap().len(), 0, "sealed while written to");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(spool.sealed().unwrap().len(), 1, "sealed when idle");
+    assert_eq!(read_all(&spool), (1..23).collect::<Vec<_>>());
 }
 
 #[tokio::test]

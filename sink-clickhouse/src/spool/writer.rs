@@ -50,6 +50,18 @@ struct Open {
     rows: u64,
     records: u32,
     opened: Instant,
+    /// When the last round was written (fsynced) to it.
+    written: Instant,
+}
+
+impl Open {
+    /// Old enough, or idle long enough with rows enough, to be sealed now.
+    fn seal_due(&self, cfg: &super::SpoolConfig) -> bool {
+        self.opened.elapsed() >= cfg.segment_max_age
+            || (!cfg.segment_idle.is_zero()
+                && self.rows >= cfg.segment_idle_min_rows
+                && self.written.elapsed() >= cfg.segment_idle)
+    }
 }
 
 struct Writer {
@@ -66,8 +78,11 @@ pub(super) fn start(
     next_id: u64,
     ticks: mpsc::Sender<Msg>,
 ) -> io::Result<()> {
-    let every = (shared.cfg.segment_max_age / 4)
-        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let mut every = shared.cfg.segment_max_age / 4;
+    if !shared.cfg.segment_idle.is_zero() {
+        every = every.min(shared.cfg.segment_idle / 2);
+    }
+    let every = every.clamp(Duration::from_millis(10), Duration::from_millis(250));
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(every);
         loop {
@@ -92,10 +107,7 @@ pub(super) fn start(
                     return;
                 };
                 if let Msg::Tick = first {
-                    if w.open
-                        .as_ref()
-                        .is_some_and(|o| o.opened.elapsed() >= w.shared.cfg.segment_max_age)
-                    {
+                    if w.open.as_ref().is_some_and(|o| o.seal_due(&w.shared.cfg)) {
                         w.seal_logged();
                     }
                     continue;
@@ -206,9 +218,12 @@ impl Writer {
             for (d, _) in batch_waiters {
                 let _ = d.send(err.clone().map_or(Ok(Appended::Stored), Err));
             }
+            // The age is checked here too: under a steady load the ticks arrive inside
+            // rounds, where they are not looked at.
             if self.open.as_ref().is_some_and(|o| {
                 o.len >= self.shared.cfg.segment_max_bytes
                     || o.rows >= self.shared.cfg.segment_max_rows
+                    || o.opened.elapsed() >= self.shared.cfg.segment_max_age
             }) {
                 self.seal_logged();
             }
@@ -242,6 +257,7 @@ impl Writer {
         o.len += buf.len() as u64;
         o.rows += rows;
         o.records += records;
+        o.written = Instant::now();
         self.shared
             .bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -283,6 +299,7 @@ impl Writer {
             rows: 0,
             records: 0,
             opened: Instant::now(),
+            written: Instant::now(),
         })
     }
 
