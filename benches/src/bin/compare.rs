@@ -67,15 +67,19 @@ fn main() -> ExitCode {
 /// The median time of each of `paths` over `reps` rounds, in seconds. Every round
 /// runs every path once, in turn, after one untimed warm-up round: a machine whose
 /// speed drifts during the measurement (a shared VM's does) slows all paths alike
-/// instead of whichever ran in the slow stretch. Checks every run returns `n` rows.
+/// instead of whichever ran in the slow stretch. Each round starts one path further
+/// on, so that no path always runs first. Checks every run returns `n` rows.
 fn interleaved_medians(
     reps: usize,
     n: usize,
     paths: &mut [(&'static str, &mut dyn FnMut() -> usize)],
 ) -> Result<Vec<(&'static str, f64)>, String> {
     let mut times = vec![Vec::new(); paths.len()];
+    let k = paths.len();
     for round in 0..=reps.max(1) {
-        for ((name, f), t) in paths.iter_mut().zip(&mut times) {
+        for j in 0..k {
+            let i = (round + j) % k;
+            let ((name, f), t) = (&mut paths[i], &mut times[i]);
             let t0 = Instant::now();
             let rows = f();
             let secs = t0.elapsed().as_secs_f64();
