@@ -97,6 +97,9 @@ fn run(args: &Args) -> Result<bool, String> {
         let dir = work.path().join(format!("sink-{k}"));
         let sink = Sink::start(bin, &url, &dir, PORTS.start + 10..PORTS.end)?;
         let ch_cpu0 = e2e::cpu_secs(ch.pid()).unwrap_or(0.0);
+        // This process is the load generator (and the row-count polls).
+        let me = std::process::id();
+        let gen_cpu0 = e2e::cpu_secs(me).unwrap_or(0.0);
         let t0 = Instant::now();
         let report = rt.block_on(e2e::load(
             format!("http://127.0.0.1:{}/e", sink.port),
@@ -112,15 +115,17 @@ fn run(args: &Args) -> Result<bool, String> {
         let rss = e2e::peak_rss_bytes(sink.child.id()).unwrap_or(0);
         let sink_cpu = e2e::cpu_secs(sink.child.id()).unwrap_or(0.0);
         let ch_cpu = e2e::cpu_secs(ch.pid()).unwrap_or(0.0) - ch_cpu0;
+        let gen_cpu = e2e::cpu_secs(me).unwrap_or(0.0) - gen_cpu0;
         drop(sink);
         let c = ch.count(&table)?;
         let rate = n as f64 / secs;
         eprintln!(
-            "  {name}: {:.3} M rows/s ({secs:.2} s; sent in {:.2} s; CPU µs/event: sink {:.2}, ClickHouse {:.2}; {} failed; peak RSS {} MiB){}",
+            "  {name}: {:.3} M rows/s ({secs:.2} s; sent in {:.2} s; CPU µs/event: sink {:.2}, ClickHouse {:.2}, load generator {:.2}; {} failed; peak RSS {} MiB){}",
             rate / 1e6,
             report.send_secs,
             sink_cpu * 1e6 / n as f64,
             ch_cpu * 1e6 / n as f64,
+            gen_cpu * 1e6 / n as f64,
             report.failed,
             rss >> 20,
             if c == n as u64 {
