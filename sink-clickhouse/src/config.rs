@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::clickhouse::{WireCompression, DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS};
+use crate::clickhouse::{check_block_rows, WireCompression, DEFAULT_BLOCK_ROWS};
 
 /// The native sink: tracker API + Arrow batches in, write-ahead spool, bulk loads into
 /// ClickHouse — or Parquet files when no ClickHouse is configured.
@@ -83,14 +83,7 @@ pub struct ClickHouseArgs {
 
 /// `--clickhouse-block-rows`: a count within the client's bounds.
 fn block_rows(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
-    if (MIN_BLOCK_ROWS..=MAX_BLOCK_ROWS).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!(
-            "{n} is outside {MIN_BLOCK_ROWS}..={MAX_BLOCK_ROWS}"
-        ))
-    }
+    check_block_rows(s.parse().map_err(|e| format!("{s:?}: {e}"))?)
 }
 
 /// Flags of `migrate`.
@@ -344,8 +337,8 @@ mod tests {
             )
         };
         assert_eq!(serve("16384").unwrap(), 16_384);
-        assert_eq!(serve("1024").unwrap(), MIN_BLOCK_ROWS);
-        assert_eq!(serve("1048576").unwrap(), MAX_BLOCK_ROWS);
+        assert_eq!(serve("1024").unwrap(), crate::clickhouse::MIN_BLOCK_ROWS);
+        assert_eq!(serve("1048576").unwrap(), crate::clickhouse::MAX_BLOCK_ROWS);
         for bad in ["0", "1023", "1048577", "many"] {
             let e = serve(bad).unwrap_err().to_string();
             assert!(e.contains("--clickhouse-block-rows"), "{bad}: {e}");

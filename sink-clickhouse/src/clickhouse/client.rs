@@ -9,9 +9,7 @@ use arrow_array::RecordBatch;
 use super::compress::lz4_body;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
-use super::stream::{
-    blocks, native_block, same_columns, stream_body, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS,
-};
+use super::stream::{blocks, check_block_rows, native_block, same_columns, stream_body};
 use super::{encode_native_parts, quote_ident, Error, Result, WireCompression};
 
 /// Where and how to reach ClickHouse.
@@ -33,7 +31,7 @@ pub struct ClickHouseConfig {
     pub compression: WireCompression,
     /// Rows per Native block of an insert: an insert of up to this many rows is sent as
     /// one block, a larger one streamed in blocks of this many (between
-    /// [`MIN_BLOCK_ROWS`] and [`MAX_BLOCK_ROWS`]; default
+    /// [`super::MIN_BLOCK_ROWS`] and [`super::MAX_BLOCK_ROWS`]; default
     /// [`super::DEFAULT_BLOCK_ROWS`]).
     pub block_rows: usize,
 }
@@ -126,12 +124,7 @@ impl Client {
         if cfg.urls.is_empty() {
             return Err(Error::Config("no ClickHouse URL".into()));
         }
-        if !(MIN_BLOCK_ROWS..=MAX_BLOCK_ROWS).contains(&cfg.block_rows) {
-            return Err(Error::Config(format!(
-                "block_rows {} is outside {MIN_BLOCK_ROWS}..={MAX_BLOCK_ROWS}",
-                cfg.block_rows
-            )));
-        }
+        check_block_rows(cfg.block_rows).map_err(|e| Error::Config(format!("block_rows: {e}")))?;
         let mut lz4 = Vec::with_capacity(cfg.urls.len());
         for u in &cfg.urls {
             let parsed = reqwest::Url::parse(u).map_err(|e| Error::Config(format!("{u}: {e}")))?;
@@ -318,7 +311,7 @@ impl Client {
         // copied (a block of 10⁵ rows is ≈ 10 MB); it comes back once the request is
         // done with it, else the next insert starts a new one.
         let native = bytes::Bytes::from(raw);
-        let res = self.insert_native_bytes(layout, &native, dedup_token).await;
+        let res = self.insert_native(layout, &native, dedup_token).await;
         if let Ok(back) = native.try_into_mut() {
             *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = back.into();
         }
@@ -384,21 +377,10 @@ impl Client {
         Ok(params)
     }
 
-    /// Inserts an already encoded Native body (one or more blocks), LZ4-framed for
-    /// the URLs whose compression says so (framed once, the first time one does).
+    /// Inserts an already encoded Native body (one or more blocks): sent as it is
+    /// (shared, not copied) to the URLs that take plain Native, LZ4-framed for the
+    /// others (framed once, the first time one does).
     pub async fn insert_native(
-        &self,
-        layout: &TableLayout,
-        native: &[u8],
-        dedup_token: Option<&str>,
-    ) -> Result<()> {
-        let native = bytes::Bytes::copy_from_slice(native);
-        self.insert_native_bytes(layout, &native, dedup_token).await
-    }
-
-    /// [`Client::insert_native`] of a body the caller already holds as [`bytes::Bytes`]:
-    /// sent as it is where the URL takes plain Native, LZ4-framed (once) for the others.
-    async fn insert_native_bytes(
         &self,
         layout: &TableLayout,
         native: &bytes::Bytes,

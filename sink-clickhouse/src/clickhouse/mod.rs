@@ -27,5 +27,5 @@ pub use ident::{quote_ident, quote_str};
 pub use layout::{ColumnPlan, TableLayout};
 pub use migrate::{create_table_sql, migrate, table_columns};
 pub use native::{encode_native, encode_native_parts};
-pub use stream::{DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS};
+pub use stream::{check_block_rows, DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS};
 pub use types::ChType;

@@ -30,6 +30,18 @@ pub const MIN_BLOCK_ROWS: usize = 1_024;
 /// blocks to at most this many rows anyway (`min_insert_block_size_rows`' default).
 pub const MAX_BLOCK_ROWS: usize = 1_048_576;
 
+/// `rows` when it is a block size the client takes ([`MIN_BLOCK_ROWS`] to
+/// [`MAX_BLOCK_ROWS`]), else why not (for `Client::new` and the command line alike).
+pub fn check_block_rows(rows: usize) -> std::result::Result<usize, String> {
+    if (MIN_BLOCK_ROWS..=MAX_BLOCK_ROWS).contains(&rows) {
+        Ok(rows)
+    } else {
+        Err(format!(
+            "{rows} is outside {MIN_BLOCK_ROWS}..={MAX_BLOCK_ROWS}"
+        ))
+    }
+}
+
 /// The rows of `parts` cut into blocks of `max_rows` rows (the last one shorter), each
 /// a list of zero-copy slices of the parts: exactly the blocks of the parts
 /// concatenated and then sliced, so a retried insert sends the same blocks.

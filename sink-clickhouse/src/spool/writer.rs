@@ -218,12 +218,12 @@ impl Writer {
             for (d, _) in batch_waiters {
                 let _ = d.send(err.clone().map_or(Ok(Appended::Stored), Err));
             }
-            // The age is checked here too: under a steady load the ticks arrive inside
+            // `seal_due` is asked here too: under a steady load the ticks arrive inside
             // rounds, where they are not looked at.
             if self.open.as_ref().is_some_and(|o| {
                 o.len >= self.shared.cfg.segment_max_bytes
                     || o.rows >= self.shared.cfg.segment_max_rows
-                    || o.opened.elapsed() >= self.shared.cfg.segment_max_age
+                    || o.seal_due(&self.shared.cfg)
             }) {
                 self.seal_logged();
             }
