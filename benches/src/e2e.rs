@@ -204,10 +204,11 @@ pub async fn clickhouse_crate(
 /// Inserts the sink's loader keeps in flight by default (`--load-concurrency`).
 pub const LOAD_CONCURRENCY: usize = 2;
 
-/// (a′): our loader alone — each pre-built Arrow batch encoded to Native for the
-/// table's real types, LZ4-framed (or not: `compression`) and inserted by the sink's
-/// `Client::insert`, up to [`LOAD_CONCURRENCY`] at once, as the sink's loader loads
-/// its sealed segments.
+/// (a′): our loader alone — the pre-built Arrow batches cut into inserts of the
+/// sink's default `--insert-rows` (as the loader cuts a segment; one batch alone in
+/// halves, as the loader cuts a lone segment at the end of a burst), each encoded to
+/// Native for the table's real types, LZ4-framed (or not: `compression`) and
+/// inserted by the sink's `Client::insert`, up to [`LOAD_CONCURRENCY`] at once.
 pub async fn sink_loader(
     url: &str,
     database: &str,
@@ -233,11 +234,30 @@ pub async fn sink_loader(
     let client = std::sync::Arc::new(client);
     let t0 = Instant::now();
     let mut in_flight = tokio::task::JoinSet::new();
-    for b in batches {
+    let insert_rows =
+        usize::try_from(sink_clickhouse::config::DEFAULT_INSERT_ROWS).map_err(|e| e.to_string())?;
+    let mut inserts: Vec<RecordBatch> = batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows())
+                .step_by(insert_rows)
+                .map(move |at| b.slice(at, insert_rows.min(b.num_rows() - at)))
+        })
+        .collect();
+    // A segment alone in the spool is cut in halves inserted at once (the loader's
+    // `cut_of`); so is a lone batch here.
+    let min = usize::try_from(sink_clickhouse::loader::SPLIT_MIN_ROWS).unwrap_or(usize::MAX);
+    if let [only] = &inserts[..] {
+        let n = only.num_rows();
+        if n / 2 >= min {
+            inserts = vec![only.slice(0, n / 2), only.slice(n / 2, n - n / 2)];
+        }
+    }
+    for b in inserts {
         if in_flight.len() >= LOAD_CONCURRENCY {
             join_one(&mut in_flight).await?;
         }
-        let (client, layout, b) = (client.clone(), layout.clone(), b.clone());
+        let (client, layout) = (client.clone(), layout.clone());
         in_flight.spawn(async move { client.insert(&layout, &b, None).await });
     }
     while !in_flight.is_empty() {

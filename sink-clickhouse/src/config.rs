@@ -11,6 +11,12 @@ use ipnet::IpNet;
 
 use crate::clickhouse::{check_block_rows, WireCompression, DEFAULT_BLOCK_ROWS};
 
+/// Default `--insert-rows`: a whole default segment. Half of it (two inserts per
+/// segment) cost the server 10% more CPU per row under a steady load and made the
+/// end-to-end benchmark 7% slower (BENCHMARKS.md); the end of a burst is cut in two
+/// by the loader instead (`loader::SPLIT_MIN_ROWS`).
+pub const DEFAULT_INSERT_ROWS: u64 = 100_000;
+
 /// The native sink: tracker API + Arrow batches in, write-ahead spool, bulk loads into
 /// ClickHouse — or Parquet files when no ClickHouse is configured.
 #[derive(Debug, Parser)]
@@ -127,12 +133,18 @@ pub struct ServeArgs {
     /// Client keys the rate limiter keeps in memory (about 40 bytes each).
     #[arg(long, env = "SINK_CLIENT_MAX_KEYS", default_value_t = 100_000)]
     pub client_max_keys: usize,
-    /// Seal a spool segment (= one insert or one Parquet file) at this many rows.
+    /// Seal a spool segment at this many rows.
     #[arg(long, env = "SINK_FLUSH_ROWS", default_value_t = 100_000)]
     pub flush_rows: u64,
-    /// Sealed segments loaded at once (inserts in flight). One insert is parsed and
+    /// Rows per insert (or Parquet file): a sealed segment larger than this is cut into
+    /// chunks of this many rows, at record boundaries, loaded up to
+    /// `--load-concurrency` at once. The cut depends only on the segment and this
+    /// value, so a replay gets the same dedup tokens (keep it across a restart).
+    #[arg(long, env = "SINK_INSERT_ROWS", default_value_t = DEFAULT_INSERT_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub insert_rows: u64,
+    /// Inserts in flight, over one segment or several. One insert is parsed and
     /// written by one ClickHouse thread; two load a backlog 1.4–1.7× as fast on 2 cores
-    /// (BENCHMARKS.md). Each segment keeps its own inserts and dedup tokens.
+    /// (BENCHMARKS.md). Each chunk keeps its own dedup token.
     #[arg(long, env = "SINK_LOAD_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub load_concurrency: u16,
     /// Seal a spool segment at this many bytes on disk (e.g. `16MiB`).
@@ -272,6 +284,7 @@ mod tests {
         assert_eq!(s.clickhouse.clickhouse_compression, WireCompression::Auto);
         assert_eq!(s.clickhouse.clickhouse_block_rows, 131_072);
         assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
+        assert_eq!(s.insert_rows, DEFAULT_INSERT_ROWS);
         assert_eq!(s.flush_interval, Duration::from_secs(1));
         assert_eq!(s.flush_idle, Duration::from_millis(100));
         assert_eq!(s.flush_idle_rows, 10_000);

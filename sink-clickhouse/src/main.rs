@@ -170,7 +170,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         metrics.clone(),
         health.clone(),
         LoaderConfig {
-            max_rows: usize::try_from(a.flush_rows).unwrap_or(usize::MAX).max(1),
+            max_rows: usize::try_from(a.insert_rows).unwrap_or(usize::MAX),
             concurrency: usize::from(a.load_concurrency),
             min_backoff: Duration::from_millis(100),
             max_backoff: a.retry_max_backoff,

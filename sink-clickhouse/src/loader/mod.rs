@@ -1,9 +1,13 @@
 //! The loader: sealed spool segments → ClickHouse inserts (or Parquet files).
 //!
 //! A segment is streamed one record at a time; records are grouped into chunks of up
-//! to `--flush-rows` rows; each chunk is one insert whose deduplication token is
+//! to `--insert-rows` rows; each chunk is one insert whose deduplication token is
 //! derived from the spool id, the segment id and the record range (the same after a
-//! replay). A failed insert is retried with exponential backoff and jitter (the client
+//! replay: the cut depends only on the segment and the setting). Up to
+//! `--load-concurrency` inserts are in flight, across segments and within one. A
+//! segment alone in the spool at the end of a burst is cut in two halves, inserted at
+//! once; that cut is recorded on disk before the first insert (`Spool::write_cut`),
+//! so a replay cuts the same way. A failed insert is retried with exponential backoff and jitter (the client
 //! fails over between URLs); a chunk the server rejects as invalid goes to the
 //! quarantine folder as an Arrow IPC file, with a metric and a log line. The segment is
 //! deleted only after every chunk is acknowledged or quarantined.
@@ -20,6 +24,7 @@ use tokio::sync::watch;
 use crate::metrics::{CodeLabel, Metrics};
 use crate::parquet_out::ParquetOut;
 use crate::server::{now_ms, Health};
+use crate::spool::segment::record_rows;
 use crate::spool::{ipc, Next, Sealed, SegmentReader, Spool};
 
 /// Rows of one segment's records `first..=last`, ready to write.
@@ -100,13 +105,14 @@ impl Store for ParquetOut {
 /// Loader settings.
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
-    /// Most rows per insert / Parquet file.
+    /// Most rows per insert / Parquet file: a segment is cut into chunks of this many
+    /// rows (at record boundaries), the same cut on every pass.
     pub max_rows: usize,
     /// First retry delay.
     pub min_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
-    /// Segments loaded at once (at least 1).
+    /// Inserts in flight, and segments loaded at once (at least 1).
     pub concurrency: usize,
 }
 
@@ -117,6 +123,17 @@ pub struct Loader {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     cfg: LoaderConfig,
+    /// One permit per insert in flight (`cfg.concurrency`), shared by the segments.
+    inserts: tokio::sync::Semaphore,
+}
+
+/// The next chunk of a segment, as the loader reads it.
+enum Read {
+    Chunk(Chunk),
+    /// A damaged record: the segment goes to quarantine.
+    Bad(String),
+    /// Reading panicked: the segment is kept and tried again.
+    Failed,
 }
 
 /// How a segment ended.
@@ -139,6 +156,7 @@ impl Loader {
             store,
             metrics,
             health,
+            inserts: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),
             cfg,
         }
     }
@@ -186,10 +204,13 @@ impl Loader {
         }
     }
 
-    /// Loads `segs`, up to `concurrency` at once, each started in order. A segment's
-    /// own chunks are written one after another with the same dedup tokens as when
-    /// loaded alone, so a replay after a crash dedups whatever the concurrency was.
-    /// Stops at the first `Stopped` (the segments in flight stay in the spool).
+    /// Loads `segs`, up to `concurrency` at once, each started in order, then the
+    /// segments sealed meanwhile (a new seal starts as soon as a load slot is free, not
+    /// after the whole pass), until none is left or `stop` turns true. A segment's
+    /// chunks and their dedup tokens are the same whatever the concurrency, so a
+    /// replay after a crash dedups whatever was in flight. Returns `Stopped` at the
+    /// first `Stopped` (the segments in flight stay in the spool) and when the
+    /// deadline leaves segments unloaded.
     async fn load_all(
         &self,
         segs: Vec<Sealed>,
@@ -197,20 +218,37 @@ impl Loader {
         deadline: Option<Instant>,
     ) -> SegmentEnd {
         use futures_util::stream::{FuturesUnordered, StreamExt};
-        let mut segs = segs.into_iter();
+        let most = self.cfg.concurrency.max(1);
+        // Segments are started in id order; new seals have higher ids. (A segment left
+        // in the spool by this pass — unreadable for now — waits for the next one.)
+        let mut newest = segs.last().map_or(0, |s| s.id);
+        let mut segs = std::collections::VecDeque::from(segs);
         let mut in_flight = FuturesUnordered::new();
         loop {
-            while in_flight.len() < self.cfg.concurrency.max(1) {
+            while in_flight.len() < most && !*stop.borrow() {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                let Some(seg) = segs.next() else { break };
-                let mut stop = stop.clone();
-                in_flight.push(async move { self.load_segment(&seg, &mut stop, deadline).await });
+                if segs.is_empty() {
+                    match self.spool.sealed() {
+                        Ok(all) => segs.extend(all.into_iter().filter(|s| s.id > newest)),
+                        Err(e) => tracing::error!(error = %e, "listing the spool failed"),
+                    }
+                    newest = segs.back().map_or(newest, |s| s.id);
+                }
+                let Some(seg) = segs.pop_front() else { break };
+                // A segment alone in the spool may be cut in halves (see `cut_of`).
+                let alone = in_flight.is_empty() && segs.is_empty();
+                in_flight.push(async move { self.load_segment(&seg, alone, stop, deadline).await });
             }
-            match in_flight.next().await {
+            let done = tokio::select! {
+                done = in_flight.next() => done,
+                // A slot is free: look for a new seal.
+                _ = self.spool.sealed_notify().notified(), if in_flight.len() < most => continue,
+            };
+            match done {
                 None => {
-                    return if segs.len() == 0 {
+                    return if segs.is_empty() {
                         SegmentEnd::Done
                     } else {
                         SegmentEnd::Stopped
@@ -235,15 +273,21 @@ impl Loader {
         self.spool.sealed().is_ok_and(|s| s.is_empty())
     }
 
+    /// Loads one segment: its chunks are read in order, each as soon as an insert of
+    /// this segment may start, and written with up to `concurrency` inserts in flight
+    /// across the whole loader (a segment alone — the end of a burst — uses them all).
+    /// The segment is deleted once every chunk is in or quarantined.
     async fn load_segment(
         &self,
         seg: &Sealed,
-        stop: &mut watch::Receiver<bool>,
+        alone: bool,
+        stop: &watch::Receiver<bool>,
         deadline: Option<Instant>,
     ) -> SegmentEnd {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
         let path = seg.path.clone();
         let reader = tokio::task::spawn_blocking(move || SegmentReader::open(&path)).await;
-        let mut reader = match reader {
+        let reader = match reader {
             Ok(Ok(Ok(r))) => r,
             Ok(Ok(Err(reason))) => {
                 self.quarantine_segment(seg, reason);
@@ -256,47 +300,154 @@ impl Loader {
             }
         };
         let created = reader.header.created_at_ms;
+        let cut = self.cut_of(seg, alone).await;
+        // The chunks are read one after another, the next only while fewer than
+        // `concurrency` of this segment's are held (memory stays bounded by the
+        // concurrency), and written as they come; the semaphore bounds the inserts of
+        // all segments in flight together. A bad record ends the reading.
+        let most = self.cfg.concurrency.max(1);
+        let mut reader = Some(reader);
+        let mut writes = FuturesUnordered::new();
+        let (mut bad, mut failed) = (None, false);
         loop {
-            // Read the next chunk (blocking I/O + decode off the async threads).
-            let max_rows = self.cfg.max_rows;
-            let res = tokio::task::spawn_blocking(move || {
-                let chunk = read_chunk(&mut reader, max_rows);
-                (reader, chunk)
-            })
-            .await;
-            let (r, chunk) = match res {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a segment panicked");
-                    return SegmentEnd::Done;
+            if reader.is_some() && writes.len() < most {
+                let mut read = std::pin::pin!(self.next_chunk(seg, created, cut, reader.take()));
+                // The writes in flight go on while the next chunk is read.
+                let got = loop {
+                    tokio::select! {
+                        got = &mut read => break got,
+                        Some(end) = writes.next(), if !writes.is_empty() => {
+                            if let SegmentEnd::Stopped = end {
+                                return SegmentEnd::Stopped;
+                            }
+                        }
+                    }
+                };
+                match got {
+                    Some((Read::Chunk(chunk), r)) => {
+                        reader = r;
+                        writes.push(self.write_chunk(chunk, stop.clone(), deadline));
+                    }
+                    Some((Read::Bad(reason), _)) => bad = Some(reason),
+                    Some((Read::Failed, _)) => failed = true,
+                    None => {}
                 }
-            };
-            reader = r;
-            let (first, last, batches, rows) = match chunk {
-                Ok(None) => break,
-                Ok(Some(c)) => c,
-                Err(reason) => {
-                    self.quarantine_segment(seg, &reason);
-                    return SegmentEnd::Done;
-                }
-            };
-            let chunk = Chunk {
-                segment: seg.id,
-                created_at_ms: created,
-                first,
-                last,
-                rows,
-                token: self.spool.dedup_token(seg.id, first, last),
-                batches,
-            };
-            if let SegmentEnd::Stopped = self.write_with_retry(&chunk, stop, deadline).await {
-                return SegmentEnd::Stopped;
+                continue;
+            }
+            match writes.next().await {
+                None => break,
+                // The segment stays in the spool; the chunks still in flight are
+                // dropped and written again, with the same tokens, on the next pass.
+                Some(SegmentEnd::Stopped) => return SegmentEnd::Stopped,
+                Some(SegmentEnd::Done) => {}
             }
         }
-        if let Err(e) = self.spool.delete(seg) {
-            tracing::error!(error = %e, segment = %seg.path.display(), "deleting a loaded segment failed");
+        // Every chunk before a damaged record is in (or quarantined) by now.
+        if let Some(reason) = bad {
+            self.quarantine_segment(seg, &reason);
+        } else if !failed {
+            if let Err(e) = self.spool.delete(seg) {
+                tracing::error!(error = %e, segment = %seg.path.display(), "deleting a loaded segment failed");
+            }
         }
         SegmentEnd::Done
+    }
+
+    /// Where `seg` is cut in two, if it is: the cut recorded on an earlier pass, or a
+    /// new one when the segment is alone in the spool, no event has arrived for
+    /// [`QUIET`] (the end of a burst, not a lull between two seals of a steady
+    /// load) and each half has at least [`SPLIT_MIN_ROWS`] rows. Its two halves are
+    /// then inserted at once, by two server threads instead of one; a steady load
+    /// keeps whole segments, which cost the server less per row (BENCHMARKS.md). The
+    /// cut is on disk before the first insert, so a replay cuts the same way.
+    async fn cut_of(&self, seg: &Sealed, alone: bool) -> Option<u32> {
+        match self.spool.read_cut(seg) {
+            Ok(Some(cut)) => return Some(cut),
+            Ok(None) => {}
+            Err(e) => {
+                // Not written by us as it is: load whole rather than guess.
+                tracing::error!(error = %e, segment = %seg.path.display(), "unreadable segment cut; loading the segment whole");
+                return None;
+            }
+        }
+        if !alone || self.cfg.concurrency < 2 {
+            return None;
+        }
+        let rounds = self.spool.written().1;
+        let quiet_since = Instant::now();
+        while quiet_since.elapsed() < QUIET {
+            tokio::time::sleep(QUIET / 10).await;
+            if self.spool.written().1 != rounds {
+                return None;
+            }
+        }
+        let path = seg.path.clone();
+        let rows = match tokio::task::spawn_blocking(move || record_rows(&path)).await {
+            Ok(Ok(rows)) => rows,
+            _ => return None,
+        };
+        let cut = half_way(&rows, SPLIT_MIN_ROWS)?;
+        let (spool, s) = (self.spool.clone(), seg.clone());
+        match tokio::task::spawn_blocking(move || spool.write_cut(&s, cut)).await {
+            Ok(Ok(())) => Some(cut),
+            other => {
+                tracing::warn!(segment = %seg.path.display(), result = ?other, "recording a segment cut failed; loading it whole");
+                // Whole only if the cut is surely not on disk (else a replay cuts it).
+                match self.spool.read_cut(seg) {
+                    Ok(None) => None,
+                    _ => Some(cut),
+                }
+            }
+        }
+    }
+
+    /// The next chunk of `seg` from `reader` (`None`: the stream has ended).
+    async fn next_chunk(
+        &self,
+        seg: &Sealed,
+        created: i64,
+        cut: Option<u32>,
+        reader: Option<SegmentReader>,
+    ) -> Option<(Read, Option<SegmentReader>)> {
+        let mut reader = reader?;
+        let max_rows = self.cfg.max_rows;
+        // Blocking I/O + decode off the async threads.
+        let res = tokio::task::spawn_blocking(move || {
+            let chunk = read_chunk(&mut reader, max_rows, cut);
+            (reader, chunk)
+        })
+        .await;
+        match res {
+            Err(e) => {
+                tracing::error!(error = %e, "reading a segment panicked");
+                Some((Read::Failed, None))
+            }
+            Ok((_, Ok(None))) => None,
+            Ok((_, Err(reason))) => Some((Read::Bad(reason), None)),
+            Ok((reader, Ok(Some((first, last, batches, rows))))) => Some((
+                Read::Chunk(Chunk {
+                    segment: seg.id,
+                    created_at_ms: created,
+                    first,
+                    last,
+                    rows,
+                    token: self.spool.dedup_token(seg.id, first, last),
+                    batches,
+                }),
+                Some(reader),
+            )),
+        }
+    }
+
+    /// Writes a chunk once an insert slot is free.
+    async fn write_chunk(
+        &self,
+        chunk: Chunk,
+        mut stop: watch::Receiver<bool>,
+        deadline: Option<Instant>,
+    ) -> SegmentEnd {
+        let _slot = self.inserts.acquire().await;
+        self.write_with_retry(&chunk, &mut stop, deadline).await
     }
 
     async fn write_with_retry(
@@ -411,13 +562,45 @@ impl Loader {
 
 type ChunkParts = (u32, u32, Vec<RecordBatch>, usize);
 
-/// Reads records until `max_rows` rows (at least one record). `Ok(None)` at the end.
-fn read_chunk(reader: &mut SegmentReader, max_rows: usize) -> Result<Option<ChunkParts>, String> {
+/// Rows each half of a cut segment has at least: below, the second insert saves less
+/// than the server's cost of one more part.
+pub const SPLIT_MIN_ROWS: u64 = 10_000;
+
+/// How long no event may have reached the spool before a lone segment is cut.
+pub const QUIET: Duration = Duration::from_millis(20);
+
+/// The record that starts the second half of a segment of records of `rows` rows:
+/// the first at which half the rows are behind. `None` when a half would have fewer
+/// than `min` rows.
+fn half_way(rows: &[u32], min: u64) -> Option<u32> {
+    let total: u64 = rows.iter().map(|&r| u64::from(r)).sum();
+    let mut before = 0u64;
+    for (i, &r) in rows.iter().enumerate() {
+        if before * 2 >= total {
+            return (before >= min && total - before >= min)
+                .then(|| u32::try_from(i).ok())
+                .flatten();
+        }
+        before += u64::from(r);
+    }
+    None
+}
+
+/// Reads records until `max_rows` rows (at least one record), or up to record `cut`.
+/// `Ok(None)` at the end.
+fn read_chunk(
+    reader: &mut SegmentReader,
+    max_rows: usize,
+    cut: Option<u32>,
+) -> Result<Option<ChunkParts>, String> {
     let mut batches = Vec::new();
     let mut rows = 0usize;
     let mut first = None;
     let mut last = 0;
     loop {
+        if first.is_some() && cut == Some(reader.next_index()) {
+            break;
+        }
         match reader
             .next_record()
             .map_err(|e| format!("read error: {e}"))?

@@ -22,7 +22,7 @@ pub mod segment;
 mod writer;
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -132,6 +132,7 @@ impl Spool {
         let spool_id = load_or_create_id(&cfg.dir)?;
         let mut ids = BatchIds::open(&cfg.dir, cfg.batch_ids_keep)?;
         let (rec, bytes, next_id) = recover(&cfg, &mut ids)?;
+        remove_stale_cuts(&cfg.dir)?;
         let shared = Arc::new(Shared {
             cfg,
             spool_id,
@@ -261,10 +262,38 @@ impl Spool {
         format!("{}-{id}-{first}-{last}", self.shared.spool_id)
     }
 
-    /// Deletes a fully loaded segment (and fsyncs the directory).
+    /// The cut the loader recorded for `seg` (see [`Spool::write_cut`]), if any.
+    pub fn read_cut(&self, seg: &Sealed) -> io::Result<Option<u32>> {
+        match fs::read_to_string(cut_path(&seg.path)) {
+            Ok(s) => s.trim().parse().map(Some).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad cut file: {e}"))
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records, durably, that `seg` is loaded in two parts, records `..record` and
+    /// `record..`: written before the first insert of it, so that a replay after a
+    /// crash cuts it the same way and gets the same dedup tokens. Removed with the
+    /// segment.
+    pub fn write_cut(&self, seg: &Sealed, record: u32) -> io::Result<()> {
+        let path = cut_path(&seg.path);
+        let tmp = path.with_extension("cut.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(record.to_string().as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        fsync_dir(&self.shared.cfg.dir)
+    }
+
+    /// Deletes a fully loaded segment, then its cut if it has one (that order: a
+    /// segment without its cut would be loaded whole on a replay), and fsyncs the
+    /// directory.
     pub fn delete(&self, seg: &Sealed) -> io::Result<()> {
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
         fs::remove_file(&seg.path)?;
+        remove_if_there(&cut_path(&seg.path))?;
         fsync_dir(&self.shared.cfg.dir)?;
         // Saturating: the loader deletes segments concurrently.
         let _ = self
@@ -285,6 +314,42 @@ impl Spool {
             .fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
         Ok(to)
     }
+}
+
+/// Where the cut of the segment at `seg_path` is recorded.
+fn cut_path(seg_path: &Path) -> PathBuf {
+    seg_path.with_extension(segment::CUT_EXT)
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the cuts (and unfinished cut files) of segments that are gone: left when
+/// the sink stopped between deleting a segment and deleting its cut.
+fn remove_stale_cuts(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let path = e?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some(stem) = name
+            .strip_suffix(".cut")
+            .or_else(|| name.strip_suffix(".cut.tmp"))
+        else {
+            continue;
+        };
+        let seg = path.with_file_name(format!("{stem}.{}", segment::SEALED_EXT));
+        if name.ends_with(".tmp") || !seg.exists() {
+            tracing::info!(file = %path.display(), "removing a stale segment cut");
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Fsyncs a directory, so a created, renamed or removed entry survives a crash.
@@ -329,6 +394,8 @@ fn quarantine_file(cfg: &SpoolConfig, path: &Path, reason: &str) -> io::Result<P
         .to_string_lossy()
         .to_string();
     fs::rename(path, &to)?;
+    // A quarantined segment is replayed by hand, whole: its cut has no use left.
+    remove_if_there(&cut_path(path))?;
     fs::write(cfg.quarantine_dir.join(format!("{name}.reason")), reason)?;
     fsync_dir(&cfg.quarantine_dir)?;
     fsync_dir(&cfg.dir)?;

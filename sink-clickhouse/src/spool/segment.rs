@@ -12,6 +12,9 @@ use super::record::{
 pub const OPEN_EXT: &str = "open";
 /// File name suffix of a sealed segment (ready to load).
 pub const SEALED_EXT: &str = "seg";
+/// File name suffix of a sealed segment's cut: the loader's lasting decision to load
+/// it as two halves (`<id>.cut`, the first record of the second half, in decimal).
+pub const CUT_EXT: &str = "cut";
 
 /// The path of segment `id` in `dir`, open or sealed.
 pub fn segment_path(dir: &Path, id: u64, sealed: bool) -> PathBuf {
@@ -110,6 +113,11 @@ impl SegmentReader {
     /// Offset just past the last good record read.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Index of the record [`SegmentReader::next_record`] reads next.
+    pub fn next_index(&self) -> u32 {
+        self.index
     }
 
     /// Reads the next record.
@@ -213,6 +221,34 @@ pub fn scan(path: &Path) -> io::Result<Scan> {
     }
     s.valid_len = r.offset();
     Ok(s)
+}
+
+/// The row counts of the records of `path`, in order, from their headers alone (each
+/// body skipped, not checked): what the loader needs to cut a segment in halves.
+/// Stops at the first header that does not decode or at a short file; reading the
+/// segment for the load checks every record.
+pub fn record_rows(path: &Path) -> io::Result<Vec<u32>> {
+    // A segment has a few hundred records: a seek and a header read each.
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut at = SEGMENT_HEADER_LEN as u64;
+    let mut rows = Vec::new();
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    while at + RECORD_HEADER_LEN as u64 <= len {
+        f.seek(SeekFrom::Start(at))?;
+        if read_full(&mut f, &mut h)? < RECORD_HEADER_LEN {
+            break;
+        }
+        let Some(header) = RecordHeader::decode(&h) else {
+            break;
+        };
+        at += RECORD_HEADER_LEN as u64 + u64::from(header.body_len);
+        if at > len {
+            break;
+        }
+        rows.push(header.rows);
+    }
+    Ok(rows)
 }
 
 /// True when a complete, checksummed record starts anywhere after `offset`: the damage

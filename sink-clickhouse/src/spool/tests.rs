@@ -311,3 +311,33 @@ fn arbitrary_bytes_never_panic_and_keep_only_a_valid_prefix() {
         assert!(s.records <= 1);
     }
 }
+
+/// A cut outlives its segment only if the sink stopped between the two deletes (or
+/// while writing it): the next start removes it; a sealed segment's cut is kept, and
+/// a quarantined segment's goes with it.
+#[tokio::test]
+async fn stale_cuts_are_removed_at_open_and_live_ones_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    spool.append_events(batch(&[1, 2])).await.unwrap();
+    spool.seal().await.unwrap();
+    spool.append_events(batch(&[3])).await.unwrap();
+    spool.seal().await.unwrap();
+    let segs = spool.sealed().unwrap();
+    spool.write_cut(&segs[0], 1).unwrap();
+    spool.write_cut(&segs[1], 1).unwrap();
+    spool.close().await;
+    let stale = c.dir.join(format!("{:020}.cut", 999));
+    let torn = c.dir.join(format!("{:020}.cut.tmp", segs[0].id));
+    std::fs::write(&stale, "3").unwrap();
+    std::fs::write(&torn, "").unwrap();
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    assert!(!stale.exists() && !torn.exists());
+    assert_eq!(spool.read_cut(&segs[0]).unwrap(), Some(1));
+    spool.quarantine(&segs[1], "test").unwrap();
+    assert_eq!(spool.read_cut(&segs[1]).unwrap(), None);
+    spool.delete(&segs[0]).unwrap();
+    assert_eq!(spool.read_cut(&segs[0]).unwrap(), None);
+    assert!(spool.sealed().unwrap().is_empty());
+}
