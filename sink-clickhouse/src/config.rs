@@ -155,8 +155,9 @@ pub struct ServeArgs {
     pub flush_interval: Duration,
     /// Seal a spool segment once no event has reached it for this long, if it holds
     /// `--flush-idle-rows` rows: the end of a burst is loaded without waiting for the
-    /// segment's age. `0s` turns it off.
-    #[arg(long, env = "SINK_FLUSH_IDLE", default_value = "100ms", value_parser = parse_duration)]
+    /// segment's age. `0s` turns it off. (Under a load that fills a segment within
+    /// its age, group-commit rounds come every few ms; 25 ms of none is the end.)
+    #[arg(long, env = "SINK_FLUSH_IDLE", default_value = "25ms", value_parser = parse_duration)]
     pub flush_idle: Duration,
     /// The rows an idle segment must hold to be sealed for idleness (smaller ones wait
     /// for their age, so that a trickle of events still makes few, large inserts).
@@ -286,7 +287,7 @@ mod tests {
         assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
         assert_eq!(s.insert_rows, DEFAULT_INSERT_ROWS);
         assert_eq!(s.flush_interval, Duration::from_secs(1));
-        assert_eq!(s.flush_idle, Duration::from_millis(100));
+        assert_eq!(s.flush_idle, Duration::from_millis(25));
         assert_eq!(s.flush_idle_rows, 10_000);
         assert_eq!(s.load_concurrency, 2);
         assert_eq!(s.spool_max_bytes, 10 << 30);
