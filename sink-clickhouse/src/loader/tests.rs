@@ -369,3 +369,63 @@ async fn drain_gives_up_at_the_deadline_and_keeps_the_segment() {
     assert_eq!(spool.sealed().unwrap().len(), 1);
     assert!(l.health.failing_since_ms.load(Ordering::Relaxed) > 0);
 }
+
+/// A segment sealed while another loads starts as soon as a slot is free, not after
+/// the pass that was under way (which would leave the second slot idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_sealed_during_a_load_starts_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = spool_with(d.path(), 1).await;
+    /// Each write takes 300 ms; counts writes in flight.
+    struct Slower(Slow);
+    impl Store for Slower {
+        fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(async move {
+                let n = self.0.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.0.most.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.0.now.fetch_sub(1, Ordering::SeqCst);
+                self.0.got.lock().unwrap().push(chunk.token.clone());
+                Ok(())
+            })
+        }
+    }
+    let store = Arc::new(Slower(Slow {
+        now: 0.into(),
+        most: 0.into(),
+        got: Mutex::new(Vec::new()),
+    }));
+    let l = Arc::new(loader_of(&spool, store.clone(), 10, 2));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn({
+        let l = l.clone();
+        async move { l.run(stop_rx).await }
+    });
+    // The first segment's write is under way; seal a second one.
+    for _ in 0..100 {
+        if store.0.now.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        store.0.now.load(Ordering::SeqCst),
+        1,
+        "the first write started"
+    );
+    append_segment(&spool, 1).await;
+    for _ in 0..200 {
+        if spool.sealed().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_tx.send(true).unwrap();
+    run.await.unwrap();
+    assert_eq!(store.0.got.lock().unwrap().len(), 2);
+    assert_eq!(
+        store.0.most.load(Ordering::SeqCst),
+        2,
+        "both segments' writes overlapped"
+    );
+}
