@@ -204,6 +204,7 @@ fn utm_slot(key: &str) -> Option<usize> {
 /// looked at: what follows the host cannot change how the parser reads the host, as
 /// long as the authority ends at `/`, `?`, `#` or the end (anything else — `\`,
 /// whitespace, `@`, `[` — sends the URL to the `url` crate).
+#[inline(always)]
 pub(super) fn http_host(url: &str) -> Option<Cow<'_, str>> {
     let auth = scan_authority(url.as_bytes())?;
     Some(host_str(url, &auth))
@@ -222,6 +223,12 @@ struct Authority {
 /// of non-empty labels of letters, digits and `-`, none starting with `xn--`, the last
 /// not starting with a digit (an IPv4 number to the parser), then an optional port of
 /// 1–5 digits up to 65535, then `/`, `?`, `#` or the end.
+// Inlined, with `http_host`, `host_str` and `finish_host`: returned through memory,
+// the `Authority` (and the host's `Cow`) were read back with wider loads than the
+// callee's stores, a store-forwarding stall that took 14% of `page_url`'s samples and
+// 13% of the referrer path's. `profile --against arrow-json`, 10 alternating pairs
+// each: +0.7–1.4% (inlining `page_url` itself into its caller too: −7%).
+#[inline(always)]
 fn scan_authority(bytes: &[u8]) -> Option<Authority> {
     let host_start = scheme_len(bytes)?;
     let rest = &bytes[host_start..];
@@ -281,6 +288,7 @@ fn plain_label(label: &[u8]) -> bool {
 }
 
 /// The host, lowercased (borrowed when it already is lowercase, the usual case).
+#[inline(always)]
 fn host_str<'a>(url: &'a str, auth: &Authority) -> Cow<'a, str> {
     let host = &url[auth.host_start..auth.host_end];
     if auth.uppercase {

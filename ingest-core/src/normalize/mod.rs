@@ -146,6 +146,7 @@ pub(crate) fn http_host_slow<'a>(url: &str, cfg: &NormalizeConfig) -> Option<Cow
 /// The last steps of host normalization, shared by both paths: remove one trailing
 /// dot (`example.com.` is the same site), then `www.` when configured. The host must
 /// already be lowercase. `None` when nothing is left.
+#[inline(always)]
 fn finish_host<'a>(host: Cow<'a, str>, cfg: &NormalizeConfig) -> Option<Cow<'a, str>> {
     let end = host.len() - usize::from(host.ends_with('.'));
     let start = if cfg.strip_www && end > 4 && host[..end].starts_with("www.") {
