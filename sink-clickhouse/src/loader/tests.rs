@@ -120,6 +120,14 @@ struct Slow {
     got: Mutex<Vec<String>>,
 }
 
+fn slow() -> Slow {
+    Slow {
+        now: 0.into(),
+        most: 0.into(),
+        got: Mutex::new(Vec::new()),
+    }
+}
+
 impl Store for Slow {
     fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
@@ -142,11 +150,7 @@ async fn segments_load_concurrently_with_the_tokens_they_have_alone() {
     append_segment(&spool, 2).await;
     let segs: Vec<u64> = spool.sealed().unwrap().iter().map(|s| s.id).collect();
     assert_eq!(segs.len(), 3);
-    let store = Arc::new(Slow {
-        now: 0.into(),
-        most: 0.into(),
-        got: Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(slow());
     let l = loader_of(&spool, store.clone(), 10, 2);
     assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
     assert_eq!(store.most.load(Ordering::SeqCst), 2);
@@ -171,14 +175,10 @@ async fn segments_load_concurrently_with_the_tokens_they_have_alone() {
 async fn one_segment_is_loaded_by_concurrent_inserts_with_serial_tokens() {
     let d = tempfile::tempdir().unwrap();
     let spool = spool_with(d.path(), 6).await;
-    // A second segment: the first is not alone, so it is not cut in halves.
+    // A second segment: the first is not the last sealed, so it is not cut in halves.
     append_segment(&spool, 1).await;
     let seg = spool.sealed().unwrap()[0].id;
-    let store = Arc::new(Slow {
-        now: 0.into(),
-        most: 0.into(),
-        got: Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(slow());
     let l = loader_of(&spool, store.clone(), 20, 3);
     assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
     assert_eq!(store.most.load(Ordering::SeqCst), 3);
@@ -240,11 +240,7 @@ async fn a_lone_segment_is_cut_in_halves_loaded_at_once() {
         }
     }
     let store = Arc::new(Seen {
-        slow: Slow {
-            now: 0.into(),
-            most: 0.into(),
-            got: Mutex::new(Vec::new()),
-        },
+        slow: slow(),
         cut: cut_file(&spool, seg),
         cut_seen: 0.into(),
     });
@@ -390,11 +386,7 @@ async fn a_segment_sealed_during_a_load_starts_at_once() {
             })
         }
     }
-    let store = Arc::new(Slower(Slow {
-        now: 0.into(),
-        most: 0.into(),
-        got: Mutex::new(Vec::new()),
-    }));
+    let store = Arc::new(Slower(slow()));
     let l = Arc::new(loader_of(&spool, store.clone(), 10, 2));
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn({
