@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 
-use arrow_array::Int32Array;
+use arrow_array::{Int32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 use super::*;
@@ -128,6 +128,21 @@ fn slow() -> Slow {
     }
 }
 
+/// Drains `spool` into a [`Slow`] store: the most writes in flight at once, and the
+/// tokens written, sorted.
+async fn drained_by_slow(
+    spool: &Spool,
+    max_rows: usize,
+    concurrency: usize,
+) -> (usize, Vec<String>) {
+    let store = Arc::new(slow());
+    let l = loader_of(spool, store.clone(), max_rows, concurrency);
+    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+    let mut got = store.got.lock().unwrap().clone();
+    got.sort();
+    (store.most.load(Ordering::SeqCst), got)
+}
+
 impl Store for Slow {
     fn write<'a>(&'a self, chunk: &'a Chunk) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
@@ -150,12 +165,8 @@ async fn segments_load_concurrently_with_the_tokens_they_have_alone() {
     append_segment(&spool, 2).await;
     let segs: Vec<u64> = spool.sealed().unwrap().iter().map(|s| s.id).collect();
     assert_eq!(segs.len(), 3);
-    let store = Arc::new(slow());
-    let l = loader_of(&spool, store.clone(), 10, 2);
-    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
-    assert_eq!(store.most.load(Ordering::SeqCst), 2);
-    let mut got = store.got.lock().unwrap().clone();
-    got.sort();
+    let (most, got) = drained_by_slow(&spool, 10, 2).await;
+    assert_eq!(most, 2);
     let id = spool.spool_id().to_owned();
     // One chunk per record (10 rows each), tokens by segment and record range.
     let mut want: Vec<String> = segs
@@ -178,12 +189,8 @@ async fn one_segment_is_loaded_by_concurrent_inserts_with_serial_tokens() {
     // A second segment: the first is not the last sealed, so it is not cut in halves.
     append_segment(&spool, 1).await;
     let seg = spool.sealed().unwrap()[0].id;
-    let store = Arc::new(slow());
-    let l = loader_of(&spool, store.clone(), 20, 3);
-    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
-    assert_eq!(store.most.load(Ordering::SeqCst), 3);
-    let mut got = store.got.lock().unwrap().clone();
-    got.sort();
+    let (most, got) = drained_by_slow(&spool, 20, 3).await;
+    assert_eq!(most, 3);
     let id = spool.spool_id().to_owned();
     // 6 records of 10 rows, chunks of >= 20 rows: records 0-1, 2-3, 4-5; then the
     // second segment's one record.
