@@ -106,11 +106,7 @@ impl BatchIds {
             buf.push(id.len() as u8);
             buf.extend_from_slice(id);
         }
-        let mut f = File::create(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
-        super::fsync_dir(&self.dir)?;
+        super::write_durably(&tmp, &self.path, &buf)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.on_disk = self.order.len();
         Ok(())

@@ -279,12 +279,11 @@ impl Spool {
     /// segment.
     pub fn write_cut(&self, seg: &Sealed, record: u32) -> io::Result<()> {
         let path = cut_path(&seg.path);
-        let tmp = path.with_extension("cut.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(record.to_string().as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        fsync_dir(&self.shared.cfg.dir)
+        write_durably(
+            &path.with_extension("cut.tmp"),
+            &path,
+            record.to_string().as_bytes(),
+        )
     }
 
     /// Deletes a fully loaded segment, then its cut if it has one (that order: a
@@ -352,6 +351,17 @@ fn remove_stale_cuts(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one
+/// whole: written to `tmp` (same directory) and fsynced, renamed over `path`, the
+/// directory fsynced.
+pub(crate) fn write_durably(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = File::create(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(tmp, path)?;
+    fsync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// Fsyncs a directory, so a created, renamed or removed entry survives a crash.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -368,11 +378,7 @@ fn load_or_create_id(dir: &Path) -> io::Result<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
     let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    let tmp = dir.join("spool-id.tmp");
-    fs::write(&tmp, &id)?;
-    File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, &p)?;
-    fsync_dir(dir)?;
+    write_durably(&dir.join("spool-id.tmp"), &p, id.as_bytes())?;
     Ok(id)
 }
 
