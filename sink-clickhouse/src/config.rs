@@ -85,6 +85,17 @@ pub struct ClickHouseArgs {
         value_parser = block_rows,
     )]
     pub clickhouse_block_rows: usize,
+    /// Send each insert in the table's sorting-key order (`true`, the default, where
+    /// the key is plain columns or `toDate` of a UTC time column), so that ClickHouse
+    /// skips its own sort and permutation of the block: about half of its CPU per
+    /// inserted row on 18.16. `false` sends rows in arrival order.
+    #[arg(
+        long,
+        env = "CLICKHOUSE_SORT_INSERTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+    )]
+    pub clickhouse_sort_inserts: bool,
 }
 
 /// `--clickhouse-block-rows`: a count within the client's bounds.

@@ -22,6 +22,7 @@ fn client(a: &ClickHouseArgs) -> Result<Client, String> {
         timeout: a.clickhouse_timeout,
         compression: a.clickhouse_compression,
         block_rows: a.clickhouse_block_rows,
+        sort_inserts: a.clickhouse_sort_inserts,
     })
     .map_err(|e| e.to_string())
 }

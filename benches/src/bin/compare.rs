@@ -221,6 +221,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 timeout: Duration::from_secs(60),
                 compression: WireCompression::Lz4,
                 block_rows: sink_clickhouse::clickhouse::DEFAULT_BLOCK_ROWS,
+                sort_inserts: true,
             },
         )
         .map_err(|e| e.to_string())?;

@@ -9,8 +9,11 @@ use arrow_array::RecordBatch;
 use super::compress::lz4_body;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
-use super::stream::{blocks, check_block_rows, native_block, same_columns, stream_body};
-use super::{encode_native_parts, quote_ident, Error, Result, WireCompression};
+use super::sortkey::SortKey;
+use super::stream::{blocks, check_block_rows, same_columns, stream_body, Blocks};
+use super::{
+    encode_native_ordered, encode_native_parts, quote_ident, Error, Result, WireCompression,
+};
 
 /// Where and how to reach ClickHouse.
 #[derive(Debug, Clone)]
@@ -34,6 +37,10 @@ pub struct ClickHouseConfig {
     /// [`super::MIN_BLOCK_ROWS`] and [`super::MAX_BLOCK_ROWS`]; default
     /// [`super::DEFAULT_BLOCK_ROWS`]).
     pub block_rows: usize,
+    /// Send each insert in the table's sorting-key order (where the key is columns or
+    /// `toDate` of a UTC time column), so that the server skips its own sort: about
+    /// half of its CPU per inserted row (see `sortkey`).
+    pub sort_inserts: bool,
 }
 
 /// The server's version, which decides the settings and types we may use.
@@ -226,8 +233,11 @@ impl Client {
         // reaches the shards; we acknowledge nothing the shards do not have.
         self.distributed
             .store(engine.trim() == "Distributed", Ordering::Relaxed);
-        let layout =
+        let mut layout =
             TableLayout::from_rows(&format!("{}.{}", self.cfg.database, self.cfg.table), &rows)?;
+        if self.cfg.sort_inserts {
+            layout.sort_key = self.sort_key(&layout).await;
+        }
         // A narrower table is allowed, but never silently: say what is not stored.
         if !layout.skipped.is_empty() {
             tracing::warn!(
@@ -244,6 +254,32 @@ impl Client {
             );
         }
         Ok(layout)
+    }
+
+    /// The table's sorting key (`system.tables.sorting_key`, in every server since
+    /// 18.x), if the loader can sort by it; why not is logged, and inserts then go in
+    /// arrival order as before (the server sorts them).
+    async fn sort_key(&self, layout: &TableLayout) -> Option<SortKey> {
+        let key = self
+            .query(&format!(
+                "SELECT sorting_key FROM system.tables WHERE database = {} AND name = {} FORMAT TabSeparated",
+                quote_str(&self.cfg.database),
+                quote_str(&self.cfg.table)
+            ))
+            .await
+            .map(|text| tsv_unescape(text.trim_end_matches('\n')))
+            .map_err(|e| e.to_string())
+            .and_then(|text| SortKey::parse(&text, layout));
+        match key {
+            Ok(key) => {
+                tracing::info!(table = %layout.table, ?key, "inserts are sent in the table's key order");
+                Some(key)
+            }
+            Err(why) => {
+                tracing::info!(table = %layout.table, %why, "inserts are sent in arrival order (the server sorts them)");
+                None
+            }
+        }
     }
 
     /// Which of [`OPTIONAL_SETTINGS`] the server knows (asked once).
@@ -290,20 +326,33 @@ impl Client {
         dedup_token: Option<&str>,
     ) -> Result<()> {
         let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
+        // In the table's key order where it has one we can evaluate, so that the server
+        // skips its own sort (`sortkey`); `None` also when the rows are in order already.
+        let order = layout.sort_key.as_ref().and_then(|key| key.order(parts));
         if rows > self.cfg.block_rows {
             // Blocks after the first are encoded while the body is on the wire, where an
             // error can only cut the request (a retryable failure, retried forever):
             // parts the encoder could not take alike are refused here, before it.
             same_columns(layout, parts)?;
-            return self
-                .insert_streamed(layout, blocks(parts, self.cfg.block_rows), dedup_token)
-                .await;
+            let blocks = match order {
+                Some(order) => Blocks::Ordered {
+                    parts: parts.to_vec(),
+                    order,
+                    block_rows: self.cfg.block_rows,
+                },
+                None => Blocks::Slices(blocks(parts, self.cfg.block_rows)),
+            };
+            return self.insert_streamed(layout, blocks, dedup_token).await;
         }
         // Taken out of the mutex (not held across the await); concurrent inserts each
         // get a buffer, and the last one back is kept.
         let mut raw = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
         raw.clear();
-        if let Err(e) = encode_native_parts(layout, parts, &mut raw) {
+        let encoded = match &order {
+            Some(order) => encode_native_ordered(layout, parts, order, &mut raw),
+            None => encode_native_parts(layout, parts, &mut raw),
+        };
+        if let Err(e) = encoded {
             *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = raw;
             return Err(e);
         }
@@ -328,7 +377,7 @@ impl Client {
     async fn insert_streamed(
         &self,
         layout: &TableLayout,
-        blocks: Vec<Vec<RecordBatch>>,
+        blocks: Blocks,
         dedup_token: Option<&str>,
     ) -> Result<()> {
         // Encode the first block before any request, so that a batch the table cannot
@@ -339,7 +388,7 @@ impl Client {
         let blocks = std::sync::Arc::new(blocks);
         let first = {
             let (layout, blocks) = (layout.clone(), blocks.clone());
-            tokio::task::spawn_blocking(move || native_block(&layout, &blocks[0]))
+            tokio::task::spawn_blocking(move || blocks.encode(&layout, 0))
                 .await
                 .map_err(|e| Error::Unreachable(format!("encoding task: {e}")))??
         };

@@ -35,6 +35,9 @@ pub struct TableLayout {
     pub skipped: Vec<String>,
     /// Table columns not in schema v1 (they take their defaults).
     pub defaulted: Vec<String>,
+    /// The table's sorting key, where inserts are sent in its order
+    /// ([`super::Client::describe`] sets it; `None`: arrival order).
+    pub sort_key: Option<super::SortKey>,
 }
 
 /// One row of `DESCRIBE TABLE`: name, type, default kind (`DEFAULT`, `MATERIALIZED`,
@@ -125,6 +128,7 @@ impl TableLayout {
             columns,
             skipped,
             defaulted,
+            sort_key: None,
         })
     }
 

@@ -15,6 +15,7 @@ mod ident;
 mod layout;
 mod migrate;
 mod native;
+mod sortkey;
 mod stream;
 mod types;
 
@@ -26,6 +27,7 @@ pub use error::{Error, Result};
 pub use ident::{quote_ident, quote_str};
 pub use layout::{ColumnPlan, TableLayout};
 pub use migrate::{create_table_sql, migrate, table_columns};
-pub use native::{encode_native, encode_native_parts};
+pub use native::{encode_native, encode_native_ordered, encode_native_parts};
+pub use sortkey::SortKey;
 pub use stream::{check_block_rows, DEFAULT_BLOCK_ROWS, MAX_BLOCK_ROWS, MIN_BLOCK_ROWS};
 pub use types::ChType;

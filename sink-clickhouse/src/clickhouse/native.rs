@@ -30,7 +30,33 @@ pub fn encode_native_parts(
     parts: &[RecordBatch],
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
+    encode_block(layout, parts, None, out)
+}
+
+/// Appends one Native block holding the rows of `parts` in the given order, as
+/// (part, row) pairs (the table's sorting-key order from
+/// [`super::SortKey::order`]): each column is gathered into that order by
+/// arrow-select's `interleave`, one column at a time, and encoded as
+/// [`encode_native_parts`] would encode it.
+pub fn encode_native_ordered(
+    layout: &TableLayout,
+    parts: &[RecordBatch],
+    order: &[(usize, usize)],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    encode_block(layout, parts, Some(order), out)
+}
+
+fn encode_block(
+    layout: &TableLayout,
+    parts: &[RecordBatch],
+    order: Option<&[(usize, usize)]>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let rows = match order {
+        Some(order) => order.len(),
+        None => parts.iter().map(RecordBatch::num_rows).sum(),
+    };
     put_varuint(out, layout.columns.len() as u64);
     put_varuint(out, rows as u64);
     let mut arrs: Vec<&dyn Array> = Vec::with_capacity(parts.len());
@@ -45,7 +71,18 @@ pub fn encode_native_parts(
         }
         put_bytes(out, col.name.as_bytes());
         put_bytes(out, col.type_name.as_bytes());
-        encode(out, &arrs, &col.ty, &col.name)?;
+        match order {
+            Some(order) => {
+                let gathered = arrow_select::interleave::interleave(&arrs, order).map_err(|e| {
+                    Error::Batch {
+                        column: col.name.clone(),
+                        reason: format!("gathering the rows in key order: {e}"),
+                    }
+                })?;
+                encode(out, &[gathered.as_ref()], &col.ty, &col.name)?;
+            }
+            None => encode(out, &arrs, &col.ty, &col.name)?,
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 
 use super::compress::lz4_body;
 use super::layout::TableLayout;
-use super::{encode_native_parts, Error, Result};
+use super::{encode_native_ordered, encode_native_parts, Error, Result};
 
 /// Default rows per Native block of an insert ([`super::ClickHouseConfig::block_rows`]):
 /// an insert of up to this many rows is one block, sent as one body; a larger one is
@@ -100,6 +100,49 @@ pub(super) fn native_block(layout: &TableLayout, parts: &[RecordBatch]) -> Resul
     Ok(bytes::Bytes::from(raw))
 }
 
+/// The blocks of a streamed insert: slices of the parts in arrival order, or runs of
+/// the parts' rows in the table's key order (one order for the whole insert, so the
+/// block the server squashes them into is in key order too).
+pub(super) enum Blocks {
+    /// From [`blocks`].
+    Slices(Vec<Vec<RecordBatch>>),
+    /// `order` cut into runs of `block_rows`.
+    Ordered {
+        parts: Vec<RecordBatch>,
+        order: Vec<(usize, usize)>,
+        block_rows: usize,
+    },
+}
+
+impl Blocks {
+    fn len(&self) -> usize {
+        match self {
+            Blocks::Slices(b) => b.len(),
+            Blocks::Ordered {
+                order, block_rows, ..
+            } => order.len().div_ceil(*block_rows).max(1),
+        }
+    }
+
+    /// Block `i`, encoded (not framed).
+    pub(super) fn encode(&self, layout: &TableLayout, i: usize) -> Result<bytes::Bytes> {
+        match self {
+            Blocks::Slices(b) => native_block(layout, &b[i]),
+            Blocks::Ordered {
+                parts,
+                order,
+                block_rows,
+            } => {
+                let run = &order
+                    [(i * block_rows).min(order.len())..((i + 1) * block_rows).min(order.len())];
+                let mut raw = Vec::new();
+                encode_native_ordered(layout, parts, run, &mut raw)?;
+                Ok(bytes::Bytes::from(raw))
+            }
+        }
+    }
+}
+
 /// `native` as LZ4 frames when `lz4`, else as it is.
 fn framed(native: bytes::Bytes, lz4: bool) -> bytes::Bytes {
     if lz4 {
@@ -114,7 +157,7 @@ fn framed(native: bytes::Bytes, lz4: bool) -> bytes::Bytes {
 /// the wire; every block LZ4-framed when `lz4`.
 pub(super) fn stream_body(
     layout: TableLayout,
-    blocks: std::sync::Arc<Vec<Vec<RecordBatch>>>,
+    blocks: std::sync::Arc<Blocks>,
     first: bytes::Bytes,
     lz4: bool,
 ) -> reqwest::Body {
@@ -131,11 +174,12 @@ pub(super) fn stream_body(
             if tx.blocking_send(block).is_err() || failed {
                 return;
             }
-            let Some(parts) = blocks.get(next) else {
+            if next >= blocks.len() {
                 return;
-            };
+            }
             next += 1;
-            block = native_block(&layout, parts)
+            block = blocks
+                .encode(&layout, next - 1)
                 .map(|b| framed(b, lz4))
                 .map_err(|e| std::io::Error::other(e.to_string()));
         }

@@ -179,6 +179,7 @@ fn an_insert_up_to_block_rows_is_one_native_block() {
             timeout: Duration::from_secs(1),
             compression: WireCompression::None,
             block_rows: bad,
+            sort_inserts: true,
         })
         .unwrap_err()
         .to_string();

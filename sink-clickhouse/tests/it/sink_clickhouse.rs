@@ -355,6 +355,7 @@ fn batches_without_the_right_token_write_0_rows() {
         clickhouse_timeout: Duration::from_secs(30),
         clickhouse_compression: sink_clickhouse::clickhouse::WireCompression::Auto,
         clickhouse_block_rows: sink_clickhouse::clickhouse::DEFAULT_BLOCK_ROWS,
+        clickhouse_sort_inserts: true,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
