@@ -8,7 +8,8 @@
 use benches::json_arrow::{pipeline_batches, Workload};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sink_clickhouse::clickhouse::{
-    compress_lz4_frames, encode_native, table_columns, ServerVersion, TableLayout,
+    compress_lz4_frames, encode_native, encode_native_ordered, encode_native_parts, table_columns,
+    ServerVersion, SortKey, TableLayout,
 };
 
 /// The table `sink-clickhouse migrate` creates on 18.16 (see its migrate.rs).
@@ -16,6 +17,9 @@ fn layout_18_16() -> TableLayout {
     let v = ServerVersion::parse("18.16.1").expect("a version");
     TableLayout::from_describe(&table_columns(&v)).expect("the 18.16 layout")
 }
+
+/// The sorting key `sink-clickhouse migrate` gives the table.
+const SORTING_KEY: &str = "site_id, toDate(received_at), name, visitor_id";
 
 fn encoders(c: &mut Criterion) {
     let w = Workload::new(1, 100_000);
@@ -43,6 +47,37 @@ fn encoders(c: &mut Criterion) {
             for batch in &batches {
                 encode_native(&layout, batch, &mut raw).unwrap();
             }
+            raw.len()
+        })
+    });
+    // The loader's case: a chunk of ~1,000-row spool records, in arrival order and in
+    // the table's key order (the sort and the gather both counted).
+    let records: Vec<_> = batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows())
+                .step_by(1000)
+                .map(|at| b.slice(at, 1000.min(b.num_rows() - at)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    g.bench_function("clickhouse_native_records", |b| {
+        b.iter(|| {
+            raw.clear();
+            encode_native_parts(&layout, &records, &mut raw).unwrap();
+            raw.len()
+        })
+    });
+    let mut sorted = layout.clone();
+    sorted.sort_key = Some(SortKey::parse(SORTING_KEY, &layout).expect("the schema-v1 key"));
+    let key = sorted.sort_key.clone().unwrap();
+    g.bench_function("clickhouse_native_records_key_order", |b| {
+        b.iter(|| {
+            raw.clear();
+            let order = key
+                .order(&records)
+                .expect("generated rows are not in key order");
+            encode_native_ordered(&sorted, &records, &order, &mut raw).unwrap();
             raw.len()
         })
     });
