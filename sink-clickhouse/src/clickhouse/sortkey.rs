@@ -252,38 +252,14 @@ fn signed_order(v: i64) -> u64 {
 /// once per run of equal values (a request's rows often share a site), the distinct
 /// ones sorted bytewise.
 fn string_ranks(parts: &[&StringArray], out: &mut Vec<u64>) {
-    let mut ids: hashbrown::HashMap<&[u8], u32> = hashbrown::HashMap::with_capacity(256);
-    let mut distinct: Vec<&[u8]> = Vec::new();
-    let mut prev: Option<(&[u8], u32)> = None;
-    for a in parts {
-        let offsets = a.value_offsets();
-        let data = a.value_data();
-        for w in offsets.windows(2) {
-            let v = &data[w[0] as usize..w[1] as usize];
-            let id = match prev {
-                Some((p, id)) if p == v => id,
-                _ => {
-                    let next = distinct.len() as u32;
-                    let id = *ids.entry(v).or_insert_with(|| {
-                        distinct.push(v);
-                        next
-                    });
-                    prev = Some((v, id));
-                    id
-                }
-            };
-            out.push(id as u64);
-        }
-    }
+    let (distinct, ids) = super::native::dictionary(parts, &[]);
     let mut by_value: Vec<u32> = (0..distinct.len() as u32).collect();
     by_value.sort_unstable_by(|&a, &b| distinct[a as usize].cmp(distinct[b as usize]));
     let mut rank = vec![0u64; distinct.len()];
     for (r, &id) in by_value.iter().enumerate() {
         rank[id as usize] = r as u64;
     }
-    for v in out.iter_mut() {
-        *v = rank[*v as usize];
-    }
+    out.extend(ids.iter().map(|&id| rank[id as usize]));
 }
 
 /// `s` split at its top-level commas (not those inside parentheses or quotes).

@@ -1,4 +1,4 @@
-//! Arrow IPC stream encoding of spool payloads (LZ4 frame compressed), and of
+//! Arrow IPC stream encoding of spool payloads (the IPC body in one LZ4 block), and of
 //! quarantined chunks (plain streams any Arrow reader opens).
 
 use arrow_array::RecordBatch;
@@ -13,9 +13,9 @@ pub fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     encode_with(batches, true)
 }
 
-/// Below this many rows a spool payload is not compressed: LZ4 frames every one of a
-/// batch's ~80 buffers with its own header, which costs more than it saves on a
-/// handful of events (single-event requests are the common case).
+/// Below this many rows a payload of another schema than v1 is not compressed: Arrow's
+/// LZ4 frames, one per buffer, cost more than they save on a handful of events.
+/// Schema v1's payloads are always compressed, as one block ([`V1_BODY_LZ4`]).
 const COMPRESS_FROM_ROWS: usize = 64;
 
 /// 8-byte alignment, not the default 64: a batch has ~80 buffers, and padding each to
@@ -53,6 +53,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
 const FULL: u8 = 0;
 /// Tag of a spool payload whose schema message was schema v1's, left out.
 const V1_BODY: u8 = 1;
+/// Tag of a spool payload as [`V1_BODY`], its (uncompressed) IPC body in one LZ4 block:
+/// the length of the body (u32 LE), then the block.
+///
+/// Why one block rather than Arrow's own LZ4_FRAME compression (what records before
+/// session 15 carry, still read): Arrow frames each of a batch's ~80 buffers on its
+/// own, with a frame header and a fresh compression table each, and decompresses each
+/// into a zeroed buffer. For the same 10⁵ rows in 1,000-row records, one block per
+/// record encoded in 47 ms instead of 72–88, decoded in 24 instead of 32–60, and took
+/// 7.9 MB instead of 10.0 (BENCHMARKS.md, session 15): the spool's LZ4 was about a
+/// quarter of the sink's CPU end to end. Small records gain most: one block takes a
+/// one-event body (mostly IPC metadata) from 2,528 to 690 bytes for ≈ 3 µs, where
+/// per-buffer frames made it larger (2,912), so such records used to go uncompressed.
+const V1_BODY_LZ4: u8 = 2;
 
 /// The bytes a stream of schema v1 starts with (its schema message), encoded once.
 /// Every spool record would otherwise repeat these ~7 KB: for single-event requests
@@ -76,10 +89,21 @@ fn v1_prefix() -> &'static [u8] {
 /// when that is schema v1's (one tag byte says which). Read with [`decode_compact`].
 pub fn encode_compact(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let stream = encode_with(batches, rows >= COMPRESS_FROM_ROWS)?;
+    // Schema v1's bodies are compressed as one block below; other schemas (rare) keep
+    // Arrow's own compression, from `COMPRESS_FROM_ROWS` rows.
+    let v1 = batches
+        .first()
+        .is_some_and(|b| b.schema() == ingest_core::schema::schema());
+    let stream = encode_with(batches, !v1 && rows >= COMPRESS_FROM_ROWS)?;
     let prefix = v1_prefix();
     let mut out = Vec::with_capacity(stream.len() + 1);
     match stream.strip_prefix(prefix) {
+        Some(body) if !prefix.is_empty() && body.len() <= u32::MAX as usize => {
+            out.reserve(4 + lz4_flex::block::get_maximum_output_size(body.len()));
+            out.push(V1_BODY_LZ4);
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend_from_slice(&lz4_flex::block::compress(body));
+        }
         Some(body) if !prefix.is_empty() => {
             out.push(V1_BODY);
             out.extend_from_slice(body);
@@ -101,10 +125,38 @@ pub fn decode_compact(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
             let reader = StreamReader::try_new(std::io::Read::chain(prefix, body), None)?;
             reader.collect()
         }
+        Some((&V1_BODY_LZ4, rest)) => {
+            let body = decompress_block(rest)?;
+            let prefix = v1_prefix();
+            let reader = StreamReader::try_new(std::io::Read::chain(prefix, &body[..]), None)?;
+            reader.collect()
+        }
         _ => Err(ArrowError::IpcError(
             "empty or unknown spool payload tag".into(),
         )),
     }
+}
+
+/// The body of a [`V1_BODY_LZ4`] payload: its stated length is checked against what
+/// LZ4 can expand the block to (at most 255 bytes per byte) before any allocation, and
+/// the block must decompress to exactly that length.
+fn decompress_block(rest: &[u8]) -> Result<Vec<u8>, ArrowError> {
+    let bad = |why: String| ArrowError::IpcError(format!("spool payload LZ4 block: {why}"));
+    let (len, block) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("shorter than its length".into()))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > block.len().saturating_mul(255) {
+        return Err(bad(format!(
+            "states {len} bytes, more than {} compressed bytes can hold",
+            block.len()
+        )));
+    }
+    let body = lz4_flex::block::decompress(block, len).map_err(|e| bad(e.to_string()))?;
+    if body.len() != len {
+        return Err(bad(format!("{} bytes, {len} stated", body.len())));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -117,7 +169,11 @@ mod tests {
         let batch = events_to_batch(&[Event::default(), Event::default()]);
         let full = encode(std::slice::from_ref(&batch)).unwrap();
         let compact = encode_compact(std::slice::from_ref(&batch)).unwrap();
-        assert_eq!(compact[0], V1_BODY);
+        assert_eq!(compact[0], V1_BODY_LZ4);
+        // Records of earlier versions: the uncompressed body (under 64 rows) still reads.
+        let mut old = vec![V1_BODY];
+        old.extend_from_slice(full_plain(&batch).strip_prefix(v1_prefix()).unwrap());
+        assert_eq!(decode_compact(&old).unwrap(), vec![batch.clone()]);
         assert!(
             compact.len() + 1500 < full.len(),
             "{} vs {}",
@@ -135,5 +191,68 @@ mod tests {
         assert_eq!(c[0], FULL);
         assert_eq!(decode_compact(&c).unwrap(), vec![other]);
         assert!(decode_compact(&[]).is_err() && decode_compact(&[9, 1]).is_err());
+    }
+
+    fn full_plain(b: &RecordBatch) -> Vec<u8> {
+        encode_with(std::slice::from_ref(b), false).unwrap()
+    }
+
+    fn rows(n: usize) -> RecordBatch {
+        let events: Vec<Event> = (0..n)
+            .map(|i| Event {
+                visitor_id: i as u64,
+                pathname: format!("/p/{}", i % 7).into(),
+                ..Event::default()
+            })
+            .collect();
+        events_to_batch(&events)
+    }
+
+    /// A schema-v1 payload of any size is one LZ4 block of the IPC body, smaller than
+    /// the body and read back equal.
+    #[test]
+    fn v1_payloads_are_one_lz4_block() {
+        let one = rows(1);
+        let c = encode_compact(std::slice::from_ref(&one)).unwrap();
+        assert_eq!(c[0], V1_BODY_LZ4);
+        let plain = encode_with(std::slice::from_ref(&one), false).unwrap();
+        assert!(c.len() * 2 < plain.len() - v1_prefix().len(), "{}", c.len());
+        assert_eq!(decode_compact(&c).unwrap(), vec![one]);
+
+        let many = rows(2000);
+        let c = encode_compact(std::slice::from_ref(&many)).unwrap();
+        assert_eq!(c[0], V1_BODY_LZ4);
+        let stated = u32::from_le_bytes(c[1..5].try_into().unwrap()) as usize;
+        let plain = encode_with(std::slice::from_ref(&many), false).unwrap();
+        assert_eq!(stated + v1_prefix().len(), plain.len());
+        assert!(c.len() * 4 < stated, "{} of {stated}", c.len());
+        assert_eq!(decode_compact(&c).unwrap(), vec![many.clone()]);
+
+        // Records written before (Arrow's LZ4_FRAME per buffer, tag V1_BODY) still read.
+        let old = encode_with(std::slice::from_ref(&many), true).unwrap();
+        let mut old_payload = vec![V1_BODY];
+        old_payload.extend_from_slice(old.strip_prefix(v1_prefix()).unwrap());
+        assert_eq!(decode_compact(&old_payload).unwrap(), vec![many]);
+    }
+
+    /// A damaged block is an error, never a panic or a huge allocation.
+    #[test]
+    fn a_damaged_lz4_block_is_an_error() {
+        let c = encode_compact(&[rows(500)]).unwrap();
+        let mut huge = c.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut short = c.clone();
+        short[1..5].copy_from_slice(&7u32.to_le_bytes());
+        let mut cut = c.clone();
+        cut.truncate(c.len() / 2);
+        for (what, bad) in [
+            ("huge", huge),
+            ("short", short),
+            ("cut", cut),
+            ("no length", vec![V1_BODY_LZ4, 1]),
+        ] {
+            let e = decode_compact(&bad).unwrap_err().to_string();
+            assert!(e.contains("LZ4 block"), "{what}: {e}");
+        }
     }
 }
