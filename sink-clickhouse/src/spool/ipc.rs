@@ -137,15 +137,21 @@ pub fn decode_compact(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
     }
 }
 
-/// The body of a [`V1_BODY_LZ4`] payload: its stated length is checked against what
-/// LZ4 can expand the block to (at most 255 bytes per byte) before any allocation, and
-/// the block must decompress to exactly that length.
+/// The body of a [`V1_BODY_LZ4`] payload: its stated length is checked against the
+/// record size limit and against what LZ4 can expand the block to (at most 255 bytes
+/// per byte) before any allocation, and the block must decompress to exactly that
+/// length.
 fn decompress_block(rest: &[u8]) -> Result<Vec<u8>, ArrowError> {
     let bad = |why: String| ArrowError::IpcError(format!("spool payload LZ4 block: {why}"));
     let (len, block) = rest
         .split_first_chunk::<4>()
         .ok_or_else(|| bad("shorter than its length".into()))?;
     let len = u32::from_le_bytes(*len) as usize;
+    if len > super::record::MAX_RECORD_BODY as usize {
+        return Err(bad(format!(
+            "states {len} bytes, more than any record holds"
+        )));
+    }
     if len > block.len().saturating_mul(255) {
         return Err(bad(format!(
             "states {len} bytes, more than {} compressed bytes can hold",
@@ -241,6 +247,9 @@ mod tests {
         let c = encode_compact(&[rows(500)]).unwrap();
         let mut huge = c.clone();
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut past_lz4 = c.clone();
+        let block_len = (c.len() - 5) as u32;
+        past_lz4[1..5].copy_from_slice(&(block_len * 255 + 1).to_le_bytes());
         let mut short = c.clone();
         short[1..5].copy_from_slice(&7u32.to_le_bytes());
         let mut cut = c.clone();
