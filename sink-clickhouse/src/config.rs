@@ -295,6 +295,7 @@ mod tests {
         assert_eq!(s.clickhouse.clickhouse_user, "default");
         assert_eq!(s.clickhouse.clickhouse_compression, WireCompression::Auto);
         assert_eq!(s.clickhouse.clickhouse_block_rows, 131_072);
+        assert!(s.clickhouse.clickhouse_sort_inserts);
         assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
         assert_eq!(s.insert_rows, DEFAULT_INSERT_ROWS);
         assert_eq!(s.flush_interval, Duration::from_secs(1));
@@ -349,6 +350,21 @@ mod tests {
             "zstd"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn sort_inserts_takes_true_or_false_and_nothing_else() {
+        let serve = |v: &str| {
+            Cli::try_parse_from(["sink-clickhouse", "serve", "--clickhouse-sort-inserts", v]).map(
+                |cli| match cli.command {
+                    Some(Command::Serve(s)) => s.clickhouse.clickhouse_sort_inserts,
+                    _ => panic!("serve expected"),
+                },
+            )
+        };
+        assert!(!serve("false").unwrap());
+        assert!(serve("true").unwrap());
+        assert!(serve("sometimes").is_err());
     }
 
     #[test]
