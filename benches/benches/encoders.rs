@@ -3,7 +3,9 @@
 //! ClickHouse Native for the 18.16 table plus ClickHouse's LZ4 block framing (the
 //! loader). The official `clickhouse` crate cannot serialize RowBinary without a
 //! server (its serializer is private and `Insert` needs a connection), so its figure
-//! comes from `compare`, which runs its `Inserter` against a real ClickHouse.
+//! comes from `compare`, which runs its `Inserter` against a real ClickHouse. Beside
+//! them, the sink's spool records (encode as its writer does, decode as its loader
+//! does) of the same rows in 1,000-row records.
 
 use benches::json_arrow::{pipeline_batches, Workload};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -11,6 +13,7 @@ use sink_clickhouse::clickhouse::{
     compress_lz4_frames, encode_native, encode_native_ordered, encode_native_parts, table_columns,
     ServerVersion, SortKey, TableLayout,
 };
+use sink_clickhouse::spool::ipc::{decode_compact, encode_compact};
 
 /// The table `sink-clickhouse migrate` creates on 18.16 (see its migrate.rs).
 fn layout_18_16() -> TableLayout {
@@ -79,6 +82,29 @@ fn encoders(c: &mut Criterion) {
                 .expect("generated rows are not in key order");
             encode_native_ordered(&sorted, &records, &order, &mut raw).unwrap();
             raw.len()
+        })
+    });
+    // The spool's round trip of the same chunk: each 1,000-row record encoded as the
+    // spool writer does, and decoded as the loader does.
+    let owned = pipeline_batches(&w, 1000);
+    g.bench_function("spool_records_encode", |b| {
+        b.iter(|| {
+            owned
+                .iter()
+                .map(|r| encode_compact(std::slice::from_ref(r)).unwrap().len())
+                .sum::<usize>()
+        })
+    });
+    let payloads: Vec<Vec<u8>> = owned
+        .iter()
+        .map(|r| encode_compact(std::slice::from_ref(r)).unwrap())
+        .collect();
+    g.bench_function("spool_records_decode", |b| {
+        b.iter(|| {
+            payloads
+                .iter()
+                .map(|p| decode_compact(p).unwrap()[0].num_rows())
+                .sum::<usize>()
         })
     });
     g.bench_function("clickhouse_native_lz4", |b| {
