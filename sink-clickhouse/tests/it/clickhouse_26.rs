@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use ingest_core::events_to_batch;
 use sink_clickhouse::clickhouse::{create_table_sql, encode_native, ServerVersion, TableLayout};
 
-use crate::clickhouse_loader::{expected_tsv, sample_events, EXPECT_COLUMNS};
+use crate::support::fixtures::{expected_tsv, sample_events, EXPECT_COLUMNS};
 
 /// The Native blocks we send, read by the ClickHouse 26.9 engine (chdb) with the modern
 /// types `migrate` picks there (DateTime64, LowCardinality, UUID): equal contents.

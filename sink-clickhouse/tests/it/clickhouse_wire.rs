@@ -11,7 +11,7 @@ use sink_clickhouse::clickhouse::{
 };
 use std::time::Duration;
 
-use crate::clickhouse_loader::{client_blocks, client_with, rt, sample_events, BLOCK_ROWS};
+use crate::support::fixtures::{client_blocks, client_with, rt, sample_events, BLOCK_ROWS};
 
 /// Answers `n` HTTP/1.1 requests on `listener` with an empty `200` and returns each
 /// one's head and body (de-chunked): what a client put on the wire. Not a ClickHouse —

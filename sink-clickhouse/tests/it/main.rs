@@ -14,6 +14,7 @@
 mod abuse;
 mod clickhouse_26;
 mod clickhouse_loader;
+mod clickhouse_sort;
 mod clickhouse_wire;
 mod cluster;
 mod faults;
