@@ -352,15 +352,19 @@ mod tests {
         .is_err());
     }
 
+    /// The ClickHouse flags of `serve --<flag> <value>`.
+    fn clickhouse_with(flag: &str, value: &str) -> Result<ClickHouseArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["sink-clickhouse", "serve", flag, value])?;
+        match cli.command {
+            Some(Command::Serve(s)) => Ok(s.clickhouse),
+            _ => panic!("serve expected"),
+        }
+    }
+
     #[test]
     fn sort_inserts_takes_true_or_false_and_nothing_else() {
         let serve = |v: &str| {
-            Cli::try_parse_from(["sink-clickhouse", "serve", "--clickhouse-sort-inserts", v]).map(
-                |cli| match cli.command {
-                    Some(Command::Serve(s)) => s.clickhouse.clickhouse_sort_inserts,
-                    _ => panic!("serve expected"),
-                },
-            )
+            clickhouse_with("--clickhouse-sort-inserts", v).map(|c| c.clickhouse_sort_inserts)
         };
         assert!(!serve("false").unwrap());
         assert!(serve("true").unwrap());
@@ -370,12 +374,7 @@ mod tests {
     #[test]
     fn block_rows_are_taken_within_their_bounds_and_refused_outside() {
         let serve = |v: &str| {
-            Cli::try_parse_from(["sink-clickhouse", "serve", "--clickhouse-block-rows", v]).map(
-                |cli| match cli.command {
-                    Some(Command::Serve(s)) => s.clickhouse.clickhouse_block_rows,
-                    _ => panic!("serve expected"),
-                },
-            )
+            clickhouse_with("--clickhouse-block-rows", v).map(|c| c.clickhouse_block_rows)
         };
         assert_eq!(serve("16384").unwrap(), 16_384);
         assert_eq!(serve("1024").unwrap(), crate::clickhouse::MIN_BLOCK_ROWS);

@@ -234,8 +234,7 @@ fn encode(out: &mut Vec<u8>, arrs: &[&dyn Array], ty: &ChType, name: &str) -> Re
                     .ok_or_else(bad)?;
                 out.reserve(a.len() * 4);
                 for &ms in a.values().iter() {
-                    let secs = ms.div_euclid(1000).clamp(0, u32::MAX as i64) as u32;
-                    out.extend_from_slice(&secs.to_le_bytes());
+                    out.extend_from_slice(&datetime_secs(ms).to_le_bytes());
                 }
             }
             Ok(())
@@ -247,12 +246,7 @@ fn encode(out: &mut Vec<u8>, arrs: &[&dyn Array], ty: &ChType, name: &str) -> Re
                     .ok_or_else(bad)?;
                 out.reserve(a.len() * 8);
                 for &ms in a.values().iter() {
-                    let v = if *p >= 3 {
-                        ms.saturating_mul(10i64.pow(p - 3))
-                    } else {
-                        ms.div_euclid(10i64.pow(3 - p))
-                    };
-                    out.extend_from_slice(&v.to_le_bytes());
+                    out.extend_from_slice(&datetime64_ticks(ms, *p).to_le_bytes());
                 }
             }
             Ok(())
@@ -289,6 +283,20 @@ fn encode(out: &mut Vec<u8>, arrs: &[&dyn Array], ty: &ChType, name: &str) -> Re
     }
 }
 
+/// A millisecond timestamp as a `DateTime`: seconds, clamped to its range.
+pub(super) fn datetime_secs(ms: i64) -> u32 {
+    ms.div_euclid(1000).clamp(0, u32::MAX as i64) as u32
+}
+
+/// A millisecond timestamp as a `DateTime64(p)`: ticks of 10^-p seconds.
+pub(super) fn datetime64_ticks(ms: i64, p: u32) -> i64 {
+    if p >= 3 {
+        ms.saturating_mul(10i64.pow(p - 3))
+    } else {
+        ms.div_euclid(10i64.pow(3 - p))
+    }
+}
+
 /// String column: varuint length and bytes per row, read straight off the Arrow
 /// offsets (one reserve, no per-row bounds checks or UTF-8 views).
 fn put_strings(out: &mut Vec<u8>, a: &arrow_array::StringArray) {
@@ -298,13 +306,25 @@ fn put_strings(out: &mut Vec<u8>, a: &arrow_array::StringArray) {
     let last = offsets[a.len()] as usize;
     out.reserve(last - first + a.len());
     for w in offsets.windows(2) {
-        let (start, end) = (w[0] as usize, w[1] as usize);
-        let len = end - start;
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            put_varuint(out, len as u64);
-        }
+        put_value(out, data, w[0] as usize, w[1] as usize);
+    }
+}
+
+/// One String value, `data[start..end]`: its varuint length and its bytes.
+#[inline(always)]
+fn put_value(out: &mut Vec<u8>, data: &[u8], start: usize, end: usize) {
+    let len = end - start;
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        put_varuint(out, len as u64);
+    }
+    // Most values are short: a fixed 16-byte copy (one move, no call) trimmed to the
+    // value, where the data has 16 bytes from the value's start.
+    if len <= 16 && start + 16 <= data.len() {
+        out.extend_from_slice(&data[start..start + 16]);
+        out.truncate(out.len() - (16 - len));
+    } else {
         out.extend_from_slice(&data[start..end]);
     }
 }
@@ -333,21 +353,7 @@ fn gather_strings(
     out.reserve(order.len() + bytes / rows.max(1) * order.len());
     for &(p, r) in order {
         let (offsets, data) = cols[p];
-        let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
-        let len = end - start;
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            put_varuint(out, len as u64);
-        }
-        // Most values are short: a fixed 16-byte copy (one move, no call) trimmed to
-        // the value, where the part's data has 16 bytes from the value's start.
-        if len <= 16 && start + 16 <= data.len() {
-            out.extend_from_slice(&data[start..start + 16]);
-            out.truncate(out.len() - (16 - len));
-        } else {
-            out.extend_from_slice(&data[start..end]);
-        }
+        put_value(out, data, offsets[r] as usize, offsets[r + 1] as usize);
     }
 }
 

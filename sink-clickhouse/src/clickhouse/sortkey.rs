@@ -27,6 +27,7 @@ use arrow_array::{Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 
 use super::layout::TableLayout;
+use super::native::{datetime64_ticks, datetime_secs};
 use super::types::ChType;
 
 /// How one element of the sorting key is computed from a schema-v1 column.
@@ -221,19 +222,13 @@ fn values(elem: &Elem, parts: &[RecordBatch], rows: usize) -> Option<Vec<u64>> {
             }
             (Elem::Seconds(_) | Elem::Ticks(..) | Elem::Day(_), DataType::Timestamp(..)) => {
                 let ms = arr.as_primitive_opt::<TimestampMillisecondType>()?.values();
-                // The same arithmetic as the encoder's, so the order is that of the
-                // values the server receives.
-                let secs = |ms: i64| ms.div_euclid(1000).clamp(0, u32::MAX as i64) as u64;
+                // The encoder's own conversions, so the order is that of the values
+                // the server receives.
                 match elem {
-                    Elem::Seconds(_) => out.extend(ms.iter().map(|&m| secs(m))),
-                    Elem::Ticks(_, p) => out.extend(ms.iter().map(|&m| {
-                        let t = if *p >= 3 {
-                            m.saturating_mul(10i64.pow(p - 3))
-                        } else {
-                            m.div_euclid(10i64.pow(3 - p))
-                        };
-                        signed_order(t)
-                    })),
+                    Elem::Seconds(_) => out.extend(ms.iter().map(|&m| datetime_secs(m) as u64)),
+                    Elem::Ticks(_, p) => {
+                        out.extend(ms.iter().map(|&m| signed_order(datetime64_ticks(m, *p))))
+                    }
                     _ => out.extend(ms.iter().map(|&m| signed_order(m.div_euclid(86_400_000)))),
                 }
             }

@@ -13,11 +13,6 @@ pub fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     encode_with(batches, true)
 }
 
-/// Below this many rows a payload of another schema than v1 is not compressed: Arrow's
-/// LZ4 frames, one per buffer, cost more than they save on a handful of events.
-/// Schema v1's payloads are always compressed, as one block ([`V1_BODY_LZ4`]).
-const COMPRESS_FROM_ROWS: usize = 64;
-
 /// 8-byte alignment, not the default 64: a batch has ~80 buffers, and padding each to
 /// 64 bytes would dominate a small record.
 fn options(lz4: bool) -> Result<IpcWriteOptions, ArrowError> {
@@ -51,7 +46,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
 
 /// Tag of a spool payload that is a whole IPC stream (any schema).
 const FULL: u8 = 0;
-/// Tag of a spool payload whose schema message was schema v1's, left out.
+/// Tag of a spool payload whose schema message was schema v1's, left out, the rest
+/// as it is (written before session 15, for records under 64 rows; still read).
 const V1_BODY: u8 = 1;
 /// Tag of a spool payload as [`V1_BODY`], its (uncompressed) IPC body in one LZ4 block:
 /// the length of the body (u32 LE), then the block.
@@ -85,35 +81,32 @@ fn v1_prefix() -> &'static [u8] {
     })
 }
 
-/// Encodes a spool payload: the IPC stream of `batches`, without its schema message
-/// when that is schema v1's (one tag byte says which). Read with [`decode_compact`].
+/// Encodes a spool payload: for schema v1, the IPC stream of `batches` without its
+/// schema message, as one LZ4 block; any other schema's stream whole (one tag byte
+/// says which). Read with [`decode_compact`].
 pub fn encode_compact(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    // Schema v1's bodies are compressed as one block below; other schemas (rare) keep
-    // Arrow's own compression, from `COMPRESS_FROM_ROWS` rows.
-    let v1 = batches
-        .first()
-        .is_some_and(|b| b.schema() == ingest_core::schema::schema());
-    let stream = encode_with(batches, !v1 && rows >= COMPRESS_FROM_ROWS)?;
+    let stream = encode_with(batches, false)?;
     let prefix = v1_prefix();
-    let mut out = Vec::with_capacity(stream.len() + 1);
     match stream.strip_prefix(prefix) {
+        // Schema v1: every record the sink's routes write (both conform to it).
         Some(body) if !prefix.is_empty() && body.len() <= u32::MAX as usize => {
-            out.reserve(4 + lz4_flex::block::get_maximum_output_size(body.len()));
-            out.push(V1_BODY_LZ4);
-            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            out.extend_from_slice(&lz4_flex::block::compress(body));
+            // Compressed straight into the payload (no second buffer to copy from).
+            let mut out = vec![0u8; 5 + lz4_flex::block::get_maximum_output_size(body.len())];
+            out[0] = V1_BODY_LZ4;
+            out[1..5].copy_from_slice(&(body.len() as u32).to_le_bytes());
+            let n = lz4_flex::block::compress_into(body, &mut out[5..])
+                .map_err(|e| ArrowError::IpcError(format!("spool payload LZ4 block: {e}")))?;
+            out.truncate(5 + n);
+            Ok(out)
         }
-        Some(body) if !prefix.is_empty() => {
-            out.push(V1_BODY);
-            out.extend_from_slice(body);
-        }
+        // Any other schema: the whole stream, as it is.
         _ => {
+            let mut out = Vec::with_capacity(stream.len() + 1);
             out.push(FULL);
             out.extend_from_slice(&stream);
+            Ok(out)
         }
     }
-    Ok(out)
 }
 
 /// Decodes a payload written by [`encode_compact`].
