@@ -209,6 +209,29 @@ impl Builders {
             .push(i32::try_from(self.prop_keys.len()).unwrap_or(i32::MAX));
     }
 
+    /// Moves every row to the end of `dst`'s, in order; `self` is left empty with its
+    /// capacity.
+    fn drain_into(&mut self, dst: &mut Builders) {
+        dst.event_id.append(&mut self.event_id);
+        dst.received_at.append(&mut self.received_at);
+        for (s, d) in self.strings.iter_mut().zip(&mut dst.strings) {
+            s.drain_into(d);
+        }
+        dst.screen_width.append(&mut self.screen_width);
+        dst.visitor_id.append(&mut self.visitor_id);
+        dst.numbers.append(&mut self.numbers);
+        // The pairs' offsets continue from `dst`'s last one.
+        let base = dst.prop_offsets.last().copied().unwrap_or(0);
+        dst.prop_offsets.extend(
+            self.prop_offsets[1..]
+                .iter()
+                .map(|&o| base.saturating_add(o)),
+        );
+        self.prop_offsets.truncate(1);
+        self.prop_keys.drain_into(&mut dst.prop_keys);
+        self.prop_values.drain_into(&mut dst.prop_values);
+    }
+
     /// The batch of everything appended. The builders are left empty, each with
     /// capacity for `next` rows like this batch's (string columns: of their own
     /// average length), so a next batch of the same shape grows none of them: sizing
@@ -383,6 +406,34 @@ impl Batcher {
         Some(batch)
     }
 
+    /// Moves every buffered row to the end of `dst`, in order, and leaves this batcher
+    /// empty, its builders keeping their capacity. `dst`'s limits are not applied here:
+    /// its owner flushes it when it chooses. The sink builds each request's rows in a
+    /// batcher of its own, checks them (rate limit, quotas), then moves them into the
+    /// round its spool writer takes next: one copy, where a batch per request cost an
+    /// allocation per column and request, a concatenation and as many frees.
+    pub fn drain_into(&mut self, dst: &mut Batcher) {
+        if self.rows == 0 {
+            return;
+        }
+        self.builders.drain_into(&mut dst.builders);
+        dst.rows += self.rows;
+        dst.bytes += self.bytes;
+        dst.oldest_ms = match (dst.oldest_ms, self.oldest_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.peak_rows = self.peak_rows.max(self.rows);
+        self.rows = 0;
+        self.bytes = 0;
+        self.oldest_ms = None;
+    }
+
+    /// The `site_id` of every buffered row, in order.
+    pub fn site_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.builders.strings[0].iter()
+    }
+
     /// Rows buffered.
     pub fn len(&self) -> usize {
         self.rows
@@ -467,6 +518,44 @@ mod tests {
         let (rows, site_bytes) = batch_of(&mut b, 1);
         assert!((100..200).contains(&rows), "{rows} rows");
         assert!((1100..2200).contains(&site_bytes), "{site_bytes} bytes");
+    }
+
+    #[test]
+    fn drained_rows_are_the_rows_pushed_in_order() {
+        let cfg = BatchConfig {
+            max_rows: usize::MAX,
+            max_bytes: usize::MAX,
+            max_age_ms: i64::MAX,
+        };
+        let (mut round, mut request) = (Batcher::new(cfg.clone()), Batcher::new(cfg));
+        let mut all = Vec::new();
+        for (n, at) in [(2u8, 7i64), (0, 9), (3, 4)] {
+            for i in 0..n {
+                let mut e = ev(all.len() as u8);
+                e.site_id = Cow::Owned(format!("s{i}"));
+                // Rows without props and with two, so the pairs' offsets are rebased.
+                e.props = (0..i % 3)
+                    .map(|k| (Cow::Owned(format!("k{k}")), Cow::Borrowed("v")))
+                    .collect();
+                assert!(request.push(&e, at).is_none());
+                all.push(e);
+            }
+            let sites: Vec<String> = request.site_ids().map(str::to_owned).collect();
+            assert_eq!(sites.len(), usize::from(n));
+            let bytes = request.bytes();
+            let before = round.bytes();
+            request.drain_into(&mut round);
+            assert!(request.is_empty() && request.flush().is_none());
+            assert_eq!(round.bytes(), before + bytes);
+        }
+        assert_eq!(round.len(), 5);
+        assert_eq!(round.oldest_ms(), Some(4));
+        assert_eq!(
+            round.site_ids().collect::<Vec<_>>(),
+            ["s0", "s1", "s0", "s1", "s2"]
+        );
+        assert_eq!(round.flush().unwrap(), events_to_batch(&all));
+        assert!(round.is_empty());
     }
 
     #[test]

@@ -107,6 +107,52 @@ impl StrCol {
         self.offsets.extend((1..=runs).map(|k| first + k * step));
     }
 
+    /// Moves every value to the end of `dst`, in order; `self` is left empty, keeping
+    /// its capacity (a request's column appended to a round's: one copy of the bytes,
+    /// no allocation once both have grown).
+    pub(crate) fn drain_into(&mut self, dst: &mut StrCol) {
+        if self.pending > 0 {
+            self.settle();
+        }
+        if self.offsets.len() == 1 {
+            return;
+        }
+        if dst.pending > 0 {
+            dst.settle();
+        }
+        let base = dst.values.len();
+        dst.values.extend_from_slice(&self.values);
+        match i32::try_from(base) {
+            // Every offset of `self` is at most its length, so when the new end fits
+            // in an i32 each rebased offset does too.
+            Ok(b) if i32::try_from(dst.values.len()).is_ok() => {
+                dst.offsets.extend(self.offsets[1..].iter().map(|&o| o + b));
+            }
+            // Past i32::MAX: saturated, which `finish` refuses, as for `push`.
+            _ => dst.offsets.extend(
+                self.offsets[1..]
+                    .iter()
+                    .map(|&o| offset(base.saturating_add(o as usize))),
+            ),
+        }
+        dst.last_len = self.last_len;
+        self.values.clear();
+        self.offsets.truncate(1);
+        self.last_len = 0;
+    }
+
+    /// The values appended so far, in order (pending repeats included).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        fn as_str(b: &[u8]) -> &str {
+            std::str::from_utf8(b).expect("StrCol holds whole UTF-8 values")
+        }
+        let written = self
+            .offsets
+            .windows(2)
+            .map(move |w| as_str(&self.values[w[0] as usize..w[1] as usize]));
+        written.chain(std::iter::repeat_n(as_str(self.last_value()), self.pending))
+    }
+
     /// The column of everything appended; the builder is left empty, with capacity for
     /// `next_rows` rows of this column's average length (its own, not the batch's:
     /// columns differ tenfold).
@@ -157,6 +203,33 @@ fn offset(at: usize) -> i32 {
 mod tests {
     use super::*;
     use arrow_array::Array;
+
+    #[test]
+    fn drained_columns_append_in_order_and_leave_the_source_empty() {
+        let mut dst = StrCol::with_capacity(0, 0);
+        dst.push("a");
+        dst.push_same("a");
+        let mut src = StrCol::with_capacity(0, 0);
+        src.push("");
+        src.push("bc");
+        src.push_same("bc");
+        assert_eq!(src.iter().collect::<Vec<_>>(), ["", "bc", "bc"]);
+        src.drain_into(&mut dst);
+        assert_eq!(src.len(), 0);
+        src.drain_into(&mut dst); // nothing to move
+        dst.push_same("bc"); // a run may continue across the drain
+        src.push("d");
+        src.drain_into(&mut dst);
+        assert_eq!(
+            dst.iter().collect::<Vec<_>>(),
+            ["a", "a", "", "bc", "bc", "bc", "d"]
+        );
+        assert_eq!(
+            dst.finish(1),
+            StringArray::from(vec!["a", "a", "", "bc", "bc", "bc", "d"])
+        );
+        assert_eq!(src.finish(1).len(), 0);
+    }
 
     #[test]
     fn runs_are_written_like_single_values() {

@@ -175,10 +175,28 @@ async fn read_tracker_body(
 
 /// What the synchronous part of a request produced.
 struct Prepared {
-    batch: Option<RecordBatch>,
+    pending: Pending,
     accepted: usize,
     rejected: Vec<RejectedItem>,
     per_site: Vec<(String, u64)>,
+}
+
+/// Where a request's accepted rows are while its decisions are made.
+enum Rows {
+    /// Still in the thread's batcher (the common case).
+    InBatcher,
+    /// Taken out as a batch (a quota filter, or a spill of the batcher).
+    Batch(RecordBatch),
+}
+
+/// What the request waits for once its synchronous part is done.
+enum Pending {
+    /// No rows to store.
+    Nothing,
+    /// Rows moved into the spool's next round.
+    Staged(crate::spool::StagedRows),
+    /// Rows sent as a batch (a full queue, a quota filter).
+    Batch(RecordBatch),
 }
 
 /// The batch's `site_id` column (schema v1: non-null Utf8).
@@ -189,16 +207,14 @@ fn site_column(batch: &RecordBatch) -> &StringArray {
         .expect("schema v1 has a Utf8 site_id")
 }
 
-/// Rows of each site in the batch, in first-seen order (almost always one site). A
-/// run of one site costs a compare per row; a body mixing many sites (a server-side
-/// integration) a hash lookup per row, not a scan of every site seen so far.
-fn rows_per_site(batch: &RecordBatch) -> Vec<(String, u64)> {
-    let col = site_column(batch);
+/// Rows of each site, in first-seen order (almost always one site). A run of one site
+/// costs a compare per row; a body mixing many sites (a server-side integration) a
+/// hash lookup per row, not a scan of every site seen so far.
+fn rows_per_site<'s>(site_ids: impl Iterator<Item = &'s str>) -> Vec<(String, u64)> {
     let mut sites: Vec<(&str, u64)> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut last = 0;
-    for i in 0..col.len() {
-        let site = col.value(i);
+    for site in site_ids {
         if sites.get(last).is_none_or(|(s, _)| *s != site) {
             last = *index.entry(site).or_insert_with(|| {
                 sites.push((site, 0));
@@ -282,7 +298,7 @@ async fn ingest(
     let m = &state.metrics;
     let prepared = with_pipeline(state, |p, batcher| -> Result<Prepared, ApiError> {
         // The direct path: accepted rows go straight into the thread's batcher (no
-        // `Event` per row), and leave it as this request's batch below.
+        // `Event` per row), and from there into the spool's round.
         let mut spilled: Vec<RecordBatch> = Vec::new();
         let out = p
             // Read in place: the parser copies only events its fast path cannot take.
@@ -300,24 +316,29 @@ async fn ingest(
         for r in &out.rejected {
             m.reject(r.error.code(), 1);
         }
-        spilled.extend(batcher.flush());
-        let mut batch = match spilled.len() {
-            0 => None,
-            1 => spilled.pop(),
-            _ => Some(
+        // REQUEST_BATCH never spills; were it to, all rows go as one batch.
+        let mut rows = if spilled.is_empty() {
+            Rows::InBatcher
+        } else {
+            spilled.extend(batcher.flush());
+            Rows::Batch(
                 arrow_select::concat::concat_batches(&spilled[0].schema(), &spilled)
                     .expect("batches of one batcher share its schema"),
-            ),
+            )
+        };
+        let n = match &rows {
+            Rows::InBatcher => batcher.len(),
+            Rows::Batch(b) => b.num_rows(),
         };
         let mut rejected: Vec<RejectedItem> = out.rejected.iter().map(RejectedItem::from).collect();
-        if let (Some(l), Some(b)) = (&state.limiter, &batch) {
+        if let (Some(l), true) = (&state.limiter, n > 0) {
             let key = client_key(&salt, &ip);
-            let n = u32::try_from(b.num_rows()).unwrap_or(u32::MAX);
+            let n32 = u32::try_from(n).unwrap_or(u32::MAX);
             if let Decision::Deny { retry_after_ms } =
-                l.lock().expect("limiter").check_n(key, n, now)
+                l.lock().expect("limiter").check_n(key, n32, now)
             {
                 m.rate_limited.inc();
-                m.reject("rate_limited", b.num_rows() as u64);
+                m.reject("rate_limited", n as u64);
                 return Err(ApiError::too_many(
                     "client",
                     "rate_limited",
@@ -327,9 +348,13 @@ async fn ingest(
             }
         }
         // Quotas, per site of the request (almost always one).
-        let mut per_site = batch.as_ref().map(rows_per_site).unwrap_or_default();
+        let mut per_site = match &rows {
+            Rows::InBatcher => rows_per_site(batcher.site_ids()),
+            Rows::Batch(b) => rows_per_site(site_column(b).iter().flatten()),
+        };
+        let mut kept = n;
         let mut quota_refusal = None;
-        if let (Some(_), Some(b)) = (&sites, &batch) {
+        if let (Some(_), true) = (&sites, n > 0) {
             let mut refused_sites = Vec::new();
             for (site, n) in &per_site {
                 match state.quotas.check(site, *n, now) {
@@ -362,7 +387,12 @@ async fn ingest(
                 }
             }
             if !refused_sites.is_empty() {
-                let site_col = site_column(b);
+                // Rare: the request's rows leave the batcher as a batch, filtered.
+                let b = match rows {
+                    Rows::InBatcher => batcher.flush().expect("n > 0 rows"),
+                    Rows::Batch(b) => b,
+                };
+                let site_col = site_column(&b);
                 let keep: BooleanArray = (0..b.num_rows())
                     .zip(request_indexes(&out.rejected))
                     .map(|(i, index)| {
@@ -379,14 +409,15 @@ async fn ingest(
                     })
                     .collect();
                 rejected.sort_by_key(|r| r.index);
-                let kept = arrow_select::filter::filter_record_batch(b, &keep)
+                let b = arrow_select::filter::filter_record_batch(&b, &keep)
                     .expect("a mask as long as the batch");
-                batch = (kept.num_rows() > 0).then_some(kept);
+                kept = b.num_rows();
+                rows = Rows::Batch(b);
                 per_site.retain(|(s, _)| !refused_sites.contains(s));
                 m.quota_refused.inc();
             }
         }
-        if batch.is_none() {
+        if kept == 0 {
             if let Some(e) = quota_refusal {
                 return Err(e);
             }
@@ -396,19 +427,29 @@ async fn ingest(
                 return Err(e);
             }
         }
+        let pending = match rows {
+            _ if kept == 0 => Pending::Nothing,
+            // The common case: the rows move into the spool's round, no batch of their own.
+            Rows::InBatcher => match state.spool.stage(batcher).map_err(spool_error)? {
+                Some(staged) => Pending::Staged(staged),
+                None => Pending::Batch(batcher.flush().expect("kept > 0 rows")),
+            },
+            Rows::Batch(b) => Pending::Batch(b),
+        };
         Ok(Prepared {
-            accepted: batch.as_ref().map_or(0, RecordBatch::num_rows),
-            batch,
+            accepted: kept,
+            pending,
             rejected,
             per_site,
         })
     })?;
-    if let Some(batch) = prepared.batch {
-        state
-            .spool
-            .append_events(batch)
-            .await
-            .map_err(spool_error)?;
+    let stored = match prepared.pending {
+        Pending::Nothing => None,
+        Pending::Staged(staged) => Some(staged.stored().await),
+        Pending::Batch(batch) => Some(state.spool.append_events(batch).await),
+    };
+    if let Some(stored) = stored {
+        stored.map_err(spool_error)?;
         m.accepted
             .get_or_create(&RouteLabel { route })
             .inc_by(prepared.accepted as u64);
@@ -437,10 +478,10 @@ mod tests {
         let sites = ["a", "a", "b", "a", "c", "b", "b", "a"];
         let batch = events_to_batch(&sites.map(ev));
         assert_eq!(
-            rows_per_site(&batch),
+            rows_per_site(site_column(&batch).iter().flatten()),
             vec![("a".into(), 4), ("b".into(), 3), ("c".into(), 1)]
         );
-        assert!(rows_per_site(&events_to_batch(&[])).is_empty());
+        assert!(rows_per_site(std::iter::empty()).is_empty());
     }
 
     #[test]

@@ -25,10 +25,11 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
+use ingest_core::{BatchConfig, Batcher};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::batch_ids::BatchIds;
@@ -114,6 +115,44 @@ pub(crate) struct Shared {
     pub(crate) broken: AtomicBool,
     pub(crate) written_bytes: AtomicU64,
     pub(crate) rounds: AtomicU64,
+    /// Rows requests moved in ([`Spool::stage`]) since the writer's last round.
+    pub(crate) staged: Mutex<Staged>,
+}
+
+/// The rows of the round being gathered, and who waits for them. The writer takes
+/// rows and waiters together under the lock, so every waiter it answers had its rows
+/// in the record it fsynced.
+pub(crate) struct Staged {
+    pub(crate) rows: Batcher,
+    pub(crate) waiters: Vec<oneshot::Sender<Result<(), AppendError>>>,
+    /// Set by the writer's last round (shutdown): nothing is staged after it.
+    pub(crate) closed: bool,
+}
+
+/// A staged round holds at most this many bytes of rows (the estimate of
+/// [`Batcher::bytes`]); past it requests send their rows as a batch of their own, which
+/// waits for room in the writer's queue. Far below what Arrow's `i32` offsets allow.
+pub(crate) const STAGED_MAX_BYTES: usize = 32 << 20;
+
+/// A batcher for a staged round: its own limits are never applied (rows are moved in
+/// with [`Batcher::drain_into`], and the writer flushes it whole).
+pub(crate) fn round_batcher() -> Batcher {
+    Batcher::new(BatchConfig {
+        max_rows: usize::MAX,
+        max_bytes: usize::MAX,
+        max_age_ms: i64::MAX,
+    })
+}
+
+/// Rows staged in the spool's next round ([`Spool::stage`]).
+#[must_use = "the rows are acknowledged only when `stored` resolves"]
+pub struct StagedRows(oneshot::Receiver<Result<(), AppendError>>);
+
+impl StagedRows {
+    /// Resolves once the round holding the rows is fsynced (or failed).
+    pub async fn stored(self) -> Result<(), AppendError> {
+        self.0.await.map_err(|_| AppendError::Closed)?
+    }
 }
 
 /// Handle to the spool; cheap to clone.
@@ -141,6 +180,11 @@ impl Spool {
             broken: AtomicBool::new(false),
             written_bytes: AtomicU64::new(0),
             rounds: AtomicU64::new(0),
+            staged: Mutex::new(Staged {
+                rows: round_batcher(),
+                waiters: Vec::new(),
+                closed: false,
+            }),
         });
         let (tx, rx) = mpsc::channel(4096);
         writer::start(shared.clone(), rx, ids, next_id, tx.clone())?;
@@ -154,6 +198,38 @@ impl Spool {
         let (done, rx) = oneshot::channel();
         self.send(writer::Msg::Events { batch, done }).await?;
         rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Moves the rows of `rows` (one request's, checked) into the round the writer
+    /// takes next, without waiting: `Ok(Some(_))` resolves once that round is fsynced.
+    /// `Ok(None)` leaves `rows` as they were — the writer's queue is full, the staged
+    /// round is at [`STAGED_MAX_BYTES`] or the spool is closing — and the caller sends
+    /// them as a batch with [`Spool::append_events`] instead, which waits for room.
+    ///
+    /// This is the common path for `/e` and `/api/event`: a round's requests append
+    /// into one set of builders, so no request builds, sends and frees a batch of its
+    /// own, and the writer concatenates nothing (BENCHMARKS.md, session 16).
+    pub fn stage(&self, rows: &mut Batcher) -> Result<Option<StagedRows>, AppendError> {
+        self.check_room()?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        // A slot in the queue first, so the wake-up below cannot fail or wait; the
+        // queue's bound is what makes requests wait when the writer falls behind.
+        let Ok(permit) = self.tx.try_reserve() else {
+            return Ok(None);
+        };
+        let (done, rx) = oneshot::channel();
+        {
+            let mut st = self.shared.staged.lock().expect("staged rows");
+            if st.closed || st.rows.bytes().saturating_add(rows.bytes()) > STAGED_MAX_BYTES {
+                return Ok(None);
+            }
+            rows.drain_into(&mut st.rows);
+            st.waiters.push(done);
+        }
+        permit.send(writer::Msg::Staged);
+        Ok(Some(StagedRows(rx)))
     }
 
     /// Appends one posted batch, already encoded as an IPC stream of `rows` rows.

@@ -341,3 +341,141 @@ async fn stale_cuts_are_removed_at_open_and_live_ones_kept() {
     assert_eq!(spool.read_cut(&segs[0]).unwrap(), None);
     assert!(spool.sealed().unwrap().is_empty());
 }
+
+/// One request's checked rows, as the tracker routes hold them: `n` events of `site`.
+fn request_rows(site: &str, tag: usize, n: usize) -> Batcher {
+    let mut b = round_batcher();
+    for i in 0..n {
+        let ev = ingest_core::Event {
+            site_id: site.to_owned().into(),
+            pathname: format!("/{tag}/{i}").into(),
+            ..ingest_core::Event::default()
+        };
+        assert!(b.push(&ev, 0).is_none());
+    }
+    b
+}
+
+/// `(site_id, pathname)` of every row of every record in `dir`'s segments, and the
+/// number of batches each record decodes to.
+fn v1_rows(dir: &Path) -> (Vec<(String, String)>, Vec<usize>) {
+    use arrow_array::cast::AsArray;
+    let (mut rows, mut batches) = (Vec::new(), Vec::new());
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "open"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let mut r = SegmentReader::open(&p).unwrap().unwrap();
+        while let Next::Record(rec) = r.next_record().unwrap() {
+            let bs = ipc::decode_compact(rec.ipc()).unwrap();
+            batches.push(bs.len());
+            for b in bs {
+                let site = b.column_by_name("site_id").unwrap().as_string::<i32>();
+                let path = b.column_by_name("pathname").unwrap().as_string::<i32>();
+                for i in 0..b.num_rows() {
+                    rows.push((site.value(i).to_owned(), path.value(i).to_owned()));
+                }
+            }
+        }
+    }
+    (rows, batches)
+}
+
+/// Staged rows of concurrent requests share rounds (one batch per record), and every
+/// request answered had its rows in the segment file: a crash right after the answers
+/// (the open segment copied aside before `close` could add to it) recovers them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_rows_share_rounds_and_are_on_disk_when_answered() {
+    let d = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..200 {
+        let s = spool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rows = request_rows(if t % 3 == 0 { "a.example" } else { "b.example" }, t, 3);
+            let staged = s.stage(&mut rows).unwrap().expect("room to stage");
+            assert!(rows.is_empty(), "the rows moved into the round");
+            staged.stored().await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (_, rounds) = spool.written();
+    assert!(
+        rounds < 200,
+        "group commit: {rounds} rounds for 200 requests"
+    );
+    let dir = d.path().join("spool");
+    let open = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "open"))
+        .expect("an open segment");
+    let bytes = fs::read(&open).unwrap();
+    spool.close().await;
+    for s in spool.sealed().unwrap() {
+        fs::remove_file(s.path).unwrap();
+    }
+    fs::write(&open, bytes).unwrap();
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.rows, 600);
+    let (mut got, batches) = v1_rows(&dir);
+    assert!(
+        batches.iter().all(|&n| n == 1),
+        "one batch per round: {batches:?}"
+    );
+    assert_eq!(batches.len() as u64, rounds);
+    got.sort();
+    let mut want: Vec<(String, String)> = (0..200)
+        .flat_map(|t| {
+            let site = if t % 3 == 0 { "a.example" } else { "b.example" };
+            (0..3).map(move |i| (site.to_owned(), format!("/{t}/{i}")))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    spool.close().await;
+}
+
+/// Rows the round cannot take stay with the caller, untouched, for `append_events`:
+/// past the staged round's byte bound, and after `close` (then nothing is stored).
+#[tokio::test]
+async fn staging_leaves_the_rows_when_the_round_cannot_take_them() {
+    let d = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let mut big = round_batcher();
+    let long = "x".repeat(STAGED_MAX_BYTES / 2);
+    for _ in 0..3 {
+        let ev = ingest_core::Event {
+            pathname: long.as_str().into(),
+            ..ingest_core::Event::default()
+        };
+        assert!(big.push(&ev, 0).is_none());
+    }
+    assert!(spool.stage(&mut big).unwrap().is_none());
+    assert_eq!(big.len(), 3, "left as they were");
+    spool.append_events(big.flush().unwrap()).await.unwrap();
+    let mut small = request_rows("a.example", 0, 2);
+    spool
+        .stage(&mut small)
+        .unwrap()
+        .unwrap()
+        .stored()
+        .await
+        .unwrap();
+    spool.close().await;
+    let mut late = request_rows("a.example", 1, 2);
+    assert!(spool.stage(&mut late).unwrap().is_none());
+    assert_eq!(late.len(), 2);
+    let e = spool
+        .append_events(late.flush().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppendError::Closed), "{e}");
+    let (rows, _) = v1_rows(&d.path().join("spool"));
+    assert_eq!(rows.len(), 5);
+}

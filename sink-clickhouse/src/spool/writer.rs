@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
+use ingest_core::Batcher;
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch_ids::BatchIds;
@@ -33,6 +34,8 @@ pub(super) enum Msg {
         ipc: Vec<u8>,
         done: oneshot::Sender<Result<Appended, AppendError>>,
     },
+    /// Rows were staged ([`super::Spool::stage`]): a round should take them.
+    Staged,
     Seal {
         done: oneshot::Sender<()>,
     },
@@ -69,6 +72,9 @@ struct Writer {
     ids: BatchIds,
     next_id: u64,
     open: Option<Open>,
+    /// Swapped with the staged rows' batcher at each round: the requests append into
+    /// one while the writer flushes the other, and both keep their capacity.
+    spare: Batcher,
 }
 
 pub(super) fn start(
@@ -97,6 +103,7 @@ pub(super) fn start(
         ids,
         next_id,
         open: None,
+        spare: super::round_batcher(),
     };
     std::thread::Builder::new()
         .name("spool-writer".into())
@@ -179,8 +186,24 @@ impl Writer {
                 }
                 Msg::Seal { done } => controls.push((done, false)),
                 Msg::Close { done } => controls.push((done, true)),
-                Msg::Tick => {}
+                Msg::Staged | Msg::Tick => {}
             }
+        }
+        // The staged rows, taken with their waiters; when closing, nothing can be
+        // staged after this (a request then sends a batch, which the closed queue
+        // refuses).
+        {
+            let closing = controls.iter().any(|(_, close)| *close);
+            let mut st = self.shared.staged.lock().expect("staged rows");
+            st.closed |= closing;
+            if !st.rows.is_empty() {
+                std::mem::swap(&mut st.rows, &mut self.spare);
+                event_waiters.append(&mut st.waiters);
+            }
+        }
+        if let Some(batch) = self.spare.flush() {
+            rows += batch.num_rows() as u64;
+            events.push(batch);
         }
         let mut records = batch_waiters.len() as u32;
         if !events.is_empty() {
