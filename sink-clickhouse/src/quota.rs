@@ -206,6 +206,13 @@ impl Quotas {
         check_site_quota(site, plan, used, incoming, st, now_ms)
     }
 
+    /// True when a sites file is configured: only then are requests checked and
+    /// counted (without one, [`Quotas::record`] does nothing, and the routes skip
+    /// counting rows per site).
+    pub fn enabled(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// Counts `n` events of `site` stored by this instance.
     pub fn record(&self, site: &str, n: u64) {
         if self.path.is_none() {

@@ -347,8 +347,10 @@ async fn ingest(
                 ));
             }
         }
-        // Quotas, per site of the request (almost always one).
+        // Quotas, per site of the request (almost always one); without a sites file
+        // there is nothing to check or count.
         let mut per_site = match &rows {
+            _ if !state.quotas.enabled() => Vec::new(),
             Rows::InBatcher => rows_per_site(batcher.site_ids()),
             Rows::Batch(b) => rows_per_site(site_column(b).iter().flatten()),
         };
