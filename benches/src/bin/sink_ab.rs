@@ -49,6 +49,11 @@ struct Args {
     /// Requests in flight.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// After each run, wait this long with the sink stopped and report the server's
+    /// CPU per row including that time, and its active parts before and after: the
+    /// merges a run leaves behind are work its window does not show.
+    #[arg(long, default_value_t = 0.0)]
+    settle_secs: f64,
     /// Give up on one run after this many seconds.
     #[arg(long, default_value_t = 600)]
     deadline_secs: u64,
@@ -118,6 +123,23 @@ fn run(args: &Args) -> Result<bool, String> {
         let gen_cpu = e2e::cpu_secs(me).unwrap_or(0.0) - gen_cpu0;
         drop(sink);
         let c = ch.count(&table)?;
+        if args.settle_secs > 0.0 {
+            let parts = || {
+                ch.query(&format!(
+                    "SELECT count() FROM system.parts WHERE active AND database = '{DB}' AND table = '{TABLE}'"
+                ))
+                .map(|t| t.trim().to_owned())
+            };
+            let before = parts()?;
+            std::thread::sleep(Duration::from_secs_f64(args.settle_secs));
+            let settled = e2e::cpu_secs(ch.pid()).unwrap_or(0.0) - ch_cpu0;
+            eprintln!(
+                "     {name}: active parts {before} at the end, {} after {:.0} s; ClickHouse CPU µs/row with them: {:.2}",
+                parts()?,
+                args.settle_secs,
+                settled * 1e6 / n as f64
+            );
+        }
         let rate = n as f64 / secs;
         eprintln!(
             "  {name}: {:.3} M rows/s ({secs:.2} s; sent in {:.2} s; CPU µs/event: sink {:.2}, ClickHouse {:.2}, load generator {:.2}; {} failed; peak RSS {} MiB){}",
