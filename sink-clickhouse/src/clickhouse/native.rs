@@ -82,6 +82,9 @@ fn encode_block(
                     arrs.iter().map(|a| a.as_string::<i32>()).collect();
                 gather_strings(out, &strs, order);
             }
+            Some(order) if fixed_width(&col.ty).is_some() => {
+                gather_fixed(out, &arrs, order, &col.ty, &col.name)?;
+            }
             Some(order) => {
                 let gathered = arrow_select::interleave::interleave(&arrs, order).map_err(|e| {
                     Error::Batch {
@@ -95,6 +98,79 @@ fn encode_block(
         }
     }
     Ok(())
+}
+
+/// Bytes per row of a ClickHouse type written as fixed-width values, and whether a
+/// null map (one byte per row) comes first; `None` for any other type.
+fn fixed_width(ty: &ChType) -> Option<(bool, usize)> {
+    let width = |t: &ChType| match t {
+        ChType::UInt8 | ChType::Int8 => Some(1),
+        ChType::UInt16 | ChType::Int16 => Some(2),
+        ChType::UInt32 | ChType::Int32 | ChType::Float32 | ChType::DateTime => Some(4),
+        ChType::UInt64 | ChType::Int64 | ChType::Float64 | ChType::DateTime64(_) => Some(8),
+        ChType::Uuid | ChType::FixedString(16) => Some(16),
+        _ => None,
+    };
+    match ty {
+        ChType::Nullable(inner) => width(inner).map(|w| (true, w)),
+        t => width(t).map(|w| (false, w)),
+    }
+}
+
+/// A fixed-width column (`fixed_width(ty)`) of the rows in `order`: each part is
+/// written as [`encode`] writes it, in its own order (a sequential pass), and the
+/// rows' null flags and values are then copied out in key order. Where arrow-select's
+/// `interleave` built a gathered Arrow array (values and validity bit by bit) that was
+/// then encoded, this copies each row's bytes once.
+fn gather_fixed(
+    out: &mut Vec<u8>,
+    arrs: &[&dyn Array],
+    order: &[(usize, usize)],
+    ty: &ChType,
+    name: &str,
+) -> Result<()> {
+    let (nullable, width) = fixed_width(ty).expect("checked by the caller");
+    let mut parts = Vec::new();
+    // Where each part's null map and values start in `parts`.
+    let mut starts = Vec::with_capacity(arrs.len());
+    for a in arrs {
+        let at = parts.len();
+        encode(&mut parts, &[*a], ty, name)?;
+        let values = if nullable { at + a.len() } else { at };
+        if parts.len() != values + a.len() * width {
+            return Err(Error::Batch {
+                column: name.to_owned(),
+                reason: format!("{ty:?} did not encode as {width} bytes a row"),
+            });
+        }
+        starts.push((at, values));
+    }
+    if nullable {
+        out.extend(order.iter().map(|&(p, r)| parts[starts[p].0 + r]));
+    }
+    match width {
+        1 => out.extend(order.iter().map(|&(p, r)| parts[starts[p].1 + r])),
+        2 => gather_values::<2>(out, &parts, &starts, order),
+        4 => gather_values::<4>(out, &parts, &starts, order),
+        8 => gather_values::<8>(out, &parts, &starts, order),
+        _ => gather_values::<16>(out, &parts, &starts, order),
+    }
+    Ok(())
+}
+
+/// Copies the `W`-byte value of each row in `order` (one fixed-size move a row).
+fn gather_values<const W: usize>(
+    out: &mut Vec<u8>,
+    parts: &[u8],
+    starts: &[(usize, usize)],
+    order: &[(usize, usize)],
+) {
+    out.reserve(order.len() * W);
+    for &(p, r) in order {
+        let at = starts[p].1 + r * W;
+        let v: [u8; W] = parts[at..at + W].try_into().expect("W bytes");
+        out.extend_from_slice(&v);
+    }
 }
 
 fn put_varuint(out: &mut Vec<u8>, mut v: u64) {
@@ -480,6 +556,12 @@ mod tests {
             ("screen_width".into(), "UInt16".into()),
             ("ttfb_ms".into(), "Nullable(UInt32)".into()),
             ("city".into(), "String".into()),
+            ("event_id".into(), "UUID".into()),
+            ("received_at".into(), "DateTime('UTC')".into()),
+            ("visitor_id".into(), "UInt64".into()),
+            ("cls".into(), "Nullable(Float32)".into()),
+            ("scroll_depth".into(), "Nullable(UInt8)".into()),
+            ("prop_keys".into(), "Array(String)".into()),
         ])
         .unwrap();
         let long = "/l".repeat(100);
@@ -491,11 +573,48 @@ mod tests {
                 (0..n as u32).map(|i| (i % 2 == 0).then_some(i)),
             ));
             let c: ArrayRef = Arc::new(StringArray::from(vec![""; n]));
+            let id: ArrayRef = Arc::new(
+                arrow_array::FixedSizeBinaryArray::try_from_iter(
+                    (0..n).map(|i| [from as u8 + i as u8; 16]),
+                )
+                .unwrap_or_else(|_| arrow_array::FixedSizeBinaryArray::new_null(16, 0)),
+            );
+            let at: ArrayRef = Arc::new(
+                arrow_array::TimestampMillisecondArray::from_iter_values(
+                    (0..n as i64).map(|i| 1_700_000_000_123 + i * 1_001 + i64::from(from)),
+                )
+                .with_timezone("UTC"),
+            );
+            let v: ArrayRef = Arc::new(arrow_array::UInt64Array::from_iter_values(
+                (0..n as u64).map(|i| u64::MAX - i - u64::from(from)),
+            ));
+            let cls: ArrayRef = Arc::new(arrow_array::Float32Array::from_iter(
+                (0..n).map(|i| (i % 3 != 1).then_some(i as f32 / 4.0)),
+            ));
+            let depth: ArrayRef = Arc::new(arrow_array::UInt8Array::from_iter(
+                (0..n).map(|i| (i % 2 == 1).then_some(i as u8 * 10)),
+            ));
+            let mut keys =
+                arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new())
+                    .with_field(Arc::new(arrow_schema::Field::new("item", DataType::Utf8, false)));
+            for i in 0..n {
+                for k in 0..i % 3 {
+                    keys.values().append_value(format!("k{k}"));
+                }
+                keys.append(true);
+            }
+            let keys: ArrayRef = Arc::new(keys.finish());
             RecordBatch::try_from_iter([
                 ("pathname", p),
                 ("screen_width", w),
                 ("ttfb_ms", t),
                 ("city", c),
+                ("event_id", id),
+                ("received_at", at),
+                ("visitor_id", v),
+                ("cls", cls),
+                ("scroll_depth", depth),
+                ("prop_keys", keys),
             ])
             .unwrap()
         };
@@ -508,7 +627,7 @@ mod tests {
         let mut got = Vec::new();
         encode_native_ordered(&layout, &parts, &order, &mut got).unwrap();
 
-        let cols: Vec<ArrayRef> = (0..4)
+        let cols: Vec<ArrayRef> = (0..10)
             .map(|c| {
                 let arrs: Vec<&dyn Array> = parts.iter().map(|p| p.column(c).as_ref()).collect();
                 arrow_select::interleave::interleave(&arrs, &order).unwrap()
