@@ -1,13 +1,10 @@
 //! The loaders `compare` runs against one ClickHouse: our sink over HTTP (with a
-//! keep-alive load generator), our loader alone, the official `clickhouse` crate's
+//! keep-alive load generator, [`crate::loadgen`]), our loader alone, the official `clickhouse` crate's
 //! `Inserter`, and `curl`. Each returns the seconds it took; `compare` checks the row
 //! counts.
 
-use std::ops::Range;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
@@ -15,7 +12,6 @@ use arrow_array::types::{
     Float32Type, TimestampMillisecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{Array, RecordBatch};
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::chserver::free_port;
@@ -363,85 +359,6 @@ fn stat_cpu_secs(stat: &str) -> Option<f64> {
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     // In clock ticks of USER_HZ, 100 on every Linux architecture (std has no sysconf).
     Some(ticks / 100.0)
-}
-
-/// (a): POSTs each request body to `url` (our `/e`) with its user agent, `concurrency`
-/// requests in flight over keep-alive connections. Bounded: stops at `deadline`. A 429
-/// or 503 is retried after a short pause (the sink's back-pressure), at most 50 times.
-pub async fn load(
-    url: String,
-    body: Bytes,
-    requests: Vec<(Range<usize>, &'static str, String)>,
-    concurrency: usize,
-    deadline: Duration,
-) -> LoadReport {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .tcp_nodelay(true)
-        .build()
-        .expect("reqwest client");
-    let requests = Arc::new(requests);
-    let next = Arc::new(AtomicUsize::new(0));
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (client, url, body, requests, next) = (
-            client.clone(),
-            url.clone(),
-            body.clone(),
-            requests.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut rep = LoadReport::default();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((range, ua, ip)) = requests.get(i) else {
-                    break;
-                };
-                let mut tries = 0;
-                loop {
-                    if t0.elapsed() > deadline {
-                        rep.failed += 1;
-                        break;
-                    }
-                    let r = client
-                        .post(&url)
-                        .header("content-type", "application/x-ndjson")
-                        .header("user-agent", *ua)
-                        .header("x-forwarded-for", ip.as_str())
-                        .body(body.slice(range.clone()))
-                        .send()
-                        .await;
-                    match r.map(|r| r.status()) {
-                        Ok(s) if s.is_success() => {
-                            rep.ok_requests += 1;
-                            break;
-                        }
-                        Ok(s) if (s.as_u16() == 429 || s.as_u16() == 503) && tries < 50 => {
-                            rep.retried += 1;
-                            tries += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        _ => {
-                            rep.failed += 1;
-                            break;
-                        }
-                    }
-                }
-            }
-            rep
-        }));
-    }
-    let mut total = LoadReport::default();
-    for t in tasks {
-        let r = t.await.expect("load task");
-        total.ok_requests += r.ok_requests;
-        total.retried += r.retried;
-        total.failed += r.failed;
-    }
-    total.send_secs = t0.elapsed().as_secs_f64();
-    total
 }
 
 /// Peak resident set of a process (`VmHWM`), bytes.

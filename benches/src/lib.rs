@@ -15,6 +15,7 @@ pub mod e2e;
 pub mod gen;
 mod gen_data;
 pub mod json_arrow;
+pub mod loadgen;
 pub mod rng;
 
 /// The exit code of a tool that checks row counts: success, 1 with "a row count was

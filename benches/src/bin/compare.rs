@@ -276,7 +276,7 @@ fn run(args: &Args) -> Result<bool, String> {
     )?;
     let c0 = cpu(ch.pid());
     let t0 = Instant::now();
-    let report = rt.block_on(e2e::load(
+    let report = rt.block_on(benches::loadgen::load(
         format!("http://127.0.0.1:{}/e", sink.port),
         bytes::Bytes::from(w.ndjson.clone()),
         w.requests.clone(),

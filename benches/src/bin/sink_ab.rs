@@ -106,7 +106,7 @@ fn run(args: &Args) -> Result<bool, String> {
         let me = std::process::id();
         let gen_cpu0 = e2e::cpu_secs(me).unwrap_or(0.0);
         let t0 = Instant::now();
-        let report = rt.block_on(e2e::load(
+        let report = rt.block_on(benches::loadgen::load(
             format!("http://127.0.0.1:{}/e", sink.port),
             body.clone(),
             w.requests.clone(),

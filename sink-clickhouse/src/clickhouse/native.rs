@@ -596,7 +596,11 @@ mod tests {
             ));
             let mut keys =
                 arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new())
-                    .with_field(Arc::new(arrow_schema::Field::new("item", DataType::Utf8, false)));
+                    .with_field(Arc::new(arrow_schema::Field::new(
+                        "item",
+                        DataType::Utf8,
+                        false,
+                    )));
             for i in 0..n {
                 for k in 0..i % 3 {
                     keys.values().append_value(format!("k{k}"));
