@@ -4,6 +4,13 @@
 //! the events of all waiting requests become ONE record (one Arrow IPC batch), each
 //! posted batch one record; the round is written with one `write` and one
 //! `fdatasync`, and only then is every request of the round answered.
+//!
+//! Most requests' events arrive staged ([`super::Spool::stage`]): already appended to
+//! the shared round batcher, with their waiters beside them, and a `Staged` message
+//! only wakes the writer. The writer swaps that batcher (and takes its waiters) under
+//! the lock at the start of each round, so the rows it writes are exactly those of the
+//! waiters it answers. Events sent as a batch (`Events`: a full queue, a quota filter)
+//! join the same record.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
