@@ -275,18 +275,23 @@ mod tests {
         (body, reqs)
     }
 
+    /// `load` to `http://{addr}/e`.
+    async fn run(
+        addr: &str,
+        body: Bytes,
+        reqs: Vec<Request>,
+        conns: usize,
+        secs: f64,
+    ) -> LoadReport {
+        let deadline = Duration::from_secs_f64(secs);
+        load(format!("http://{addr}/e"), body, reqs, conns, deadline).await
+    }
+
     #[tokio::test]
     async fn posts_every_request_over_kept_connections() {
         let (addr, seen) = server(vec![OK]).await;
         let (body, reqs) = requests(50);
-        let r = load(
-            format!("http://{addr}/e"),
-            body,
-            reqs,
-            4,
-            Duration::from_secs(20),
-        )
-        .await;
+        let r = run(&addr, body, reqs, 4, 20.0).await;
         assert_eq!((r.ok_requests, r.failed, r.retried), (50, 0, 0));
         assert_eq!(seen.load(Ordering::SeqCst), 50);
     }
@@ -301,14 +306,7 @@ mod tests {
         // chunked (a failure), 400 (a failure), then 202s.
         let (addr, seen) = server(vec![busy, closing, chunked, bad, OK]).await;
         let (body, reqs) = requests(5);
-        let r = load(
-            format!("http://{addr}/e"),
-            body,
-            reqs,
-            1,
-            Duration::from_secs(20),
-        )
-        .await;
+        let r = run(&addr, body, reqs, 1, 20.0).await;
         assert_eq!((r.ok_requests, r.failed, r.retried), (3, 2, 1));
         assert_eq!(seen.load(Ordering::SeqCst), 6);
     }

@@ -53,6 +53,21 @@ fn read_all(spool: &Spool) -> Vec<i32> {
     out
 }
 
+/// Waits for every request's task; the writer's rounds so far, which must be fewer
+/// than the requests (group commit).
+async fn rounds_after<E: std::fmt::Debug>(
+    spool: &Spool,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), E>>>,
+) -> u64 {
+    let n = tasks.len() as u64;
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (_, rounds) = spool.written();
+    assert!(rounds < n, "group commit: {rounds} rounds for {n} requests");
+    rounds
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_rounds_and_all_survive_reopen() {
     let d = tempfile::tempdir().unwrap();
@@ -65,14 +80,7 @@ async fn concurrent_requests_share_rounds_and_all_survive_reopen() {
             s.append_events(batch(&[i, i])).await
         }));
     }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
-    let (_, rounds) = spool.written();
-    assert!(
-        rounds < 200,
-        "group commit: {rounds} rounds for 200 requests"
-    );
+    rounds_after(&spool, tasks).await;
     spool.close().await;
     let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
     assert_eq!(rec.rows, 400);
@@ -401,14 +409,7 @@ async fn staged_rows_share_rounds_and_are_on_disk_when_answered() {
             staged.stored().await
         }));
     }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
-    let (_, rounds) = spool.written();
-    assert!(
-        rounds < 200,
-        "group commit: {rounds} rounds for 200 requests"
-    );
+    let rounds = rounds_after(&spool, tasks).await;
     let dir = d.path().join("spool");
     let open = fs::read_dir(&dir)
         .unwrap()
