@@ -1,11 +1,16 @@
 //! Encoders of the same 100,000 schema-v1 rows (the full pipeline's output on
 //! generated page views): Arrow IPC with LZ4 (edge → sink), Parquet (embedded mode),
 //! ClickHouse Native for the 18.16 table plus ClickHouse's LZ4 block framing (the
-//! loader). The official `clickhouse` crate cannot serialize RowBinary without a
-//! server (its serializer is private and `Insert` needs a connection), so its figure
-//! comes from `compare`, which runs its `Inserter` against a real ClickHouse. Beside
-//! them, the sink's spool records (encode as its writer does, decode as its loader
-//! does) of the same rows in 1,000-row records.
+//! loader). Beside them, the sink's spool records (encode as its writer does, decode as
+//! its loader does) of the same rows in 1,000-row records.
+//!
+//! The official `clickhouse` crate's RowBinary serializer is private: its `Insert` only
+//! writes to a server. So group `insert_body` posts the same rows to the crate's own
+//! test server (`clickhouse::test::Mock`, which reads the body and answers 200), once
+//! through the crate's `Insert` (RowBinary + LZ4, validation off) and once as our
+//! Native + LZ4 body over a plain HTTP POST: serialization, compression and one
+//! loopback request on both sides, no ClickHouse. The real-server figures (the
+//! server's parse and insert included) are `compare`'s.
 
 use benches::json_arrow::{pipeline_batches, Workload};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -121,5 +126,68 @@ fn encoders(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encoders);
+/// The same 100,000 rows posted to the crate's mock server, by the crate and by us.
+fn insert_body(c: &mut Criterion) {
+    use clickhouse::test::{handlers, Mock};
+    let w = Workload::new(1, 100_000);
+    let batches = pipeline_batches(&w, 100_000);
+    let rows: Vec<benches::e2e::ChRow<'_>> =
+        batches.iter().flat_map(benches::e2e::batch_rows).collect();
+    let layout = layout_18_16();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mock = rt.block_on(async { Mock::new() });
+    let crate_client = clickhouse::Client::default()
+        .with_mock(&mock)
+        .with_validation(false)
+        .with_compression(clickhouse::Compression::Lz4);
+    // The mock's real address: its URL names a host only the crate resolves.
+    let port = mock.url().rsplit(':').next().expect("a port").to_owned();
+    let url = format!(
+        "http://127.0.0.1:{port}/?decompress=1&query={}",
+        "INSERT%20INTO%20events%20FORMAT%20Native"
+    );
+    let http = reqwest::Client::new();
+    let mut g = c.benchmark_group("insert_body");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_function("clickhouse_crate_rowbinary_lz4", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let _body = mock.add(handlers::record_ddl());
+                let mut insert = crate_client
+                    .insert::<benches::e2e::ChRow<'static>>("events")
+                    .await
+                    .expect("an insert");
+                for r in &rows {
+                    insert.write(r).await.expect("a row");
+                }
+                insert.end().await.expect("the mock's 200");
+            })
+        })
+    });
+    let (mut raw, mut framed) = (Vec::new(), Vec::new());
+    g.bench_function("native_lz4", |b| {
+        b.iter(|| {
+            raw.clear();
+            framed.clear();
+            for batch in &batches {
+                encode_native(&layout, batch, &mut raw).unwrap();
+            }
+            compress_lz4_frames(&raw, &mut framed);
+            let body = bytes::Bytes::copy_from_slice(&framed);
+            rt.block_on(async {
+                let _body = mock.add(handlers::record_ddl());
+                let r = http.post(&url).body(body).send().await.expect("a response");
+                assert!(r.status().is_success(), "{}", r.status());
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encoders, insert_body);
 criterion_main!(benches);
