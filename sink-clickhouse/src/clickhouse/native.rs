@@ -15,6 +15,9 @@ use super::layout::TableLayout;
 use super::types::ChType;
 use super::{Error, Result};
 
+mod ordered;
+use ordered::{fixed_width, gather_fixed, gather_strings};
+
 /// Appends one Native block holding `batch` (schema v1) to `out`.
 pub fn encode_native(layout: &TableLayout, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
     encode_native_parts(layout, std::slice::from_ref(batch), out)
@@ -35,9 +38,9 @@ pub fn encode_native_parts(
 
 /// Appends one Native block holding the rows of `parts` in the given order, as
 /// (part, row) pairs (the table's sorting-key order from
-/// [`super::SortKey::order`]): each column is gathered into that order by
-/// arrow-select's `interleave`, one column at a time, and encoded as
-/// [`encode_native_parts`] would encode it.
+/// [`super::SortKey::order`]), column by column: strings and fixed-width columns
+/// copied straight into the block in that order ([`ordered`]), any other type gathered
+/// by arrow-select's `interleave` and then encoded as [`encode_native_parts`] would.
 pub fn encode_native_ordered(
     layout: &TableLayout,
     parts: &[RecordBatch],
@@ -72,8 +75,9 @@ fn encode_block(
         put_bytes(out, col.name.as_bytes());
         put_bytes(out, col.type_name.as_bytes());
         match order {
-            // Strings, most of the bytes, straight from their parts into the block; the
-            // other columns through arrow-select (a gathered copy, then the usual encode).
+            // Strings (most of the bytes) and fixed-width columns straight from their
+            // parts into the block; the rest (lists) through arrow-select's gathered
+            // copy, then the usual encode.
             Some(order)
                 if col.ty == ChType::String
                     && arrs.iter().all(|a| a.data_type() == &DataType::Utf8) =>
@@ -98,79 +102,6 @@ fn encode_block(
         }
     }
     Ok(())
-}
-
-/// Bytes per row of a ClickHouse type written as fixed-width values, and whether a
-/// null map (one byte per row) comes first; `None` for any other type.
-fn fixed_width(ty: &ChType) -> Option<(bool, usize)> {
-    let width = |t: &ChType| match t {
-        ChType::UInt8 | ChType::Int8 => Some(1),
-        ChType::UInt16 | ChType::Int16 => Some(2),
-        ChType::UInt32 | ChType::Int32 | ChType::Float32 | ChType::DateTime => Some(4),
-        ChType::UInt64 | ChType::Int64 | ChType::Float64 | ChType::DateTime64(_) => Some(8),
-        ChType::Uuid | ChType::FixedString(16) => Some(16),
-        _ => None,
-    };
-    match ty {
-        ChType::Nullable(inner) => width(inner).map(|w| (true, w)),
-        t => width(t).map(|w| (false, w)),
-    }
-}
-
-/// A fixed-width column (`fixed_width(ty)`) of the rows in `order`: each part is
-/// written as [`encode`] writes it, in its own order (a sequential pass), and the
-/// rows' null flags and values are then copied out in key order. Where arrow-select's
-/// `interleave` built a gathered Arrow array (values and validity bit by bit) that was
-/// then encoded, this copies each row's bytes once.
-fn gather_fixed(
-    out: &mut Vec<u8>,
-    arrs: &[&dyn Array],
-    order: &[(usize, usize)],
-    ty: &ChType,
-    name: &str,
-) -> Result<()> {
-    let (nullable, width) = fixed_width(ty).expect("checked by the caller");
-    let mut parts = Vec::new();
-    // Where each part's null map and values start in `parts`.
-    let mut starts = Vec::with_capacity(arrs.len());
-    for a in arrs {
-        let at = parts.len();
-        encode(&mut parts, &[*a], ty, name)?;
-        let values = if nullable { at + a.len() } else { at };
-        if parts.len() != values + a.len() * width {
-            return Err(Error::Batch {
-                column: name.to_owned(),
-                reason: format!("{ty:?} did not encode as {width} bytes a row"),
-            });
-        }
-        starts.push((at, values));
-    }
-    if nullable {
-        out.extend(order.iter().map(|&(p, r)| parts[starts[p].0 + r]));
-    }
-    match width {
-        1 => out.extend(order.iter().map(|&(p, r)| parts[starts[p].1 + r])),
-        2 => gather_values::<2>(out, &parts, &starts, order),
-        4 => gather_values::<4>(out, &parts, &starts, order),
-        8 => gather_values::<8>(out, &parts, &starts, order),
-        _ => gather_values::<16>(out, &parts, &starts, order),
-    }
-    Ok(())
-}
-
-/// Copies the `W`-byte value of each row in `order` (one fixed-size move a row).
-fn gather_values<const W: usize>(
-    out: &mut Vec<u8>,
-    parts: &[u8],
-    starts: &[(usize, usize)],
-    order: &[(usize, usize)],
-) {
-    out.reserve(order.len() * W);
-    for &(p, r) in order {
-        let at = starts[p].1 + r * W;
-        let v: [u8; W] = parts[at..at + W].try_into().expect("W bytes");
-        out.extend_from_slice(&v);
-    }
 }
 
 fn put_varuint(out: &mut Vec<u8>, mut v: u64) {
@@ -405,34 +336,6 @@ fn put_value(out: &mut Vec<u8>, data: &[u8], start: usize, end: usize) {
     }
 }
 
-/// String column of the rows `order` picks from `parts`, as [`put_strings`] writes
-/// each part: one pass, each value copied once from where it is.
-fn gather_strings(
-    out: &mut Vec<u8>,
-    parts: &[&arrow_array::StringArray],
-    order: &[(usize, usize)],
-) {
-    let cols: Vec<(&[i32], &[u8])> = parts
-        .iter()
-        .map(|a| (a.value_offsets(), a.value_data()))
-        .collect();
-    let (bytes, rows) = parts.iter().fold((0, 0), |(b, r), a| {
-        let o = a.value_offsets();
-        (b + (o[a.len()] - o[0]) as usize, r + a.len())
-    });
-    if bytes == 0 {
-        // A column empty in every row (no geo database: country, region, city) is
-        // one zero length a row, in any order.
-        out.resize(out.len() + order.len(), 0);
-        return;
-    }
-    out.reserve(order.len() + bytes / rows.max(1) * order.len());
-    for &(p, r) in order {
-        let (offsets, data) = cols[p];
-        put_value(out, data, offsets[r] as usize, offsets[r + 1] as usize);
-    }
-}
-
 /// The distinct values of the string columns `parts` and each row's index among them:
 /// `seed` first, then every other value in order of first appearance. Shared by the
 /// LowCardinality encoder (its dictionary) and the key-order sort (string ranks).
@@ -518,145 +421,4 @@ fn uuid_text(b: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn varuint_and_uuid_text() {
-        let mut out = Vec::new();
-        put_varuint(&mut out, 300);
-        assert_eq!(out, [0xac, 0x02]);
-        let b: Vec<u8> = (0..16).collect();
-        assert_eq!(uuid_text(&b), "00010203-0405-0607-0809-0a0b0c0d0e0f");
-    }
-
-    #[test]
-    fn strings_of_a_sliced_array_and_long_lengths() {
-        let long = "x".repeat(300);
-        let a = arrow_array::StringArray::from(vec!["skip", "ab", long.as_str(), ""]);
-        let mut out = Vec::new();
-        put_strings(&mut out, &a.slice(1, 3));
-        let mut want = vec![2, b'a', b'b', 0xac, 0x02];
-        want.extend_from_slice(long.as_bytes());
-        want.push(0);
-        assert_eq!(out, want);
-    }
-
-    /// The ordered encoder writes the block of the rows taken in that order: strings
-    /// gathered directly (short values near the end of a part's data, long ones past a
-    /// one-byte length, empty ones) and the other columns through arrow-select.
-    #[test]
-    fn ordered_block_is_the_block_of_the_rows_in_that_order() {
-        use std::sync::Arc;
-
-        use arrow_array::{ArrayRef, StringArray, UInt16Array};
-
-        let layout = TableLayout::from_describe(&[
-            ("pathname".into(), "String".into()),
-            ("screen_width".into(), "UInt16".into()),
-            ("ttfb_ms".into(), "Nullable(UInt32)".into()),
-            ("city".into(), "String".into()),
-            ("event_id".into(), "UUID".into()),
-            ("received_at".into(), "DateTime('UTC')".into()),
-            ("visitor_id".into(), "UInt64".into()),
-            ("cls".into(), "Nullable(Float32)".into()),
-            ("scroll_depth".into(), "Nullable(UInt8)".into()),
-            ("prop_keys".into(), "Array(String)".into()),
-        ])
-        .unwrap();
-        let long = "/l".repeat(100);
-        let part = |paths: Vec<&str>, from: u16| {
-            let n = paths.len();
-            let p: ArrayRef = Arc::new(StringArray::from(paths));
-            let w: ArrayRef = Arc::new(UInt16Array::from_iter_values(from..from + n as u16));
-            let t: ArrayRef = Arc::new(arrow_array::UInt32Array::from_iter(
-                (0..n as u32).map(|i| (i % 2 == 0).then_some(i)),
-            ));
-            let c: ArrayRef = Arc::new(StringArray::from(vec![""; n]));
-            let id: ArrayRef = Arc::new(
-                arrow_array::FixedSizeBinaryArray::try_from_iter(
-                    (0..n).map(|i| [from as u8 + i as u8; 16]),
-                )
-                .unwrap_or_else(|_| arrow_array::FixedSizeBinaryArray::new_null(16, 0)),
-            );
-            let at: ArrayRef = Arc::new(
-                arrow_array::TimestampMillisecondArray::from_iter_values(
-                    (0..n as i64).map(|i| 1_700_000_000_123 + i * 1_001 + i64::from(from)),
-                )
-                .with_timezone("UTC"),
-            );
-            let v: ArrayRef = Arc::new(arrow_array::UInt64Array::from_iter_values(
-                (0..n as u64).map(|i| u64::MAX - i - u64::from(from)),
-            ));
-            let cls: ArrayRef = Arc::new(arrow_array::Float32Array::from_iter(
-                (0..n).map(|i| (i % 3 != 1).then_some(i as f32 / 4.0)),
-            ));
-            let depth: ArrayRef = Arc::new(arrow_array::UInt8Array::from_iter(
-                (0..n).map(|i| (i % 2 == 1).then_some(i as u8 * 10)),
-            ));
-            let mut keys =
-                arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new())
-                    .with_field(Arc::new(arrow_schema::Field::new(
-                        "item",
-                        DataType::Utf8,
-                        false,
-                    )));
-            for i in 0..n {
-                for k in 0..i % 3 {
-                    keys.values().append_value(format!("k{k}"));
-                }
-                keys.append(true);
-            }
-            let keys: ArrayRef = Arc::new(keys.finish());
-            RecordBatch::try_from_iter([
-                ("pathname", p),
-                ("screen_width", w),
-                ("ttfb_ms", t),
-                ("city", c),
-                ("event_id", id),
-                ("received_at", at),
-                ("visitor_id", v),
-                ("cls", cls),
-                ("scroll_depth", depth),
-                ("prop_keys", keys),
-            ])
-            .unwrap()
-        };
-        let parts = [
-            part(vec!["/a", "", long.as_str(), "/exactly-16-byte", "/z"], 0),
-            part(vec![], 10),
-            part(vec!["/seventeen-bytes!", "/b", "é"], 20).slice(1, 2),
-        ];
-        let order = [(2, 1), (0, 4), (0, 2), (2, 0), (0, 0), (0, 3), (0, 1)];
-        let mut got = Vec::new();
-        encode_native_ordered(&layout, &parts, &order, &mut got).unwrap();
-
-        let cols: Vec<ArrayRef> = (0..10)
-            .map(|c| {
-                let arrs: Vec<&dyn Array> = parts.iter().map(|p| p.column(c).as_ref()).collect();
-                arrow_select::interleave::interleave(&arrs, &order).unwrap()
-            })
-            .collect();
-        let taken = RecordBatch::try_new(parts[0].schema(), cols).unwrap();
-        let mut want = Vec::new();
-        encode_native(&layout, &taken, &mut want).unwrap();
-        assert_eq!(got, want);
-        let paths = taken.column(0).as_string::<i32>();
-        assert_eq!(paths.value(0), "é");
-        assert_eq!(paths.value(2), long);
-    }
-
-    #[test]
-    fn low_cardinality_dictionary() {
-        let a = arrow_array::StringArray::from(vec!["b", "", "b", "c"]);
-        let mut out = Vec::new();
-        low_cardinality(&mut out, &[&a]);
-        let u64_at = |i: usize| u64::from_le_bytes(out[i..i + 8].try_into().unwrap());
-        assert_eq!(u64_at(0), 1);
-        assert_eq!(u64_at(8), 0x600);
-        assert_eq!(u64_at(16), 3); // "", "b", "c"
-        assert_eq!(&out[24..29], &[0, 1, b'b', 1, b'c']);
-        assert_eq!(u64_at(29), 4);
-        assert_eq!(&out[37..], &[1, 0, 1, 2]);
-    }
-}
+mod tests;
