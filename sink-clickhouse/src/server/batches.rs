@@ -99,9 +99,12 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
             already_stored: false,
         });
     }
+    // Counted for the quotas only (without a sites file nothing is recorded).
     let mut per_site: Vec<(String, u64)> = Vec::new();
-    for b in &batches {
-        count_sites(b, &mut per_site);
+    if state.quotas.enabled() {
+        for b in &batches {
+            count_sites(b, &mut per_site);
+        }
     }
     let ipc = crate::spool::ipc::encode_compact(&batches)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", "encoding", e.to_string()))?;
