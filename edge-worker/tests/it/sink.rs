@@ -259,12 +259,18 @@ fn sink_binary() -> std::path::PathBuf {
     static BIN: OnceLock<std::path::PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .current_dir(crate::harness::root())
+        let root = crate::harness::root();
+        let out = std::process::Command::new(&cargo)
+            .current_dir(&root)
             .args(["build", "-p", "sink-clickhouse", "--bin", "sink-clickhouse"])
             .args(["--message-format", "json-render-diagnostics"])
             .output()
-            .expect("cargo build -p sink-clickhouse");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "running `{cargo} build -p sink-clickhouse` in {}: {e}",
+                    root.display()
+                )
+            });
         assert!(
             out.status.success(),
             "building sink-clickhouse failed:\n{}",

@@ -480,3 +480,46 @@ async fn staging_leaves_the_rows_when_the_round_cannot_take_them() {
     let (rows, _) = v1_rows(&d.path().join("spool"));
     assert_eq!(rows.len(), 5);
 }
+
+/// A round holding a posted batch and staged rows writes two records, and each record's
+/// header counts its own rows (the events record once counted the batch's too, which
+/// moved the loader's cut of a segment and recovery's row count).
+#[tokio::test]
+async fn each_record_header_counts_its_own_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    // Staged without the wake-up message: the round the batch starts takes them.
+    let (done, staged) = oneshot::channel();
+    {
+        let mut st = spool.shared.staged.lock().unwrap();
+        request_rows("a.example", 0, 3).drain_into(&mut st.rows);
+        st.waiters.push(done);
+    }
+    let posted = request_rows("b.example", 1, 2).flush().unwrap();
+    let ipc = ipc::encode_compact(std::slice::from_ref(&posted)).unwrap();
+    let stored = spool.append_batch(None, 2, ipc).await;
+    assert_eq!(stored, Ok(Appended::Stored));
+    assert_eq!(StagedRows(staged).stored().await, Ok(()));
+    spool.close().await;
+    let mut records = Vec::new();
+    for s in spool.sealed().unwrap() {
+        let mut r = SegmentReader::open(&s.path).unwrap().unwrap();
+        while let Next::Record(rec) = r.next_record().unwrap() {
+            let decoded: usize = ipc::decode_compact(rec.ipc())
+                .unwrap()
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum();
+            records.push((rec.kind, rec.rows, decoded));
+        }
+    }
+    assert_eq!(
+        records,
+        vec![
+            (record::RecordKind::Batch, 2, 2),
+            (record::RecordKind::Events, 3, 3)
+        ]
+    );
+    let (_, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.rows, 5);
+}

@@ -167,7 +167,6 @@ impl Writer {
         for m in round {
             match m {
                 Msg::Events { batch, done } => {
-                    rows += batch.num_rows() as u64;
                     events.push(batch);
                     event_waiters.push(done);
                 }
@@ -209,9 +208,11 @@ impl Writer {
             }
         }
         if let Some(batch) = self.spare.flush() {
-            rows += batch.num_rows() as u64;
             events.push(batch);
         }
+        // The events record's header counts its own rows (not the round's batches').
+        let event_rows: u64 = events.iter().map(|b| b.num_rows() as u64).sum();
+        rows += event_rows;
         let mut records = batch_waiters.len() as u32;
         if !events.is_empty() {
             let joined = if events.len() == 1 {
@@ -221,7 +222,8 @@ impl Writer {
             };
             match joined.and_then(|b| ipc::encode_compact(&[b])) {
                 Ok(bytes) => {
-                    encode_record(&mut buf, RecordKind::Events, rows_u32(rows), None, &bytes);
+                    let r = rows_u32(event_rows);
+                    encode_record(&mut buf, RecordKind::Events, r, None, &bytes);
                     records += 1;
                 }
                 Err(e) => {
