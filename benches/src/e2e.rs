@@ -369,6 +369,26 @@ pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The ratio `b / a` of runs measured in adjacent pairs (`a[i]` beside `b[i]`) as
+/// the geometric mean of the pairs' ratios, with the standard error of that mean in
+/// log terms (≈ a relative error: 0.017 is ±1.7%). Pairing cancels the drift of a
+/// machine whose speed moves between runs; the medians of two builds' runs do not.
+/// `None` with fewer than two pairs or a value that is not positive.
+pub fn paired_ratio(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    let logs: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x > 0.0 && y > 0.0).then(|| (y / x).ln()))
+        .collect::<Option<_>>()?;
+    let n = logs.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = logs.iter().sum::<f64>() / n as f64;
+    let var = logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some((mean.exp(), (var / n as f64).sqrt()))
+}
+
 /// A running sink, killed by its PID when dropped.
 pub struct Sink {
     /// The sink process.
@@ -445,5 +465,20 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
         assert!(cpu_secs(me).unwrap() > t0, "{x}");
+    }
+
+    #[test]
+    fn paired_ratios_are_geometric_means_with_their_standard_error() {
+        // Every pair 10% faster whatever the drift: exactly 1.1, no spread.
+        let a = [1.0, 2.0, 0.5, 4.0];
+        let b: Vec<f64> = a.iter().map(|x| x * 1.1).collect();
+        let (r, se) = paired_ratio(&a, &b).unwrap();
+        assert!((r - 1.1).abs() < 1e-12 && se < 1e-12, "{r} {se}");
+        // Ratios 2 and 1/2: mean 1; logs ±ln 2, sample sd ln 2 · √2, se ln 2.
+        let (r, se) = paired_ratio(&[1.0, 1.0], &[2.0, 0.5]).unwrap();
+        assert!((r - 1.0).abs() < 1e-12, "{r}");
+        assert!((se - std::f64::consts::LN_2).abs() < 1e-12, "{se}");
+        assert_eq!(paired_ratio(&[1.0], &[2.0]), None);
+        assert_eq!(paired_ratio(&[1.0, 0.0], &[2.0, 1.0]), None);
     }
 }

@@ -2,14 +2,18 @@
 //! posted to each (HTTP in, validation, enrichment, spool with fsync, Native load) into
 //! one real ClickHouse 18.16 on loopback, in alternating runs (A B B A A B …, so a
 //! machine whose speed drifts slows both alike), each timed until ClickHouse holds
-//! every row. Prints every run and the median rows/s of each build and their ratio;
-//! exits 1 if a row count is wrong, never on speed.
+//! every row. Prints every run, the median rows/s of each build, and the ratio B / A of
+//! each adjacent A–B pair of runs as a geometric mean with its standard error (for
+//! rows/s, the sink's CPU per event, and the CPU of the whole run: sink, server and
+//! load generator); exits 1 if a row count is wrong, never on speed.
 //!
 //! `cargo run --release -p benches --bin sink_ab -- --a OLD/sink-clickhouse --b NEW/sink-clickhouse`
 //!
 //! `compare` measures one build against the peers; this is the tool for deciding
 //! whether a change to the sink made it faster, on a machine whose single runs move by
-//! ±15%.
+//! ±15%. Trust the paired ratio, and only past about two standard errors: two copies
+//! of one build here (session 17), 15 runs each, had medians 0.94–1.07 apart in four
+//! tries, and a paired ratio of 0.999 ± 0.017.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -93,6 +97,8 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut ok = true;
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut total_cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut rss_mib: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
     // A B, B A, A B, …: each build runs first in every other pair.
     let order: Vec<usize> = (0..args.runs.max(1))
         .flat_map(|r| if r % 2 == 0 { [0, 1] } else { [1, 0] })
@@ -159,15 +165,29 @@ fn run(args: &Args) -> Result<bool, String> {
         ok &= c == n as u64;
         rates[which].push(rate);
         cpu[which].push(sink_cpu);
+        total_cpu[which].push(sink_cpu + ch_cpu + gen_cpu);
+        rss_mib[which].push(rss >> 20);
         ch.query(&format!("TRUNCATE TABLE {table}"))?;
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // Pairs first (the runs still in order), then the medians.
+    let paired = |v: &[Vec<f64>; 2]| e2e::paired_ratio(&v[0], &v[1]);
+    let show = |p: Option<(f64, f64)>| {
+        p.map_or("—".to_owned(), |(r, se)| {
+            format!("{r:.3} ± {:.3}", r * se)
+        })
+    };
+    let (pr, pc, pt) = (paired(&rates), paired(&cpu), paired(&total_cpu));
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     let (a, b) = (median(&mut rates[0]), median(&mut rates[1]));
     let (ca, cb) = (median(&mut cpu[0]), median(&mut cpu[1]));
+    let range = |v: &[u64]| {
+        let (lo, hi) = (v.iter().min(), v.iter().max());
+        format!("{}–{}", lo.unwrap_or(&0), hi.unwrap_or(&0))
+    };
     println!(
         "median rows/s: A {:.3} M, B {:.3} M; B / A = {:.3}; sink CPU µs/event: A {:.2}, B {:.2} ({} runs each, {n} events)",
         a / 1e6,
@@ -176,6 +196,15 @@ fn run(args: &Args) -> Result<bool, String> {
         ca * 1e6 / n as f64,
         cb * 1e6 / n as f64,
         rates[0].len()
+    );
+    println!(
+        "paired B / A (geometric mean of {} adjacent pairs ± standard error): rows/s {}, sink CPU {}, whole run's CPU {}; peak RSS MiB: A {}, B {}",
+        rates[0].len().min(rates[1].len()),
+        show(pr),
+        show(pc),
+        show(pt),
+        range(&rss_mib[0]),
+        range(&rss_mib[1])
     );
     Ok(ok)
 }
