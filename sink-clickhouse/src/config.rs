@@ -158,8 +158,11 @@ pub struct ServeArgs {
     /// (BENCHMARKS.md). Each chunk keeps its own dedup token.
     #[arg(long, env = "SINK_LOAD_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub load_concurrency: u16,
-    /// Seal a spool segment at this many bytes on disk (e.g. `16MiB`).
-    #[arg(long, env = "SINK_FLUSH_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    /// Seal a spool segment at this many bytes on disk (e.g. `64MiB`). Large enough
+    /// that a segment of `--flush-rows` uncompressed rows (≈ 250 bytes each) is sealed
+    /// by its rows: 16 MiB cut them at 66,000 rows, and the extra inserts cost the
+    /// end-to-end benchmark 12% (BENCHMARKS.md, session 17).
+    #[arg(long, env = "SINK_FLUSH_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
     pub flush_bytes: u64,
     /// Seal a spool segment at this age (e.g. `1s`, `500ms`).
     #[arg(long, env = "SINK_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
@@ -174,6 +177,14 @@ pub struct ServeArgs {
     /// for their age, so that a trickle of events still makes few, large inserts).
     #[arg(long, env = "SINK_FLUSH_IDLE_ROWS", default_value_t = 10_000)]
     pub flush_idle_rows: u64,
+    /// LZ4-compress spool records once the spool holds this many bytes (`0`: always).
+    /// Below it the loader is keeping up and a segment lives a second or two, so its
+    /// records are written as they are (compressing them cost about a fifth of the
+    /// sink's CPU); past it — ClickHouse down or slower than the traffic — records
+    /// are compressed and the same disk holds ~3× more events. Set `0` where disk
+    /// bandwidth is scarcer than CPU (uncompressed, a record is ≈ 250 bytes per event).
+    #[arg(long, env = "SINK_SPOOL_COMPRESS_ABOVE", default_value = "256MiB", value_parser = parse_bytes)]
+    pub spool_compress_above: u64,
     /// Refuse new events (503 + Retry-After) while the spool holds this many bytes.
     #[arg(long, env = "SINK_SPOOL_MAX_BYTES", default_value = "10GiB", value_parser = parse_bytes)]
     pub spool_max_bytes: u64,
@@ -296,7 +307,8 @@ mod tests {
         assert_eq!(s.clickhouse.clickhouse_compression, WireCompression::Auto);
         assert_eq!(s.clickhouse.clickhouse_block_rows, 131_072);
         assert!(s.clickhouse.clickhouse_sort_inserts);
-        assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 16 << 20));
+        assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 64 << 20));
+        assert_eq!(s.spool_compress_above, 256 << 20);
         assert_eq!(s.insert_rows, DEFAULT_INSERT_ROWS);
         assert_eq!(s.flush_interval, Duration::from_secs(1));
         assert_eq!(s.flush_idle, Duration::from_millis(25));

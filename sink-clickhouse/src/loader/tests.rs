@@ -47,6 +47,7 @@ async fn spool_with(dir: &std::path::Path, records: i32) -> Spool {
         segment_idle: Duration::ZERO,
         segment_idle_min_rows: 0,
         batch_ids_keep: 10,
+        compress_above_bytes: 1 << 30,
     })
     .unwrap();
     append_segment(&spool, records).await;

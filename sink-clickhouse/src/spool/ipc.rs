@@ -47,8 +47,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
 /// Tag of a spool payload that is a whole IPC stream (any schema).
 const FULL: u8 = 0;
 /// Tag of a spool payload whose schema message was schema v1's, left out, the rest
-/// as it is (written before session 15, for records under 64 rows; still read).
-const V1_BODY: u8 = 1;
+/// as it is: what the spool writes while it is not backlogged (since session 17; before
+/// session 15, records under 64 rows, and before that with Arrow's per-buffer LZ4
+/// frames inside: all still read).
+pub(crate) const V1_BODY: u8 = 1;
 /// Tag of a spool payload as [`V1_BODY`], its (uncompressed) IPC body in one LZ4 block:
 /// the length of the body (u32 LE), then the block.
 ///
@@ -61,7 +63,7 @@ const V1_BODY: u8 = 1;
 /// quarter of the sink's CPU end to end. Small records gain most: one block takes a
 /// one-event body (mostly IPC metadata) from 2,528 to 690 bytes for ≈ 3 µs, where
 /// per-buffer frames made it larger (2,912), so such records used to go uncompressed.
-const V1_BODY_LZ4: u8 = 2;
+pub(crate) const V1_BODY_LZ4: u8 = 2;
 
 /// The bytes a stream of schema v1 starts with (its schema message), encoded once.
 /// Every spool record would otherwise repeat these ~7 KB: for single-event requests
@@ -81,32 +83,74 @@ fn v1_prefix() -> &'static [u8] {
     })
 }
 
-/// Encodes a spool payload: for schema v1, the IPC stream of `batches` without its
-/// schema message, as one LZ4 block; any other schema's stream whole (one tag byte
-/// says which). Read with [`decode_compact`].
-pub fn encode_compact(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
-    let stream = encode_with(batches, false)?;
-    let prefix = v1_prefix();
-    match stream.strip_prefix(prefix) {
-        // Schema v1: every record the sink's routes write (both conform to it).
-        Some(body) if !prefix.is_empty() && body.len() <= u32::MAX as usize => {
-            // Compressed straight into the payload (no second buffer to copy from).
-            let mut out = vec![0u8; 5 + lz4_flex::block::get_maximum_output_size(body.len())];
-            out[0] = V1_BODY_LZ4;
-            out[1..5].copy_from_slice(&(body.len() as u32).to_le_bytes());
-            let n = lz4_flex::block::compress_into(body, &mut out[5..])
-                .map_err(|e| ArrowError::IpcError(format!("spool payload LZ4 block: {e}")))?;
-            out.truncate(5 + n);
-            Ok(out)
-        }
-        // Any other schema: the whole stream, as it is.
-        _ => {
-            let mut out = Vec::with_capacity(stream.len() + 1);
-            out.push(FULL);
-            out.extend_from_slice(&stream);
-            Ok(out)
-        }
+/// A spool payload, `buf[start..]`: encoded without a copy of the IPC body when it is
+/// stored as it is (the body is left where the IPC writer put it, the tag byte written
+/// over the end of the schema prefix before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Payload {
+    /// The payload's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
+
+    /// The payload as its own `Vec` (a copy only for an uncompressed body).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        self.buf.drain(..self.start);
+        self.buf
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(buf: Vec<u8>) -> Self {
+        Payload { buf, start: 0 }
+    }
+}
+
+/// Encodes a spool payload: for schema v1, the IPC stream of `batches` without its
+/// schema message, in one LZ4 block when `compress` (else as it is); any other
+/// schema's stream whole (one tag byte says which). Read with [`decode_compact`].
+///
+/// Uncompressed is what the spool writes while its segments are loaded as fast as
+/// they come (`--spool-compress-above`): the LZ4 block costs the sink about a fifth
+/// of its CPU end to end, spent on files deleted a second later (BENCHMARKS.md,
+/// session 17).
+pub fn encode_payload(batches: &[RecordBatch], compress: bool) -> Result<Payload, ArrowError> {
+    let mut stream = encode_with(batches, false)?;
+    let prefix = v1_prefix();
+    if prefix.is_empty() || !stream.starts_with(prefix) {
+        // Any other schema: the whole stream, as it is.
+        let mut out = Vec::with_capacity(stream.len() + 1);
+        out.push(FULL);
+        out.extend_from_slice(&stream);
+        return Ok(out.into());
+    }
+    let body = &stream[prefix.len()..];
+    // Schema v1: every record the sink's routes write (both conform to it).
+    if !compress {
+        let start = prefix.len() - 1;
+        stream[start] = V1_BODY;
+        return Ok(Payload { buf: stream, start });
+    }
+    let too_long = |len| ArrowError::IpcError(format!("spool payload of {len} bytes"));
+    let len = u32::try_from(body.len()).map_err(|_| too_long(body.len()))?;
+    // Compressed straight into the payload (no second buffer to copy from).
+    let mut out = vec![0u8; 5 + lz4_flex::block::get_maximum_output_size(body.len())];
+    out[0] = V1_BODY_LZ4;
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    let n = lz4_flex::block::compress_into(body, &mut out[5..])
+        .map_err(|e| ArrowError::IpcError(format!("spool payload LZ4 block: {e}")))?;
+    out.truncate(5 + n);
+    Ok(out.into())
+}
+
+/// [`encode_payload`], compressed, as a `Vec`.
+pub fn encode_compact(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
+    encode_payload(batches, true).map(Payload::into_vec)
 }
 
 /// Decodes a payload written by [`encode_compact`].
@@ -232,6 +276,25 @@ mod tests {
         let mut old_payload = vec![V1_BODY];
         old_payload.extend_from_slice(old.strip_prefix(v1_prefix()).unwrap());
         assert_eq!(decode_compact(&old_payload).unwrap(), vec![many]);
+    }
+
+    /// Uncompressed payloads are the IPC body after one tag byte, without a copy, and
+    /// read back equal; `into_vec` gives the same bytes.
+    #[test]
+    fn uncompressed_v1_payloads_are_the_body_as_it_is() {
+        let many = rows(2000);
+        let p = encode_payload(std::slice::from_ref(&many), false).unwrap();
+        let plain = encode_with(std::slice::from_ref(&many), false).unwrap();
+        assert_eq!(p.as_bytes()[0], V1_BODY);
+        assert_eq!(&p.as_bytes()[1..], plain.strip_prefix(v1_prefix()).unwrap());
+        assert_eq!(decode_compact(p.as_bytes()).unwrap(), vec![many.clone()]);
+        let bytes = p.as_bytes().to_vec();
+        assert_eq!(p.into_vec(), bytes);
+        // Compressed, the same rows in a quarter of the bytes or less.
+        let c = encode_payload(std::slice::from_ref(&many), true).unwrap();
+        assert_eq!(c.as_bytes()[0], V1_BODY_LZ4);
+        assert!(c.as_bytes().len() * 4 < bytes.len());
+        assert_eq!(decode_compact(c.as_bytes()).unwrap(), vec![many]);
     }
 
     /// A damaged block is an error, never a panic or a huge allocation.

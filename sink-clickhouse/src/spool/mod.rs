@@ -60,6 +60,10 @@ pub struct SpoolConfig {
     pub segment_idle_min_rows: u64,
     /// How many recent `/v1/batches` ids are remembered for deduplication.
     pub batch_ids_keep: usize,
+    /// Records are LZ4-compressed once the segments on disk hold this many bytes (a
+    /// backlog: the destination down or slower than the traffic), and written as they
+    /// are below it (`0`: always compressed). See [`Spool::compress_records`].
+    pub compress_above_bytes: u64,
 }
 
 /// Why an append failed. The HTTP layer answers 503 for all of them.
@@ -232,13 +236,14 @@ impl Spool {
         Ok(Some(StagedRows(rx)))
     }
 
-    /// Appends one posted batch, already encoded as an IPC stream of `rows` rows.
-    /// A batch whose `id` was stored before is not written again.
+    /// Appends one posted batch of `rows` rows, already encoded as a spool payload
+    /// ([`ipc::encode_payload`], compressed as [`Spool::compress_records`] says). A
+    /// batch whose `id` was stored before is not written again.
     pub async fn append_batch(
         &self,
         id: Option<Vec<u8>>,
         rows: u32,
-        ipc: Vec<u8>,
+        ipc: ipc::Payload,
     ) -> Result<Appended, AppendError> {
         self.check_room()?;
         let (done, rx) = oneshot::channel();
@@ -279,6 +284,16 @@ impl Spool {
             return Err(AppendError::Full);
         }
         Ok(())
+    }
+
+    /// Whether a record written now is LZ4-compressed: once the segments on disk hold
+    /// [`SpoolConfig::compress_above_bytes`]. While the loader keeps up, a segment is
+    /// deleted within a second or two of being written, and compressing it would cost
+    /// the sink about a fifth of its CPU for disk space it gives back at once; with a
+    /// backlog the same disk holds ~3× more events compressed (BENCHMARKS.md, session
+    /// 17).
+    pub fn compress_records(&self) -> bool {
+        self.bytes() >= self.shared.cfg.compress_above_bytes
     }
 
     /// True when the segments on disk reach `--spool-max-bytes`.

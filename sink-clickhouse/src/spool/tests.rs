@@ -19,6 +19,7 @@ fn cfg(dir: &Path) -> SpoolConfig {
         segment_idle: Duration::ZERO,
         segment_idle_min_rows: 0,
         batch_ids_keep: 1000,
+        compress_above_bytes: 0,
     }
 }
 
@@ -133,7 +134,7 @@ async fn seals_when_idle_with_rows_enough_and_not_while_written_to() {
 async fn batch_ids_deduplicate_across_restarts() {
     let d = tempfile::tempdir().unwrap();
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    let ipc = ipc::encode_compact(&[batch(&[7])]).unwrap();
+    let ipc = ipc::encode_payload(&[batch(&[7])], true).unwrap();
     let a = spool
         .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
         .await;
@@ -496,7 +497,7 @@ async fn each_record_header_counts_its_own_rows() {
         st.waiters.push(done);
     }
     let posted = request_rows("b.example", 1, 2).flush().unwrap();
-    let ipc = ipc::encode_compact(std::slice::from_ref(&posted)).unwrap();
+    let ipc = ipc::encode_payload(std::slice::from_ref(&posted), true).unwrap();
     let stored = spool.append_batch(None, 2, ipc).await;
     assert_eq!(stored, Ok(Appended::Stored));
     assert_eq!(StagedRows(staged).stored().await, Ok(()));
@@ -522,4 +523,42 @@ async fn each_record_header_counts_its_own_rows() {
     );
     let (_, rec) = Spool::open(cfg(d.path())).unwrap();
     assert_eq!(rec.rows, 5);
+}
+
+/// Records go uncompressed while the spool holds less than `compress_above_bytes`, LZ4
+/// past it, and uncompressed again once loaded segments are deleted; both read back.
+#[tokio::test]
+async fn records_are_compressed_only_while_the_spool_holds_a_backlog() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.compress_above_bytes = 1;
+    let (spool, _) = Spool::open(c).unwrap();
+    let rows = |tag| request_rows("a.example", tag, 50).flush().unwrap();
+    // Nothing on disk yet: the first record is written as it is, the second, with a
+    // segment on disk, compressed.
+    spool.append_events(rows(0)).await.unwrap();
+    assert!(spool.compress_records());
+    spool.append_events(rows(1)).await.unwrap();
+    spool.seal().await.unwrap();
+    let first = spool.sealed().unwrap();
+    let tags = |s: &Sealed| {
+        let mut r = SegmentReader::open(&s.path).unwrap().unwrap();
+        let mut out = Vec::new();
+        while let Next::Record(rec) = r.next_record().unwrap() {
+            let rows = ipc::decode_compact(rec.ipc()).unwrap()[0].num_rows();
+            out.push((rec.ipc()[0], rows));
+        }
+        out
+    };
+    assert_eq!(
+        tags(&first[0]),
+        vec![(ipc::V1_BODY, 50), (ipc::V1_BODY_LZ4, 50)]
+    );
+    spool.delete(&first[0]).unwrap();
+    assert!(!spool.compress_records());
+    spool.append_events(rows(2)).await.unwrap();
+    spool.seal().await.unwrap();
+    let second = spool.sealed().unwrap();
+    assert_eq!(tags(&second[0]), vec![(ipc::V1_BODY, 50)]);
+    spool.close().await;
 }

@@ -1,8 +1,9 @@
 //! The group-commit writer: one thread, many waiting requests, one fsync per round.
 //!
 //! A round is everything queued when the writer comes back from the previous fsync:
-//! the events of all waiting requests become ONE record (one Arrow IPC batch), each
-//! posted batch one record; the round is written with one `write` and one
+//! the events of all waiting requests become ONE record (one Arrow IPC batch, LZ4-
+//! compressed only when the spool holds a backlog, see [`super::Spool::compress_records`]),
+//! each posted batch one record; the round is written with one `write` and one
 //! `fdatasync`, and only then is every request of the round answered.
 //!
 //! Most requests' events arrive staged ([`super::Spool::stage`]): already appended to
@@ -38,7 +39,7 @@ pub(super) enum Msg {
     Batch {
         id: Option<Vec<u8>>,
         rows: u32,
-        ipc: Vec<u8>,
+        ipc: ipc::Payload,
         done: oneshot::Sender<Result<Appended, AppendError>>,
     },
     /// Rows were staged ([`super::Spool::stage`]): a round should take them.
@@ -133,7 +134,7 @@ pub(super) fn start(
                         Ok(m) => {
                             size += match &m {
                                 Msg::Events { batch, .. } => batch.get_array_memory_size(),
-                                Msg::Batch { ipc, .. } => ipc.len(),
+                                Msg::Batch { ipc, .. } => ipc.as_bytes().len(),
                                 _ => 0,
                             };
                             round.push(m);
@@ -183,7 +184,8 @@ impl Writer {
                         let _ = done.send(Ok(Appended::AlreadyStored));
                         continue;
                     }
-                    encode_record(&mut buf, RecordKind::Batch, r, id.as_deref(), &ipc);
+                    let payload = ipc.as_bytes();
+                    encode_record(&mut buf, RecordKind::Batch, r, id.as_deref(), payload);
                     rows += u64::from(r);
                     if let Some(id) = id {
                         new_ids.push(id);
@@ -220,10 +222,12 @@ impl Writer {
             } else {
                 arrow_select::concat::concat_batches(&events[0].schema(), &events)
             };
-            match joined.and_then(|b| ipc::encode_compact(&[b])) {
-                Ok(bytes) => {
+            let compress =
+                self.shared.bytes.load(Ordering::Relaxed) >= self.shared.cfg.compress_above_bytes;
+            match joined.and_then(|b| ipc::encode_payload(&[b], compress)) {
+                Ok(payload) => {
                     let r = rows_u32(event_rows);
-                    encode_record(&mut buf, RecordKind::Events, r, None, &bytes);
+                    encode_record(&mut buf, RecordKind::Events, r, None, payload.as_bytes());
                     records += 1;
                 }
                 Err(e) => {
