@@ -18,8 +18,16 @@ use wasmtime::{Engine, Instance, Module, Store, TypedFunc};
 const EVENTS: usize = 20_000;
 const PER_REQUEST: usize = 100;
 
+/// The benches crate of the checkout cargo runs this from (the compile-time value is
+/// where the binary was built, which a shared target folder may have kept).
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 fn probe_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("wasm-probe")
+    manifest_dir().join("wasm-probe")
 }
 
 /// Whether rustup's own wasm32 target is installed for the default toolchain.
@@ -41,7 +49,7 @@ fn rustup_has_wasm32() -> bool {
 fn build_wasm() -> PathBuf {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .unwrap_or_else(|| manifest_dir().join("../target"))
         .join("wasm-probe");
     let mut cmd = Command::new("cargo");
     cmd.current_dir(probe_dir())

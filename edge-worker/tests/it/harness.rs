@@ -3,14 +3,19 @@
 //! stopped (SIGTERM, then SIGKILL) by that group's id when its guard is dropped.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // The checkout as cargo runs this now (`CARGO_MANIFEST_DIR` is set at run time too):
+    // the compile-time value is where the binary was built, which a reused target folder
+    // (CARGO_TARGET_DIR shared by two checkouts) may have left at another path.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("edge-worker is in the workspace")
         .to_path_buf()

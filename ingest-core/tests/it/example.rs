@@ -10,9 +10,15 @@ use ingest_core::schema;
 
 /// Builds the example (same profile and target dir as this test) and returns its path.
 fn build_example() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
+    // Cargo and the checkout as cargo runs this now: the compile-time values are
+    // those of the build, which a shared target folder may have kept from another path.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let status = Command::new(cargo)
         .args(["build", "-p", "ingest-core", "--example", "ndjson_to_arrow"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .status()
         .expect("run cargo build --example ndjson_to_arrow");
     assert!(status.success(), "cargo build --example failed: {status}");

@@ -11,7 +11,12 @@ use crate::support::sink::{Sink, TOKEN};
 
 /// Runs tests/data/read_parquet.py over `dir`.
 fn read_parquet(dir: &std::path::Path) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/read_parquet.py");
+    // The checkout cargo runs this from, not the one the binary was built in (a shared
+    // target folder may have kept a binary built at another path).
+    let script = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("tests/data/read_parquet.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(dir)
