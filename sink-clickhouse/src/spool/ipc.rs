@@ -1,5 +1,6 @@
-//! Arrow IPC stream encoding of spool payloads (the IPC body in one LZ4 block), and of
-//! quarantined chunks (plain streams any Arrow reader opens).
+//! Arrow IPC stream encoding of spool payloads (the IPC body as it is, or in one LZ4 block
+//! once the spool holds a backlog), and of quarantined chunks (plain streams any Arrow
+//! reader opens).
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;

@@ -13,8 +13,9 @@
 //!   3 bytes reserved (0)
 //!   u32 LE rows
 //!   body: kind 2 starts with u8 id length + batch id bytes (0 = no id);
-//!         the rest is a spool payload (`ipc::encode_compact`: a tag byte, then an
-//!         Arrow IPC stream or, for schema v1, its body in one LZ4 block)
+//!         the rest is a spool payload (`ipc::encode_payload`: a tag byte, then an
+//!         Arrow IPC stream or, for schema v1, its body as it is or, once the spool
+//!         holds a backlog, in one LZ4 block)
 //! ```
 //!
 //! Hand-written rather than a crate: the format must be exactly what the recovery
