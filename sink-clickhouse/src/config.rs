@@ -174,7 +174,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SINK_FLUSH_IDLE", default_value = "25ms", value_parser = parse_duration)]
     pub flush_idle: Duration,
     /// The rows an idle segment must hold to be sealed for idleness (smaller ones wait
-    /// for their age, so that a trickle of events still makes few, large inserts).
+    /// for their age, so that a trickle of events still makes few, large inserts) —
+    /// unless a segment was sealed full within `--flush-interval` before it was opened:
+    /// the rest of a burst is sealed when idle whatever its size.
     #[arg(long, env = "SINK_FLUSH_IDLE_ROWS", default_value_t = 10_000)]
     pub flush_idle_rows: u64,
     /// LZ4-compress spool records once the spool holds this many bytes (`0`: always).

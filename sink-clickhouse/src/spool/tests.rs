@@ -130,6 +130,34 @@ async fn seals_when_idle_with_rows_enough_and_not_while_written_to() {
     assert_eq!(read_all(&spool), (1..23).collect::<Vec<_>>());
 }
 
+/// The rest of a burst that filled a segment is sealed at the idle time whatever its
+/// size; the same few rows without a full segment before them wait (a trickle).
+#[tokio::test]
+async fn the_rest_of_a_burst_is_sealed_when_idle_however_small() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_idle = Duration::from_millis(100);
+    c.segment_idle_min_rows = 1000;
+    c.segment_max_rows = 5;
+    let (spool, _) = Spool::open(c).unwrap();
+    spool.append_events(batch(&[1, 2])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        spool.sealed().unwrap().len(),
+        0,
+        "a trickle waits for rows or age"
+    );
+    spool.append_events(batch(&[3, 4, 5])).await.unwrap();
+    assert_eq!(sealed_soon(&spool, 1).await, 1, "sealed full at 5 rows");
+    spool.append_events(batch(&[6, 7])).await.unwrap();
+    assert_eq!(
+        sealed_soon(&spool, 2).await,
+        2,
+        "the burst's 2 last rows, when idle"
+    );
+    assert_eq!(read_all(&spool), (1..8).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn batch_ids_deduplicate_across_restarts() {
     let d = tempfile::tempdir().unwrap();
