@@ -123,6 +123,13 @@ pub(crate) struct Shared {
     pub(crate) staged: Mutex<Staged>,
 }
 
+impl Shared {
+    /// [`Spool::compress_records`], for the writer and the handles alike.
+    pub(crate) fn compress_records(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) >= self.cfg.compress_above_bytes
+    }
+}
+
 /// The rows of the round being gathered, and who waits for them. The writer takes
 /// rows and waiters together under the lock, so every waiter it answers had its rows
 /// in the record it fsynced.
@@ -293,7 +300,7 @@ impl Spool {
     /// backlog the same disk holds ~3× more events compressed (BENCHMARKS.md, session
     /// 17).
     pub fn compress_records(&self) -> bool {
-        self.bytes() >= self.shared.cfg.compress_above_bytes
+        self.shared.compress_records()
     }
 
     /// True when the segments on disk reach `--spool-max-bytes`.

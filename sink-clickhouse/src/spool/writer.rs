@@ -233,8 +233,7 @@ impl Writer {
             } else {
                 arrow_select::concat::concat_batches(&events[0].schema(), &events)
             };
-            let compress =
-                self.shared.bytes.load(Ordering::Relaxed) >= self.shared.cfg.compress_above_bytes;
+            let compress = self.shared.compress_records();
             match joined.and_then(|b| ipc::encode_payload(&[b], compress)) {
                 Ok(payload) => {
                     let r = rows_u32(event_rows);
