@@ -175,8 +175,9 @@ pub struct ServeArgs {
     pub flush_idle: Duration,
     /// The rows an idle segment must hold to be sealed for idleness (smaller ones wait
     /// for their age, so that a trickle of events still makes few, large inserts) —
-    /// unless a segment was sealed full within `--flush-interval` before it was opened:
-    /// the rest of a burst is sealed when idle whatever its size.
+    /// unless a segment sealed within `--flush-interval` before it was opened was full
+    /// or held this many rows itself: the rest of a burst, or of traffic faster than
+    /// this many rows per `--flush-interval`, is sealed when idle whatever its size.
     #[arg(long, env = "SINK_FLUSH_IDLE_ROWS", default_value_t = 10_000)]
     pub flush_idle_rows: u64,
     /// LZ4-compress spool records once the spool holds this many bytes (`0`: always).

@@ -158,6 +158,35 @@ async fn the_rest_of_a_burst_is_sealed_when_idle_however_small() {
     assert_eq!(read_all(&spool), (1..8).collect::<Vec<_>>());
 }
 
+/// Traffic over the row floor that fills no segment (single events at tens of
+/// thousands a second: segments sealed by age) is no trickle either: its last rows are
+/// sealed when idle, not at their segment's age.
+#[tokio::test]
+async fn the_rest_of_traffic_over_the_floor_is_sealed_when_idle() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_idle = Duration::from_millis(100);
+    c.segment_idle_min_rows = 5;
+    c.segment_max_age = Duration::from_millis(1500);
+    let (spool, _) = Spool::open(c).unwrap();
+    spool.append_events(batch(&[0])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(spool.sealed().unwrap().len(), 0, "a trickle waits");
+    // A row every 20 ms, never idle, until the segment's age seals it.
+    let mut next = 1;
+    while spool.sealed().unwrap().len() == 0 {
+        assert!(next < 200, "never sealed by age");
+        spool.append_events(batch(&[next])).await.unwrap();
+        next += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(next > 5, "sealed by age with {next} rows: over the floor");
+    spool.append_events(batch(&[next])).await.unwrap();
+    // `sealed_soon` gives up after 1 s, before this segment's 1.5 s age.
+    assert_eq!(sealed_soon(&spool, 2).await, 2, "the last row, when idle");
+    assert_eq!(read_all(&spool), (0..=next).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn batch_ids_deduplicate_across_restarts() {
     let d = tempfile::tempdir().unwrap();

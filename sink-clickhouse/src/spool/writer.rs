@@ -63,22 +63,24 @@ struct Open {
     opened: Instant,
     /// When the last round was written (fsynced) to it.
     written: Instant,
-    /// Opened less than `segment_max_age` after a segment was sealed full (by rows or
-    /// bytes): it continues a burst, and its idle seal needs no row floor.
-    after_full: bool,
+    /// Opened less than `segment_max_age` after a busy segment was sealed (see
+    /// [`Writer::last_busy`]): it continues a burst, and its idle seal needs no row
+    /// floor.
+    after_busy: bool,
 }
 
 impl Open {
     /// Old enough, or idle long enough with rows enough, to be sealed now. The row
     /// floor (`segment_idle_min_rows`) keeps a trickle of events in few, large inserts;
-    /// the rest of a burst that filled segments is not a trickle, and is sealed at the
-    /// idle time whatever its size rather than at its age (up to `segment_max_age`
-    /// later: the end of a burst of 1,005,000 events landed ≈ 1 s after one of
-    /// 1,000,000, BENCHMARKS.md session 17).
+    /// the rest of a burst — after segments that filled, or that reached the floor
+    /// before their age — is not a trickle, and is sealed at the idle time whatever its
+    /// size rather than at its age (up to `segment_max_age` later: the end of a burst
+    /// of 1,005,000 events landed ≈ 1 s after one of 1,000,000, BENCHMARKS.md sessions
+    /// 17 and 18).
     fn seal_due(&self, cfg: &super::SpoolConfig) -> bool {
         self.opened.elapsed() >= cfg.segment_max_age
             || (!cfg.segment_idle.is_zero()
-                && (self.rows >= cfg.segment_idle_min_rows || self.after_full)
+                && (self.rows >= cfg.segment_idle_min_rows || self.after_busy)
                 && self.written.elapsed() >= cfg.segment_idle)
     }
 }
@@ -91,8 +93,11 @@ struct Writer {
     /// Swapped with the staged rows' batcher at each round: the requests append into
     /// one while the writer flushes the other, and both keep their capacity.
     spare: Batcher,
-    /// When a segment was last sealed full (by rows or bytes).
-    last_full: Option<Instant>,
+    /// When a busy segment was last sealed: full (by rows or bytes), or holding at
+    /// least `segment_idle_min_rows` rows (traffic faster than the floor per
+    /// `segment_max_age`: single events at tens of thousands a second fill no segment
+    /// before its age, yet are no trickle).
+    last_busy: Option<Instant>,
 }
 
 pub(super) fn start(
@@ -122,7 +127,7 @@ pub(super) fn start(
         next_id,
         open: None,
         spare: super::round_batcher(),
-        last_full: None,
+        last_busy: None,
     };
     std::thread::Builder::new()
         .name("spool-writer".into())
@@ -272,7 +277,7 @@ impl Writer {
                 .as_ref()
                 .is_some_and(|o| o.len >= cfg.segment_max_bytes || o.rows >= cfg.segment_max_rows);
             if full {
-                self.last_full = Some(Instant::now());
+                self.last_busy = Some(Instant::now());
             }
             if full || self.open.as_ref().is_some_and(|o| o.seal_due(cfg)) {
                 self.seal_logged();
@@ -350,8 +355,8 @@ impl Writer {
             records: 0,
             opened: Instant::now(),
             written: Instant::now(),
-            after_full: self
-                .last_full
+            after_busy: self
+                .last_busy
                 .is_some_and(|t| t.elapsed() < self.shared.cfg.segment_max_age),
         })
     }
@@ -377,6 +382,9 @@ impl Writer {
             fs::rename(&from, segment_path(dir, o.id, true))?;
         }
         fsync_dir(dir)?;
+        if o.rows >= self.shared.cfg.segment_idle_min_rows {
+            self.last_busy = Some(Instant::now());
+        }
         if o.records > 0 {
             tracing::debug!(
                 segment = o.id,
