@@ -174,7 +174,7 @@ async fn the_rest_of_traffic_over_the_floor_is_sealed_when_idle() {
     assert_eq!(spool.sealed().unwrap().len(), 0, "a trickle waits");
     // A row every 20 ms, never idle, until the segment's age seals it.
     let mut next = 1;
-    while spool.sealed().unwrap().len() == 0 {
+    while spool.sealed().unwrap().is_empty() {
         assert!(next < 200, "never sealed by age");
         spool.append_events(batch(&[next])).await.unwrap();
         next += 1;
