@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ingest_core::{
     client_key, BatchConfig, Batcher, Decision, Format, Pipeline, QuotaDecision, RequestContext,
@@ -150,9 +150,15 @@ pub async fn pixel(
     finish(&state, "/e.gif", r)
 }
 
+/// Every tracker reply: counted, and readable by a page of any origin (no credentials),
+/// errors included.
 fn finish(state: &AppState, route: &'static str, r: Result<Response, ApiError>) -> Response {
-    let r = r.unwrap_or_else(IntoResponse::into_response);
+    let mut r = r.unwrap_or_else(IntoResponse::into_response);
     count_status(state, route, &r);
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     r
 }
 

@@ -117,6 +117,15 @@ fn cors_on_every_tracker_route_and_not_on_batches() {
             .get("access-control-allow-credentials")
             .is_none());
     }
+    // A refusal carries it too: a page can read why its event was refused.
+    let r = http
+        .post(sink.url("/e"))
+        .header("origin", "https://a.com")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
     // /v1/batches: no CORS on the preflight nor on the request.
     let r = http
         .request(reqwest::Method::OPTIONS, sink.url("/v1/batches"))
