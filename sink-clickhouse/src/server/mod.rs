@@ -185,8 +185,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/", get(status::page))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     with_layers(app, timeout, metrics)
+}
+
+/// Any other path: a 404 with the JSON body every error has.
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "path", "not_found", "no such route")
+}
+
+/// A known path with another method: a 405 with the JSON body every error has.
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method",
+        "method_not_allowed",
+        "this route does not take this method (see the `allow` header)",
+    )
 }
 
 /// The CORS preflight of a tracker route: any origin, the tracker's methods and its one

@@ -149,3 +149,26 @@ fn cors_on_every_tracker_route_and_not_on_batches() {
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn unknown_paths_and_methods_get_json_errors() {
+    let sink = Sink::start(&[]);
+    let http = reqwest::blocking::Client::new();
+    let json = |r: reqwest::blocking::Response| -> serde_json::Value { r.json().unwrap() };
+    let r = http.get(sink.url("/no/such/route")).send().unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(json(r)["error"]["code"], "not_found");
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/e", "POST"),
+        (reqwest::Method::DELETE, "/v1/batches", "POST"),
+        (reqwest::Method::POST, "/healthz", "GET"),
+    ] {
+        let r = http.request(method, sink.url(path)).send().unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        let allowed = r.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(allowed.contains(allow), "{path}: allow {allowed}");
+        let body = json(r);
+        assert_eq!(body["error"]["field"], "method", "{path}");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{path}");
+    }
+}
