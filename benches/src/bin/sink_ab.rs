@@ -58,6 +58,12 @@ struct Args {
     /// merges a run leaves behind are work its window does not show.
     #[arg(long, default_value_t = 0.0)]
     settle_secs: f64,
+    /// Stop the server's merges of the table during B's runs (`SYSTEM STOP MERGES`,
+    /// started again after each), A's running as usual: with the same build as A and
+    /// B, what the merges a run triggers cost it inside its window (BENCHMARKS.md,
+    /// session 18: the most that larger inserts could buy).
+    #[arg(long)]
+    stop_merges_in_b: bool,
     /// Give up on one run after this many seconds.
     #[arg(long, default_value_t = 600)]
     deadline_secs: u64,
@@ -107,6 +113,10 @@ fn run(args: &Args) -> Result<bool, String> {
         let (name, bin) = [("A", &args.a), ("B", &args.b)][which];
         let dir = work.path().join(format!("sink-{k}"));
         let sink = Sink::start(bin, &url, &dir, PORTS.start + 10..PORTS.end)?;
+        let stop_merges = which == 1 && args.stop_merges_in_b;
+        if stop_merges {
+            ch.query(&format!("SYSTEM STOP MERGES {table}"))?;
+        }
         let ch_cpu0 = e2e::cpu_secs(ch.pid()).unwrap_or(0.0);
         // This process is the load generator (and the row-count polls).
         let me = std::process::id();
@@ -167,6 +177,9 @@ fn run(args: &Args) -> Result<bool, String> {
         cpu[which].push(sink_cpu);
         total_cpu[which].push(sink_cpu + ch_cpu + gen_cpu);
         rss_mib[which].push(rss >> 20);
+        if stop_merges {
+            ch.query(&format!("SYSTEM START MERGES {table}"))?;
+        }
         ch.query(&format!("TRUNCATE TABLE {table}"))?;
         let _ = std::fs::remove_dir_all(&dir);
     }
