@@ -1,0 +1,176 @@
+//! Recovery at open: torn tails, corruption, quarantine, stale cuts.
+
+use super::*;
+
+/// Writes two sealed-able records in one segment left open (as after a crash), returns
+/// the path of the open segment and the offset where the second record starts.
+async fn crashed_spool(d: &Path) -> (PathBuf, u64) {
+    let (spool, _) = Spool::open(cfg(d)).unwrap();
+    spool.append_events(batch(&[1])).await.unwrap();
+    let first_end = spool.bytes();
+    spool.append_events(batch(&[2])).await.unwrap();
+    // Simulate a crash: copy the open segment aside before close seals it.
+    let open = fs::read_dir(d.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "open"))
+        .unwrap();
+    let bytes = fs::read(&open).unwrap();
+    spool.close().await;
+    for s in spool.sealed().unwrap() {
+        fs::remove_file(s.path).unwrap();
+    }
+    fs::write(&open, bytes).unwrap();
+    (open, first_end)
+}
+
+#[tokio::test]
+async fn torn_tail_of_the_newest_segment_is_cut() {
+    let d = tempfile::tempdir().unwrap();
+    let (open, first_end) = crashed_spool(d.path()).await;
+    let len = fs::metadata(&open).unwrap().len();
+    for cut_at in [first_end + 1, first_end + 19, len - 1] {
+        let bytes = fs::read(&open).unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d2.path().join("spool")).unwrap();
+        let p2 = d2.path().join("spool").join(open.file_name().unwrap());
+        fs::write(&p2, &bytes[..cut_at as usize]).unwrap();
+        let (spool, rec) = Spool::open(cfg(d2.path())).unwrap();
+        assert_eq!(rec.cut_bytes, cut_at - first_end, "cut at {cut_at}");
+        assert!(rec.quarantined.is_empty());
+        assert_eq!(read_all(&spool), vec![1]);
+    }
+    // The intact file replays both records.
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!((rec.rows, rec.cut_bytes), (2, 0));
+    assert_eq!(read_all(&spool), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn corruption_before_a_valid_record_quarantines_even_the_newest() {
+    let d = tempfile::tempdir().unwrap();
+    let (open, first_end) = crashed_spool(d.path()).await;
+    let mut bytes = fs::read(&open).unwrap();
+    bytes[first_end as usize - 3] ^= 0xff; // inside record 1's body; record 2 is fine
+    fs::write(&open, bytes).unwrap();
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.quarantined.len(), 1);
+    assert!(read_all(&spool).is_empty());
+    assert!(d
+        .path()
+        .join("quarantine")
+        .join(open.file_name().unwrap())
+        .exists());
+}
+
+#[tokio::test]
+async fn a_bad_sealed_segment_is_quarantined_and_others_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_max_rows = 1;
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    for i in 0..3 {
+        spool.append_events(batch(&[i])).await.unwrap();
+    }
+    spool.close().await;
+    let segs = spool.sealed().unwrap();
+    assert_eq!(segs.len(), 3);
+    // Truncate the middle sealed one: sealed segments never have a torn tail.
+    let len = fs::metadata(&segs[1].path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[1].path)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    // And garbage in the header of the last.
+    let mut b = fs::read(&segs[2].path).unwrap();
+    b[0] = b'X';
+    fs::write(&segs[2].path, b).unwrap();
+    let (spool, rec) = Spool::open(c).unwrap();
+    assert_eq!(rec.quarantined.len(), 2);
+    assert_eq!(read_all(&spool), vec![0]);
+    // New segments never reuse a quarantined id.
+    spool.append_events(batch(&[9])).await.unwrap();
+    spool.seal().await.unwrap();
+    assert!(spool.sealed().unwrap().last().unwrap().id > segs[2].id);
+}
+
+#[tokio::test]
+async fn an_open_segment_torn_inside_its_header_is_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    fs::create_dir_all(&c.dir).unwrap();
+    let p = segment::segment_path(&c.dir, 5, false);
+    fs::write(
+        &p,
+        &record::SegmentHeader {
+            id: 5,
+            created_at_ms: 0,
+        }
+        .encode()[..10],
+    )
+    .unwrap();
+    let (spool, rec) = Spool::open(c).unwrap();
+    assert!(rec.quarantined.is_empty() && !p.exists());
+    assert_eq!(spool.bytes(), 0);
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_and_keep_only_a_valid_prefix() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x.seg");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut good = record::SegmentHeader {
+        id: 1,
+        created_at_ms: 0,
+    }
+    .encode()
+    .to_vec();
+    record::encode_record(&mut good, record::RecordKind::Events, 1, None, b"abc");
+    for _ in 0..2000 {
+        let mut b = good.clone();
+        match rng.u8(0..3) {
+            0 => b.truncate(rng.usize(0..=b.len())),
+            1 => {
+                let i = rng.usize(0..b.len());
+                b[i] = rng.u8(..);
+            }
+            _ => b.extend((0..rng.usize(0..64)).map(|_| rng.u8(..))),
+        }
+        fs::write(&p, &b).unwrap();
+        let s = segment::scan(&p).unwrap();
+        assert!(s.valid_len <= b.len() as u64);
+        assert!(s.records <= 1);
+    }
+}
+
+/// A cut outlives its segment only if the sink stopped between the two deletes (or
+/// while writing it): the next start removes it; a sealed segment's cut is kept, and
+/// a quarantined segment's goes with it.
+#[tokio::test]
+async fn stale_cuts_are_removed_at_open_and_live_ones_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    spool.append_events(batch(&[1, 2])).await.unwrap();
+    spool.seal().await.unwrap();
+    spool.append_events(batch(&[3])).await.unwrap();
+    spool.seal().await.unwrap();
+    let segs = spool.sealed().unwrap();
+    spool.write_cut(&segs[0], 1).unwrap();
+    spool.write_cut(&segs[1], 1).unwrap();
+    spool.close().await;
+    let stale = c.dir.join(format!("{:020}.cut", 999));
+    let torn = c.dir.join(format!("{:020}.cut.tmp", segs[0].id));
+    std::fs::write(&stale, "3").unwrap();
+    std::fs::write(&torn, "").unwrap();
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    assert!(!stale.exists() && !torn.exists());
+    assert_eq!(spool.read_cut(&segs[0]).unwrap(), Some(1));
+    spool.quarantine(&segs[1], "test").unwrap();
+    assert_eq!(spool.read_cut(&segs[1]).unwrap(), None);
+    spool.delete(&segs[0]).unwrap();
+    assert_eq!(spool.read_cut(&segs[0]).unwrap(), None);
+    assert!(spool.sealed().unwrap().is_empty());
+}
