@@ -70,6 +70,18 @@ struct Open {
 }
 
 impl Open {
+    /// At its size limit, in rows or bytes.
+    fn full(&self, cfg: &super::SpoolConfig) -> bool {
+        self.len >= cfg.segment_max_bytes || self.rows >= cfg.segment_max_rows
+    }
+
+    /// Sealed now, it says the traffic is no trickle: it filled, or it reached the
+    /// idle seal's row floor (single events at tens of thousands a second fill no
+    /// segment before its age, yet are no trickle). See [`Writer::last_busy`].
+    fn busy(&self, cfg: &super::SpoolConfig) -> bool {
+        self.full(cfg) || self.rows >= cfg.segment_idle_min_rows
+    }
+
     /// Old enough, or idle long enough with rows enough, to be sealed now. The row
     /// floor (`segment_idle_min_rows`) keeps a trickle of events in few, large inserts;
     /// the rest of a burst — after segments that filled, or that reached the floor
@@ -93,10 +105,7 @@ struct Writer {
     /// Swapped with the staged rows' batcher at each round: the requests append into
     /// one while the writer flushes the other, and both keep their capacity.
     spare: Batcher,
-    /// When a busy segment was last sealed: full (by rows or bytes), or holding at
-    /// least `segment_idle_min_rows` rows (traffic faster than the floor per
-    /// `segment_max_age`: single events at tens of thousands a second fill no segment
-    /// before its age, yet are no trickle).
+    /// When a busy segment ([`Open::busy`]) was last sealed.
     last_busy: Option<Instant>,
 }
 
@@ -272,14 +281,11 @@ impl Writer {
             // `seal_due` is asked here too: under a steady load the ticks arrive inside
             // rounds, where they are not looked at.
             let cfg = &self.shared.cfg;
-            let full = self
+            if self
                 .open
                 .as_ref()
-                .is_some_and(|o| o.len >= cfg.segment_max_bytes || o.rows >= cfg.segment_max_rows);
-            if full {
-                self.last_busy = Some(Instant::now());
-            }
-            if full || self.open.as_ref().is_some_and(|o| o.seal_due(cfg)) {
+                .is_some_and(|o| o.full(cfg) || o.seal_due(cfg))
+            {
                 self.seal_logged();
             }
         }
@@ -382,7 +388,7 @@ impl Writer {
             fs::rename(&from, segment_path(dir, o.id, true))?;
         }
         fsync_dir(dir)?;
-        if o.rows >= self.shared.cfg.segment_idle_min_rows {
+        if o.busy(&self.shared.cfg) {
             self.last_busy = Some(Instant::now());
         }
         if o.records > 0 {
