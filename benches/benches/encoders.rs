@@ -18,7 +18,7 @@ use sink_clickhouse::clickhouse::{
     compress_lz4_frames, encode_native, encode_native_ordered, encode_native_parts, table_columns,
     ServerVersion, SortKey, TableLayout,
 };
-use sink_clickhouse::spool::ipc::{decode_compact, encode_compact};
+use sink_clickhouse::spool::ipc::{decode_compact, encode_payload};
 
 /// The table `sink-clickhouse migrate` creates on 18.16 (see its migrate.rs).
 fn layout_18_16() -> TableLayout {
@@ -90,28 +90,40 @@ fn encoders(c: &mut Criterion) {
         })
     });
     // The spool's round trip of the same chunk: each 1,000-row record encoded as the
-    // spool writer does, and decoded as the loader does.
+    // spool writer does and decoded as the loader does — LZ4-compressed (what it writes
+    // once it holds a backlog) and as it is (`_plain`: while the loader keeps up).
     let owned = pipeline_batches(&w, 1000);
-    g.bench_function("spool_records_encode", |b| {
-        b.iter(|| {
-            owned
-                .iter()
-                .map(|r| encode_compact(std::slice::from_ref(r)).unwrap().len())
-                .sum::<usize>()
-        })
-    });
-    let payloads: Vec<Vec<u8>> = owned
-        .iter()
-        .map(|r| encode_compact(std::slice::from_ref(r)).unwrap())
-        .collect();
-    g.bench_function("spool_records_decode", |b| {
-        b.iter(|| {
-            payloads
-                .iter()
-                .map(|p| decode_compact(p).unwrap()[0].num_rows())
-                .sum::<usize>()
-        })
-    });
+    for (name, compress) in [("", true), ("_plain", false)] {
+        g.bench_function(format!("spool_records_encode{name}"), |b| {
+            b.iter(|| {
+                owned
+                    .iter()
+                    .map(|r| {
+                        encode_payload(std::slice::from_ref(r), compress)
+                            .unwrap()
+                            .as_bytes()
+                            .len()
+                    })
+                    .sum::<usize>()
+            })
+        });
+        let payloads: Vec<Vec<u8>> = owned
+            .iter()
+            .map(|r| {
+                encode_payload(std::slice::from_ref(r), compress)
+                    .unwrap()
+                    .into_vec()
+            })
+            .collect();
+        g.bench_function(format!("spool_records_decode{name}"), |b| {
+            b.iter(|| {
+                payloads
+                    .iter()
+                    .map(|p| decode_compact(p).unwrap()[0].num_rows())
+                    .sum::<usize>()
+            })
+        });
+    }
     g.bench_function("clickhouse_native_lz4", |b| {
         b.iter(|| native_lz4(&layout, &batches, &mut raw, &mut framed).len())
     });
