@@ -165,14 +165,10 @@ pub fn preflight() -> Reply {
     }
 }
 
-/// CORS headers of every tracker reply: any origin, no credentials (the tracker sends
-/// none, and `*` with credentials is refused by browsers anyway).
-pub const CORS_HEADERS: &[(&str, &str)] = &[
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-    ("Access-Control-Allow-Headers", "Content-Type"),
-    ("Access-Control-Max-Age", "86400"),
-];
+/// CORS headers of every reply of the worker: the preflight's set, shared with the sink
+/// ([`ingest_core::CORS_PREFLIGHT_HEADERS`]), on every reply (the same few bytes on a
+/// 204 or a 202, and a browser that reads them from either is satisfied).
+pub const CORS_HEADERS: [(&str, &str); 4] = ingest_core::CORS_PREFLIGHT_HEADERS;
 
 #[cfg(test)]
 mod tests {

@@ -41,7 +41,10 @@ pub use useragent::{
     classify_user_agent, device_class, UaCache, UaInfo, BOT_TOKENS, BROWSERS, MAX_CACHED_UA_LEN,
     MOBILE_MAX_WIDTH, TABLET_MAX_WIDTH,
 };
-pub use wire::{parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser};
+pub use wire::{
+    parse, parse_own, parse_pixel, parse_plausible, Format, Parsed, Parser, CORS_ALLOW_ORIGIN,
+    CORS_PREFLIGHT_HEADERS,
+};
 
 // Rate limits, quotas, the site registry, batching into Arrow, encoding.
 mod ratelimit;

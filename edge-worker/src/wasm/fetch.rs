@@ -49,7 +49,8 @@ fn script() -> Result<Response> {
     let h = resp.headers_mut();
     h.set("Content-Type", tracker::CONTENT_TYPE)?;
     h.set("Cache-Control", tracker::CACHE_CONTROL)?;
-    h.set("Access-Control-Allow-Origin", "*")?;
+    let (k, v) = ingest_core::CORS_ALLOW_ORIGIN;
+    h.set(k, v)?;
     Ok(resp)
 }
 

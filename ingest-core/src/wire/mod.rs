@@ -23,6 +23,23 @@ mod own;
 mod pixel;
 mod plausible;
 
+/// The CORS headers of a tracker route's reply to a preflight (`OPTIONS`): any origin,
+/// the tracker's methods and its one request header, cached for a day. Every other
+/// tracker reply carries the first, [`CORS_ALLOW_ORIGIN`]. The edge worker and the
+/// sink answer with these same headers, so a page's tracker can post to either. Names
+/// are lowercase (HTTP/2's spelling, and what `http::HeaderName::from_static` takes).
+pub const CORS_PREFLIGHT_HEADERS: [(&str, &str); 4] = [
+    CORS_ALLOW_ORIGIN,
+    ("access-control-allow-methods", "GET, POST, OPTIONS"),
+    ("access-control-allow-headers", "Content-Type"),
+    ("access-control-max-age", "86400"),
+];
+
+/// The CORS header of every tracker reply, errors included: readable by a page of any
+/// origin, without credentials (the tracker sends none, and browsers refuse `*` with
+/// credentials anyway).
+pub const CORS_ALLOW_ORIGIN: (&str, &str) = ("access-control-allow-origin", "*");
+
 /// The wire format of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

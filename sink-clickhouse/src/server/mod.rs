@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -206,30 +206,11 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The CORS preflight of a tracker route: any origin, the tracker's methods and its one
-/// request header, cached for a day (the edge worker answers the same).
+/// The CORS preflight of a tracker route: ingest-core's headers, which the edge worker
+/// answers too (any origin, the tracker's methods and its one request header, cached
+/// for a day).
 async fn preflight() -> impl IntoResponse {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            ),
-            (
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, OPTIONS"),
-            ),
-            (
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type"),
-            ),
-            (
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("86400"),
-            ),
-        ],
-    )
+    (StatusCode::NO_CONTENT, ingest_core::CORS_PREFLIGHT_HEADERS)
 }
 
 /// Layers every route shares: a caught panic is a 500 JSON reply, not a dead process;

@@ -155,10 +155,9 @@ pub async fn pixel(
 fn finish(state: &AppState, route: &'static str, r: Result<Response, ApiError>) -> Response {
     let mut r = r.unwrap_or_else(IntoResponse::into_response);
     count_status(state, route, &r);
-    r.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    let (name, value) = ingest_core::CORS_ALLOW_ORIGIN;
+    r.headers_mut()
+        .insert(name, HeaderValue::from_static(value));
     r
 }
 

@@ -98,6 +98,10 @@ fn cors_on_every_tracker_route_and_not_on_batches() {
             );
             let methods = h["access-control-allow-methods"].to_str().unwrap();
             assert!(methods.contains(method), "{path}: {methods}");
+            // The preflight is ingest-core's, the one the edge worker answers too.
+            for (name, value) in ingest_core::CORS_PREFLIGHT_HEADERS {
+                assert_eq!(h[name], value, "{path}: {name}");
+            }
         }
         // The actual request carries the header too (and never credentials).
         let rq = if method == "GET" {
