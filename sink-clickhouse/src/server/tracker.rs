@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ingest_core::{
     client_key, BatchConfig, Batcher, Decision, Format, Pipeline, QuotaDecision, RequestContext,
 };
 
-use super::client_ip::client_info;
+use super::client_ip::{client_info, IpText};
 use super::reply::{Accepted, ApiError, RejectedItem};
 use super::{count_status, now_ms, read_body, refuse_after_drain, AppState};
 use crate::metrics::RouteLabel;
@@ -54,32 +54,25 @@ fn with_pipeline<R>(state: &Arc<AppState>, f: impl FnOnce(&mut Pipeline, &mut Ba
     })
 }
 
+// The handlers take the request whole (`Request`, the last extractor, moved in) rather
+// than a `HeaderMap` extractor, which clones every header of every request.
+
 /// `POST /api/event`.
 pub async fn plausible(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    post_body(
-        &state,
-        "/api/event",
-        Format::Plausible,
-        peer,
-        &headers,
-        body,
-    )
-    .await
+    post_body(&state, "/api/event", Format::Plausible, peer, req).await
 }
 
 /// `POST /e`.
 pub async fn own(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    post_body(&state, "/e", Format::Own, peer, &headers, body).await
+    post_body(&state, "/e", Format::Own, peer, req).await
 }
 
 /// The two JSON routes: read the body under its cap, ingest it, answer.
@@ -88,9 +81,10 @@ async fn post_body(
     route: &'static str,
     format: Format,
     peer: SocketAddr,
-    headers: &HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
     let r = match read_tracker_body(state, headers, body).await {
         Ok(b) => ingest(state, route, format, peer, headers, &b).await,
         Err(e) => Err(e),
@@ -105,10 +99,11 @@ pub const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\
 pub async fn pixel(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    uri: Uri,
+    req: Request,
 ) -> Response {
-    let q = uri.query().unwrap_or("");
+    let (parts, _) = req.into_parts();
+    let headers = &parts.headers;
+    let q = parts.uri.query().unwrap_or("");
     let max = state.cfg.pipeline.limits.max_body_bytes;
     let r = if q.len() > max {
         Err(ApiError::new(
@@ -122,17 +117,7 @@ pub async fn pixel(
         ))
     } else {
         match state.refuse_if_closing() {
-            Ok(()) => {
-                ingest(
-                    &state,
-                    "/e.gif",
-                    Format::Pixel,
-                    peer,
-                    &headers,
-                    q.as_bytes(),
-                )
-                .await
-            }
+            Ok(()) => ingest(&state, "/e.gif", Format::Pixel, peer, headers, q.as_bytes()).await,
             Err(e) => Err(e),
         }
     };
@@ -279,7 +264,8 @@ async fn ingest(
 ) -> Result<Accepted, ApiError> {
     let now = now_ms();
     let client = client_info(peer.ip(), headers, &state.cfg.trusted_proxies);
-    let ip = client.ip.to_string();
+    let ip = IpText::new(client.ip);
+    let ip = ip.as_str();
     let geo = |h: &str| {
         if client.via_trusted_proxy {
             header_str(headers, h)
@@ -291,7 +277,7 @@ async fn ingest(
     let sites = state.quotas.registry();
     let ctx = RequestContext {
         received_at_ms: now,
-        client_ip: &ip,
+        client_ip: ip,
         user_agent: header_str(headers, "user-agent"),
         country: geo("cf-ipcountry"),
         region: geo("cf-region"),
@@ -337,7 +323,7 @@ async fn ingest(
         };
         let mut rejected: Vec<RejectedItem> = out.rejected.iter().map(RejectedItem::from).collect();
         if let (Some(l), true) = (&state.limiter, n > 0) {
-            let key = client_key(&salt, &ip);
+            let key = client_key(&salt, ip);
             let n32 = u32::try_from(n).unwrap_or(u32::MAX);
             if let Decision::Deny { retry_after_ms } =
                 l.lock().expect("limiter").check_n(key, n32, now)
