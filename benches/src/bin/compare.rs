@@ -51,6 +51,10 @@ struct Args {
     /// (the median of each path is reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// Rounds of the loads, each running every load once in turn (the e2e last); the
+    /// median of each figure, and of each ratio within a round, is reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    load_reps: u16,
     /// The sink binary (default: build it with cargo into this tool's target folder).
     #[arg(long, env = "SINK_BIN")]
     sink_bin: Option<PathBuf>,
@@ -174,42 +178,8 @@ fn run(args: &Args) -> Result<bool, String> {
         Ok(())
     };
 
-    // CPU seconds of the server and of this process (the in-process loaders' client
-    // side) so far: each load's share is the difference across it.
-    let me = std::process::id();
-    let cpu = |pid: u32| e2e::cpu_secs(pid).unwrap_or(f64::NAN);
-    let mut ch_cpu: Vec<(&'static str, f64)> = Vec::new();
-    let mut client_cpu: Vec<(&'static str, f64)> = Vec::new();
-
-    // (a′) our loader alone, Native + LZ4 as the issue defines it; then the same
-    // without LZ4, which is what the sink sends to a loopback URL by default.
+    // The body curl posts in (c): Native + LZ4, built once by our encoder.
     let url = ch.url();
-    let mut t_loaders = Vec::new();
-    for (what, compression) in [
-        ("sink_loader", WireCompression::Lz4),
-        ("sink_loader_plain", WireCompression::None),
-    ] {
-        eprintln!("(a′) {what} ({compression:?})…");
-        let (c0, m0) = (cpu(ch.pid()), cpu(me));
-        t_loaders.push(rt.block_on(e2e::sink_loader(&url, DB, TABLE, &batches, compression))?);
-        ch_cpu.push((what, cpu(ch.pid()) - c0));
-        client_cpu.push((what, cpu(me) - m0));
-        check(what, &events_table, &ch)?;
-    }
-    let [t_loader, t_loader_plain] = t_loaders[..] else {
-        unreachable!("two loader runs")
-    };
-
-    // (b) the official crate.
-    eprintln!("(b) clickhouse crate Inserter…");
-    let (c0, m0) = (cpu(ch.pid()), cpu(me));
-    let t_crate = rt.block_on(e2e::clickhouse_crate(&url, DB, TABLE, &batches))?;
-    ch_cpu.push(("clickhouse_crate", cpu(ch.pid()) - c0));
-    client_cpu.push(("clickhouse_crate", cpu(me) - m0));
-    check("clickhouse_crate", &events_table, &ch)?;
-
-    // (c) curl, Native + LZ4 built by our encoder.
-    eprintln!("(c) curl Native + LZ4…");
     let native = rt.block_on(async {
         let client = sink_clickhouse::clickhouse::Client::new(
             sink_clickhouse::clickhouse::ClickHouseConfig {
@@ -234,83 +204,148 @@ fn run(args: &Args) -> Result<bool, String> {
     std::fs::write(&native_path, &native_body).map_err(|e| e.to_string())?;
     let native_mb = native_body.len() as f64 / 1e6;
     drop(native_body);
-    let c0 = cpu(ch.pid());
-    let t_native = e2e::curl_post(
-        &insert_url(
-            &url,
-            &format!("INSERT INTO {DB}.{TABLE} ({cols}) FORMAT Native"),
-            "&decompress=1",
-        ),
-        &native_path,
-    )?;
-    ch_cpu.push(("curl_native_lz4", cpu(ch.pid()) - c0));
-    check("curl_native_lz4", &events_table, &ch)?;
-    drop(batches);
-
-    // (d) curl, the NDJSON itself as JSONEachRow.
-    eprintln!("(d) curl JSONEachRow…");
     let ndjson_path = work.path().join("events.ndjson");
     std::fs::write(&ndjson_path, &w.ndjson).map_err(|e| e.to_string())?;
-    let c0 = cpu(ch.pid());
-    let t_json = e2e::curl_post(
-        &insert_url(
+
+    // CPU seconds of the server and of this process (the in-process loaders' client
+    // side) so far: each load's share is the difference across it.
+    let me = std::process::id();
+    let cpu = |pid: u32| e2e::cpu_secs(pid).unwrap_or(f64::NAN);
+    let mut runs: Vec<Round> = Vec::new();
+    for rep in 0..usize::from(args.load_reps) {
+        if args.load_reps > 1 {
+            eprintln!("loads, round {} of {}:", rep + 1, args.load_reps);
+        }
+        let mut r = Round::default();
+        // (a′) our loader alone, Native + LZ4 as the issue defines it; then the same
+        // without LZ4, which is what the sink sends to a loopback URL by default.
+        for (what, compression) in [
+            ("sink_loader", WireCompression::Lz4),
+            ("sink_loader_plain", WireCompression::None),
+        ] {
+            eprintln!("(a′) {what} ({compression:?})…");
+            let (c0, m0) = (cpu(ch.pid()), cpu(me));
+            let t = rt.block_on(e2e::sink_loader(&url, DB, TABLE, &batches, compression))?;
+            r.push(what, t, cpu(ch.pid()) - c0, Some(cpu(me) - m0));
+            check(what, &events_table, &ch)?;
+        }
+
+        // (b) the official crate.
+        eprintln!("(b) clickhouse crate Inserter…");
+        let (c0, m0) = (cpu(ch.pid()), cpu(me));
+        let t = rt.block_on(e2e::clickhouse_crate(&url, DB, TABLE, &batches))?;
+        r.push(
+            "clickhouse_crate",
+            t,
+            cpu(ch.pid()) - c0,
+            Some(cpu(me) - m0),
+        );
+        check("clickhouse_crate", &events_table, &ch)?;
+
+        // (c) curl, Native + LZ4 built by our encoder.
+        eprintln!("(c) curl Native + LZ4…");
+        let c0 = cpu(ch.pid());
+        let t = e2e::curl_post(
+            &insert_url(
+                &url,
+                &format!("INSERT INTO {DB}.{TABLE} ({cols}) FORMAT Native"),
+                "&decompress=1",
+            ),
+            &native_path,
+        )?;
+        r.push("curl_native_lz4", t, cpu(ch.pid()) - c0, None);
+        check("curl_native_lz4", &events_table, &ch)?;
+
+        // (d) curl, the NDJSON itself as JSONEachRow.
+        eprintln!("(d) curl JSONEachRow…");
+        let c0 = cpu(ch.pid());
+        let t = e2e::curl_post(
+            &insert_url(
+                &url,
+                &format!("INSERT INTO {DB}.{RAW_TABLE} FORMAT JSONEachRow"),
+                "&input_format_skip_unknown_fields=1",
+            ),
+            &ndjson_path,
+        )?;
+        r.push("curl_jsoneachrow", t, cpu(ch.pid()) - c0, None);
+        check("curl_jsoneachrow", &format!("{DB}.{RAW_TABLE}"), &ch)?;
+
+        // (a) the sink over HTTP, last: it needs the most memory of the host.
+        eprintln!(
+            "(a) sink over HTTP ({} events/request, {} in flight)…",
+            args.events_per_request, args.concurrency
+        );
+        let sink = e2e::Sink::start(
+            &sink_bin,
             &url,
-            &format!("INSERT INTO {DB}.{RAW_TABLE} FORMAT JSONEachRow"),
-            "&input_format_skip_unknown_fields=1",
-        ),
-        &ndjson_path,
-    )?;
-    ch_cpu.push(("curl_jsoneachrow", cpu(ch.pid()) - c0));
-    check("curl_jsoneachrow", &format!("{DB}.{RAW_TABLE}"), &ch)?;
-
-    // (a) the sink over HTTP, last: it needs the most memory of the host.
-    eprintln!(
-        "(a) sink over HTTP ({} events/request, {} in flight)…",
-        args.events_per_request, args.concurrency
-    );
-    let sink = e2e::Sink::start(
-        &sink_bin,
-        &url,
-        &work.path().join("sink"),
-        PORTS.start + 50..PORTS.end,
-    )?;
-    let c0 = cpu(ch.pid());
-    let t0 = Instant::now();
-    let report = rt.block_on(benches::loadgen::load(
-        format!("http://127.0.0.1:{}/e", sink.port),
-        bytes::Bytes::from(w.ndjson.clone()),
-        w.requests.clone(),
-        args.concurrency,
-        Duration::from_secs(args.deadline_secs),
-    ));
-    // Loaded = every acknowledged event is in ClickHouse.
-    let deadline = Duration::from_secs(args.deadline_secs);
-    while ch.count(&events_table)? < n as u64 && t0.elapsed() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+            &work.path().join(format!("sink-{rep}")),
+            PORTS.start + 50..PORTS.end,
+        )?;
+        let c0 = cpu(ch.pid());
+        let t0 = Instant::now();
+        let report = rt.block_on(benches::loadgen::load(
+            format!("http://127.0.0.1:{}/e", sink.port),
+            bytes::Bytes::from(w.ndjson.clone()),
+            w.requests.clone(),
+            args.concurrency,
+            Duration::from_secs(args.deadline_secs),
+        ));
+        // Loaded = every acknowledged event is in ClickHouse.
+        let deadline = Duration::from_secs(args.deadline_secs);
+        while ch.count(&events_table)? < n as u64 && t0.elapsed() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let t = t0.elapsed();
+        r.rss = e2e::peak_rss_bytes(sink.child.id());
+        // The sink's CPU from its start: it did nothing but this load.
+        let sink_cpu = cpu(sink.child.id());
+        r.push("sink_e2e", t, cpu(ch.pid()) - c0, Some(sink_cpu));
+        drop(sink);
+        eprintln!(
+            "  load generator: {} ok, {} retried, {} failed, sent in {:.2} s",
+            report.ok_requests, report.retried, report.failed, report.send_secs
+        );
+        r.report = report;
+        check("sink_e2e", &events_table, &ch)?;
+        runs.push(r);
     }
-    let t_e2e = t0.elapsed();
-    let rss = e2e::peak_rss_bytes(sink.child.id());
-    ch_cpu.insert(0, ("sink_e2e", cpu(ch.pid()) - c0));
-    // The sink's CPU from its start: it did nothing but this load.
-    client_cpu.insert(0, ("sink_e2e", cpu(sink.child.id())));
-    drop(sink);
-    eprintln!(
-        "  load generator: {} ok, {} retried, {} failed, sent in {:.2} s",
-        report.ok_requests, report.retried, report.failed, report.send_secs
-    );
-    check("sink_e2e", &events_table, &ch)?;
+    drop(batches);
 
-    let rps = |d: Duration| n as f64 / d.as_secs_f64();
-    let rows = [
-        ("sink_e2e", rps(t_e2e)),
-        ("sink_loader", rps(t_loader)),
-        ("sink_loader_plain", rps(t_loader_plain)),
-        ("clickhouse_crate", rps(t_crate)),
-        ("curl_native_lz4", rps(t_native)),
-        ("curl_jsoneachrow", rps(t_json)),
+    // Each figure is the median over the rounds; each ratio the median of its ratio
+    // within each round (the two loads a few seconds apart on the same machine, which
+    // drifts less than across rounds). One round: the figures themselves.
+    let names = [
+        "sink_e2e",
+        "sink_loader",
+        "sink_loader_plain",
+        "clickhouse_crate",
+        "curl_native_lz4",
+        "curl_jsoneachrow",
     ];
+    let per_run = |k: &str| -> Vec<f64> { runs.iter().map(|r| r.rows_per_s(k, n)).collect() };
+    let rows: Vec<(&str, f64)> = names.iter().map(|&k| (k, median(per_run(k)))).collect();
     let eps: Vec<(&str, f64)> = j.iter().map(|(k, s)| (*k, n as f64 / s)).collect();
     let get = |v: &[(&str, f64)], k: &str| v.iter().find(|(n, _)| *n == k).map(|x| x.1).unwrap();
+    let load_ratio = |a: &str, b: &str| -> Vec<f64> {
+        runs.iter()
+            .map(|r| r.rows_per_s(a, n) / r.rows_per_s(b, n))
+            .collect()
+    };
+    let ratio_runs = [
+        (
+            "loader_vs_clickhouse_crate",
+            load_ratio("sink_loader", "clickhouse_crate"),
+        ),
+        (
+            "loader_vs_curl_native_lz4",
+            load_ratio("sink_loader", "curl_native_lz4"),
+        ),
+        (
+            "e2e_vs_curl_jsoneachrow",
+            load_ratio("sink_e2e", "curl_jsoneachrow"),
+        ),
+    ];
+    let med = |k: &str| median(ratio_runs.iter().find(|(n, _)| *n == k).unwrap().1.clone());
     let ratios = [
         (
             "json_plain_vs_arrow_json",
@@ -324,41 +359,44 @@ fn run(args: &Args) -> Result<bool, String> {
         ),
         (
             "loader_vs_clickhouse_crate",
-            get(&rows, "sink_loader") / get(&rows, "clickhouse_crate"),
+            med("loader_vs_clickhouse_crate"),
             1.4,
         ),
         (
             "loader_vs_curl_native_lz4",
-            get(&rows, "sink_loader") / get(&rows, "curl_native_lz4"),
+            med("loader_vs_curl_native_lz4"),
             0.9,
         ),
         (
             "e2e_vs_curl_jsoneachrow",
-            get(&rows, "sink_e2e") / get(&rows, "curl_jsoneachrow"),
+            med("e2e_vs_curl_jsoneachrow"),
             1.0,
         ),
     ];
-    // No targets, for reading the one above: the server's own limit for our 33-column
-    // table (a pre-built Native body) bounds what any loader of it reaches, and is
-    // itself measured against JSONEachRow into a 12-column table of the raw fields;
-    // and what leaving LZ4 out (the sink's default to a loopback URL) does to the loader.
     let context = [
         (
             "e2e_vs_curl_native_lz4",
-            get(&rows, "sink_e2e") / get(&rows, "curl_native_lz4"),
+            median(load_ratio("sink_e2e", "curl_native_lz4")),
         ),
         (
             "curl_native_lz4_vs_curl_jsoneachrow",
-            get(&rows, "curl_native_lz4") / get(&rows, "curl_jsoneachrow"),
+            median(load_ratio("curl_native_lz4", "curl_jsoneachrow")),
         ),
         (
             "loader_plain_vs_loader_lz4",
-            get(&rows, "sink_loader_plain") / get(&rows, "sink_loader"),
+            median(load_ratio("sink_loader_plain", "sink_loader")),
         ),
     ];
+    let rss = runs.iter().filter_map(|r| r.rss).max();
     let rss_mb = rss.map(|b| b as f64 / (1 << 20) as f64);
 
     println!("\n{n} events, NDJSON {mb:.1} MB, Native+LZ4 {native_mb:.1} MB\n");
+    if runs.len() > 1 {
+        println!(
+            "loads: the median of {} rounds; ratios: the median of each round's\n",
+            runs.len()
+        );
+    }
     println!("| JSON → Arrow | events/s | MB/s | ns/event |");
     println!("|---|---|---|---|");
     for (k, e) in &eps {
@@ -373,7 +411,16 @@ fn run(args: &Args) -> Result<bool, String> {
     let per_row = |v: &[(&'static str, f64)]| -> Vec<(&'static str, f64)> {
         v.iter().map(|&(k, s)| (k, s * 1e6 / n as f64)).collect()
     };
-    let (ch_cpu, client_cpu) = (per_row(&ch_cpu), per_row(&client_cpu));
+    let cpu_median = |server: bool| -> Vec<(&'static str, f64)> {
+        names
+            .iter()
+            .filter_map(|&k| {
+                let v: Vec<f64> = runs.iter().filter_map(|r| r.cpu(k, server)).collect();
+                (!v.is_empty()).then(|| (k, median(v)))
+            })
+            .collect()
+    };
+    let (ch_cpu, client_cpu) = (per_row(&cpu_median(true)), per_row(&cpu_median(false)));
     let look = |v: &[(&str, f64)], k: &str| {
         v.iter()
             .find(|(n, _)| *n == k)
@@ -425,7 +472,16 @@ fn run(args: &Args) -> Result<bool, String> {
             "ratios": serde_json::Value::Object(ratios.iter().map(|(k, r, _)| (k.to_string(), json!(r))).collect()),
             "targets": serde_json::Value::Object(ratios.iter().map(|(k, _, t)| (k.to_string(), json!(t))).collect()),
             "context_ratios": obj(&context),
-            "load_generator": report,
+            "load_reps": runs.len(),
+            "rows_per_s_runs": serde_json::Value::Object(
+                names.iter().map(|&k| (k.to_string(), json!(per_run(k)))).collect()
+            ),
+            "ratio_runs": serde_json::Value::Object(
+                ratio_runs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+            ),
+            "sink_peak_rss_bytes_runs": runs.iter().map(|r| r.rss).collect::<Vec<_>>(),
+            "load_generator": runs.last().map(|r| &r.report),
+            "load_generator_runs": runs.iter().map(|r| &r.report).collect::<Vec<_>>(),
             "server_cpu_us_per_row": obj(&ch_cpu),
             "client_cpu_us_per_row": obj(&client_cpu),
             "row_counts_ok": ok,
@@ -434,6 +490,47 @@ fn run(args: &Args) -> Result<bool, String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(ok)
+}
+
+/// One round of the loads: each load's time and CPU seconds (the server's, and our
+/// side's where it is ours), the sink's peak RSS and its load generator's report.
+#[derive(Default)]
+struct Round {
+    loads: Vec<(&'static str, Duration, f64, Option<f64>)>,
+    rss: Option<u64>,
+    report: e2e::LoadReport,
+}
+
+impl Round {
+    fn push(&mut self, what: &'static str, t: Duration, server_cpu: f64, our_cpu: Option<f64>) {
+        self.loads.push((what, t, server_cpu, our_cpu));
+    }
+
+    fn load(&self, what: &str) -> &(&'static str, Duration, f64, Option<f64>) {
+        self.loads
+            .iter()
+            .find(|l| l.0 == what)
+            .expect("every round runs every load")
+    }
+
+    fn rows_per_s(&self, what: &str, n: usize) -> f64 {
+        n as f64 / self.load(what).1.as_secs_f64()
+    }
+
+    fn cpu(&self, what: &str, server: bool) -> Option<f64> {
+        let l = self.load(what);
+        if server {
+            Some(l.2)
+        } else {
+            l.3
+        }
+    }
+}
+
+/// The median of `v` (the upper one of an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn insert_url(base: &str, sql: &str, extra: &str) -> String {
