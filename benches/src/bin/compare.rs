@@ -242,33 +242,33 @@ fn run(args: &Args) -> Result<bool, String> {
         );
         check("clickhouse_crate", &events_table, &ch)?;
 
-        // (c) curl, Native + LZ4 built by our encoder.
-        eprintln!("(c) curl Native + LZ4…");
-        let c0 = cpu(ch.pid());
-        let t = e2e::curl_post(
-            &insert_url(
-                &url,
-                &format!("INSERT INTO {DB}.{TABLE} ({cols}) FORMAT Native"),
+        // (c) curl, Native + LZ4 built by our encoder; (d) curl, the NDJSON itself as
+        // JSONEachRow.
+        let raw_table = format!("{DB}.{RAW_TABLE}");
+        for (label, what, sql, extra, path, table) in [
+            (
+                "(c) curl Native + LZ4",
+                "curl_native_lz4",
+                format!("INSERT INTO {DB}.{TABLE} ({cols}) FORMAT Native"),
                 "&decompress=1",
+                &native_path,
+                &events_table,
             ),
-            &native_path,
-        )?;
-        r.push("curl_native_lz4", t, cpu(ch.pid()) - c0, None);
-        check("curl_native_lz4", &events_table, &ch)?;
-
-        // (d) curl, the NDJSON itself as JSONEachRow.
-        eprintln!("(d) curl JSONEachRow…");
-        let c0 = cpu(ch.pid());
-        let t = e2e::curl_post(
-            &insert_url(
-                &url,
-                &format!("INSERT INTO {DB}.{RAW_TABLE} FORMAT JSONEachRow"),
+            (
+                "(d) curl JSONEachRow",
+                "curl_jsoneachrow",
+                format!("INSERT INTO {raw_table} FORMAT JSONEachRow"),
                 "&input_format_skip_unknown_fields=1",
+                &ndjson_path,
+                &raw_table,
             ),
-            &ndjson_path,
-        )?;
-        r.push("curl_jsoneachrow", t, cpu(ch.pid()) - c0, None);
-        check("curl_jsoneachrow", &format!("{DB}.{RAW_TABLE}"), &ch)?;
+        ] {
+            eprintln!("{label}…");
+            let c0 = cpu(ch.pid());
+            let t = e2e::curl_post(&insert_url(&url, &sql, extra), path)?;
+            r.push(what, t, cpu(ch.pid()) - c0, None);
+            check(what, table, &ch)?;
+        }
 
         // (a) the sink over HTTP, last: it needs the most memory of the host.
         eprintln!(
