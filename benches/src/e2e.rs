@@ -397,9 +397,13 @@ pub struct Sink {
     pub port: u16,
 }
 
+/// The bearer token the benchmarks' sink takes on `/v1/batches`.
+pub const BATCH_TOKEN: &str = "bench-batch-token";
+
 impl Sink {
     /// Starts `bin serve` on a free port of `ports`, spooling under `dir` and loading
-    /// into `ch_url` (rate limiter off, 127.0.0.1 a trusted proxy); waits until ready.
+    /// into `ch_url` (rate limiter off, 127.0.0.1 a trusted proxy, [`BATCH_TOKEN`] for
+    /// `/v1/batches`); waits until ready.
     pub fn start(
         bin: &Path,
         ch_url: &str,
@@ -413,6 +417,7 @@ impl Sink {
             .arg(dir)
             .args(["--clickhouse-url", ch_url, "--client-rate", "0"])
             .args(["--salt-secret", "bench", "--trusted-proxy", "127.0.0.1/32"])
+            .args(["--batch-token", BATCH_TOKEN])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -32,13 +32,35 @@ const MAX_HEAD: usize = 16 << 10;
 const MAX_BODY: usize = 4 << 20;
 
 /// POSTs each request (a range of `body`, its user agent and `X-Forwarded-For`) to
-/// `url` (`http://host:port/path`), `concurrency` connections each with one request in
-/// flight. Bounded: stops at `deadline`. A 429 or 503 is retried after a short pause
-/// (the sink's back-pressure), at most 50 times.
+/// `url` (`http://host:port/path`) as NDJSON, `concurrency` connections each with one
+/// request in flight. Bounded: stops at `deadline`. A 429 or 503 is retried after a
+/// short pause (the sink's back-pressure), at most 50 times.
 pub async fn load(
     url: String,
     body: Bytes,
     requests: Vec<Request>,
+    concurrency: usize,
+    deadline: Duration,
+) -> LoadReport {
+    let requests = requests
+        .into_iter()
+        .map(|(range, ua, ip)| {
+            let headers = format!(
+                "content-type: application/x-ndjson\r\nuser-agent: {ua}\r\nx-forwarded-for: {ip}\r\n"
+            );
+            (range, headers)
+        })
+        .collect();
+    load_with_headers(url, body, requests, concurrency, deadline).await
+}
+
+/// [`load`] of requests that each carry their own header lines (each ending in
+/// `\r\n`; `host` and `content-length` are added), e.g. the edge's Arrow batches to
+/// `/v1/batches` with their token and batch id.
+pub async fn load_with_headers(
+    url: String,
+    body: Bytes,
+    requests: Vec<(Range<usize>, String)>,
     concurrency: usize,
     deadline: Duration,
 ) -> LoadReport {
@@ -66,14 +88,13 @@ pub async fn load(
             let (mut req, mut resp) = (Vec::new(), Vec::new());
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((range, ua, ip)) = requests.get(i) else {
+                let Some((range, headers)) = requests.get(i) else {
                     break;
                 };
                 req.clear();
                 req.extend_from_slice(
                     format!(
-                        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-ndjson\r\n\
-                         user-agent: {ua}\r\nx-forwarded-for: {ip}\r\ncontent-length: {}\r\n\r\n",
+                        "POST {path} HTTP/1.1\r\nhost: {addr}\r\n{headers}content-length: {}\r\n\r\n",
                         range.len()
                     )
                     .as_bytes(),

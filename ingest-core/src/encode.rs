@@ -9,6 +9,8 @@ use arrow_ipc::CompressionType;
 use crate::error::{Error, Result};
 use crate::schema;
 
+mod lz4_frames;
+
 fn enc_err(field: &str, reason: impl std::fmt::Display) -> Error {
     Error::Encoding {
         field: field.to_owned(),
@@ -137,18 +139,31 @@ pub fn read_ipc_limited(
             format!("decodes to more than {max_decoded_bytes} bytes"),
         ));
     }
-    let reader = StreamReader::try_new(bytes, None).map_err(|e| enc_err("body", e))?;
-    let mut out = Vec::new();
-    let mut rows = 0usize;
-    for b in reader {
-        let b = b.map_err(|e| enc_err("body", e))?;
-        rows += b.num_rows();
-        if rows > max_rows {
-            return Err(enc_err("body", format!("more than {max_rows} rows")));
+    // Compressed buffers are decoded here rather than by arrow-ipc, which zero-fills a
+    // 64 KiB block buffer for each one (`lz4_frames`); anything it does not take is read
+    // as it is.
+    let plain = (stats.compressed_batches > 0)
+        .then(|| lz4_frames::decompress_stream(bytes))
+        .flatten();
+    let reader = StreamReader::try_new(plain.as_deref().unwrap_or(bytes), None)
+        .map_err(|e| enc_err("body", e))?;
+    // A backstop: arrow-ipc has panicked on hostile input where it should have refused
+    // it (see `check_fields`); where panics unwind (native builds), one is this body's
+    // error, not the caller's crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut out = Vec::new();
+        let mut rows = 0usize;
+        for b in reader {
+            let b = b.map_err(|e| enc_err("body", e))?;
+            rows += b.num_rows();
+            if rows > max_rows {
+                return Err(enc_err("body", format!("more than {max_rows} rows")));
+            }
+            out.push(b);
         }
-        out.push(b);
-    }
-    Ok(out)
+        Ok(out)
+    }))
+    .unwrap_or_else(|_| Err(enc_err("body", "malformed Arrow IPC stream")))
 }
 
 /// What an Arrow IPC stream declares, read from its message headers only.
@@ -158,6 +173,8 @@ pub struct IpcStats {
     pub rows: usize,
     /// Bytes its buffers decode to (dictionary batches included).
     pub decoded_bytes: usize,
+    /// Record or dictionary batches whose buffers are compressed.
+    pub compressed_batches: usize,
 }
 
 /// Walks the stream's message headers (flatbuffers, verified) without decoding any
@@ -204,6 +221,9 @@ fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
             .get(pos..pos.saturating_add(body_len))
             .ok_or_else(|| enc_err("body", "truncated Arrow IPC body"))?;
         pos += body_len;
+        if let Some(schema) = msg.header_as_schema() {
+            check_fields(schema.fields())?;
+        }
         let rb = match msg.header_type() {
             arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
             arrow_ipc::MessageHeader::DictionaryBatch => {
@@ -217,6 +237,7 @@ fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
             st.rows = st.rows.saturating_add(n);
         }
         let compressed = rb.compression().is_some();
+        st.compressed_batches += usize::from(compressed);
         for buf in rb.buffers().into_iter().flatten() {
             let (off, blen) = (buf.offset(), buf.length());
             let size = if compressed && blen >= 8 {
@@ -238,6 +259,33 @@ fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
             st.decoded_bytes = st.decoded_bytes.saturating_add(size);
         }
     }
+}
+
+/// Refuses field types arrow-ipc 60 panics on instead of refusing them when it builds
+/// the arrays: a negative fixed width (`FixedSizeBinary`, `FixedSizeList`). Nesting is
+/// bounded by the flatbuffer verifier's depth limit.
+fn check_fields<'a>(
+    fields: Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<arrow_ipc::Field<'a>>>>,
+) -> Result<()> {
+    for f in fields.iter().flat_map(|v| v.iter()) {
+        let negative = match f.type_type() {
+            arrow_ipc::Type::FixedSizeBinary => f
+                .type_as_fixed_size_binary()
+                .is_none_or(|t| t.byteWidth() < 0),
+            arrow_ipc::Type::FixedSizeList => {
+                f.type_as_fixed_size_list().is_none_or(|t| t.listSize() < 0)
+            }
+            _ => false,
+        };
+        if negative {
+            return Err(enc_err(
+                "body",
+                "a field of negative fixed width in the IPC schema",
+            ));
+        }
+        check_fields(f.children())?;
+    }
+    Ok(())
 }
 
 /// Writes the batches as one Parquet file (Snappy-compressed, the Arrow schema kept in

@@ -28,6 +28,9 @@ const TABLE: &str = "events";
 const RAW_TABLE: &str = "raw_events";
 /// Rows per pre-built batch for the loaders (the sink's default `--flush-rows`).
 const LOADER_BATCH_ROWS: usize = 100_000;
+/// Events per batch the edge worker's queue consumer posts at most (its wrangler.toml's
+/// `max_batch_size`, one event a message).
+const EDGE_BATCH_ROWS: usize = 100;
 
 /// Load the same events through our sink and its peers; print and save the figures.
 #[derive(Parser, Debug)]
@@ -206,6 +209,40 @@ fn run(args: &Args) -> Result<bool, String> {
     drop(native_body);
     let ndjson_path = work.path().join("events.ndjson");
     std::fs::write(&ndjson_path, &w.ndjson).map_err(|e| e.to_string())?;
+    // The sink's two bodies: the NDJSON requests of (a), and for (a″) the events as the
+    // edge's queue consumers post them, Arrow IPC + LZ4 (`write_ipc`) batches of
+    // `EDGE_BATCH_ROWS` events, each with the token and its own batch id (their
+    // validation and enrichment happened at the edge, before, and is not timed here).
+    let ndjson = bytes::Bytes::from(w.ndjson.clone());
+    let tracker_requests: Vec<(std::ops::Range<usize>, String)> = w
+        .requests
+        .iter()
+        .map(|(range, ua, ip)| {
+            let h = format!(
+                "content-type: application/x-ndjson\r\nuser-agent: {ua}\r\nx-forwarded-for: {ip}\r\n"
+            );
+            (range.clone(), h)
+        })
+        .collect();
+    let (edge_body, edge_requests) = {
+        let mut body = Vec::new();
+        let mut requests = Vec::new();
+        for (i, b) in json_arrow::pipeline_batches(&w, EDGE_BATCH_ROWS)
+            .iter()
+            .enumerate()
+        {
+            let ipc = ingest_core::write_ipc(std::slice::from_ref(b)).map_err(|e| e.to_string())?;
+            let at = body.len();
+            body.extend_from_slice(&ipc);
+            let h = format!(
+                "content-type: application/vnd.apache.arrow.stream\r\n\
+                 authorization: Bearer {}\r\nx-batch-id: bench-{i}\r\n",
+                e2e::BATCH_TOKEN
+            );
+            requests.push((at..body.len(), h));
+        }
+        (bytes::Bytes::from(body), requests)
+    };
 
     // CPU seconds of the server and of this process (the in-process loaders' client
     // side) so far: each load's share is the difference across it.
@@ -270,43 +307,66 @@ fn run(args: &Args) -> Result<bool, String> {
             check(what, table, &ch)?;
         }
 
-        // (a) the sink over HTTP, last: it needs the most memory of the host.
-        eprintln!(
-            "(a) sink over HTTP ({} events/request, {} in flight)…",
-            args.events_per_request, args.concurrency
-        );
-        let sink = e2e::Sink::start(
-            &sink_bin,
-            &url,
-            &work.path().join(format!("sink-{rep}")),
-            PORTS.start + 50..PORTS.end,
-        )?;
-        let c0 = cpu(ch.pid());
-        let t0 = Instant::now();
-        let report = rt.block_on(benches::loadgen::load(
-            format!("http://127.0.0.1:{}/e", sink.port),
-            bytes::Bytes::from(w.ndjson.clone()),
-            w.requests.clone(),
-            args.concurrency,
-            Duration::from_secs(args.deadline_secs),
-        ));
-        // Loaded = every acknowledged event is in ClickHouse.
-        let deadline = Duration::from_secs(args.deadline_secs);
-        while ch.count(&events_table)? < n as u64 && t0.elapsed() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        // (a) the sink over HTTP, last: it needs the most memory of the host. Then, for
+        // context, the same events as the edge worker's queue consumers post them.
+        for (what, path, body, requests) in [
+            ("sink_e2e", "/e", &ndjson, &tracker_requests),
+            (
+                "sink_batches_e2e",
+                "/v1/batches",
+                &edge_body,
+                &edge_requests,
+            ),
+        ] {
+            if what == "sink_e2e" {
+                eprintln!(
+                    "(a) sink over HTTP ({} events/request, {} in flight)…",
+                    args.events_per_request, args.concurrency
+                );
+            } else {
+                eprintln!(
+                    "(a″) sink's /v1/batches (Arrow IPC + LZ4 batches of {EDGE_BATCH_ROWS} \
+                     events, {} in flight)…",
+                    args.concurrency
+                );
+            }
+            let sink = e2e::Sink::start(
+                &sink_bin,
+                &url,
+                &work.path().join(format!("{what}-{rep}")),
+                PORTS.start + 50..PORTS.end,
+            )?;
+            let c0 = cpu(ch.pid());
+            let t0 = Instant::now();
+            let report = rt.block_on(benches::loadgen::load_with_headers(
+                format!("http://127.0.0.1:{}{path}", sink.port),
+                body.clone(),
+                requests.clone(),
+                args.concurrency,
+                Duration::from_secs(args.deadline_secs),
+            ));
+            // Loaded = every acknowledged event is in ClickHouse.
+            let deadline = Duration::from_secs(args.deadline_secs);
+            while ch.count(&events_table)? < n as u64 && t0.elapsed() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let t = t0.elapsed();
+            let rss = e2e::peak_rss_bytes(sink.child.id());
+            // The sink's CPU from its start: it did nothing but this load.
+            let sink_cpu = cpu(sink.child.id());
+            r.push(what, t, cpu(ch.pid()) - c0, Some(sink_cpu));
+            drop(sink);
+            eprintln!(
+                "  load generator: {} ok, {} retried, {} failed, sent in {:.2} s",
+                report.ok_requests, report.retried, report.failed, report.send_secs
+            );
+            if what == "sink_e2e" {
+                (r.rss, r.report) = (rss, report);
+            } else {
+                (r.rss_batches, r.report_batches) = (rss, report);
+            }
+            check(what, &events_table, &ch)?;
         }
-        let t = t0.elapsed();
-        r.rss = e2e::peak_rss_bytes(sink.child.id());
-        // The sink's CPU from its start: it did nothing but this load.
-        let sink_cpu = cpu(sink.child.id());
-        r.push("sink_e2e", t, cpu(ch.pid()) - c0, Some(sink_cpu));
-        drop(sink);
-        eprintln!(
-            "  load generator: {} ok, {} retried, {} failed, sent in {:.2} s",
-            report.ok_requests, report.retried, report.failed, report.send_secs
-        );
-        r.report = report;
-        check("sink_e2e", &events_table, &ch)?;
         runs.push(r);
     }
     drop(batches);
@@ -316,6 +376,7 @@ fn run(args: &Args) -> Result<bool, String> {
     // drifts less than across rounds). One round: the figures themselves.
     let names = [
         "sink_e2e",
+        "sink_batches_e2e",
         "sink_loader",
         "sink_loader_plain",
         "clickhouse_crate",
@@ -386,6 +447,10 @@ fn run(args: &Args) -> Result<bool, String> {
             "loader_plain_vs_loader_lz4",
             median(load_ratio("sink_loader_plain", "sink_loader")),
         ),
+        (
+            "batches_e2e_vs_curl_jsoneachrow",
+            median(load_ratio("sink_batches_e2e", "curl_jsoneachrow")),
+        ),
     ];
     let rss = runs.iter().filter_map(|r| r.rss).max();
     let rss_mb = rss.map(|b| b as f64 / (1 << 20) as f64);
@@ -437,9 +502,16 @@ fn run(args: &Args) -> Result<bool, String> {
             look(&client_cpu, k)
         );
     }
+    let rss_batches_mb = runs
+        .iter()
+        .filter_map(|r| r.rss_batches)
+        .max()
+        .map(|b| b as f64 / (1 << 20) as f64);
+    let mib = |m: Option<f64>| m.map_or("unknown".into(), |m| format!("{m:.0} MiB"));
     println!(
-        "\nsink peak RSS: {} (target ≤ 256 MiB)\n",
-        rss_mb.map_or("unknown".into(), |m| format!("{m:.0} MiB"))
+        "\nsink peak RSS: {} (target ≤ 256 MiB); on /v1/batches: {}\n",
+        mib(rss_mb),
+        mib(rss_batches_mb)
     );
     println!("| ratio | measured | target | met |");
     println!("|---|---|---|---|");
@@ -482,6 +554,8 @@ fn run(args: &Args) -> Result<bool, String> {
             "sink_peak_rss_bytes_runs": runs.iter().map(|r| r.rss).collect::<Vec<_>>(),
             "load_generator": runs.last().map(|r| &r.report),
             "load_generator_runs": runs.iter().map(|r| &r.report).collect::<Vec<_>>(),
+            "sink_batches_peak_rss_bytes_runs": runs.iter().map(|r| r.rss_batches).collect::<Vec<_>>(),
+            "load_generator_batches_runs": runs.iter().map(|r| &r.report_batches).collect::<Vec<_>>(),
             "server_cpu_us_per_row": obj(&ch_cpu),
             "client_cpu_us_per_row": obj(&client_cpu),
             "row_counts_ok": ok,
@@ -493,12 +567,15 @@ fn run(args: &Args) -> Result<bool, String> {
 }
 
 /// One round of the loads: each load's time and CPU seconds (the server's, and our
-/// side's where it is ours), the sink's peak RSS and its load generator's report.
+/// side's where it is ours), the sink's peak RSS and its load generator's report (for
+/// the tracker's NDJSON, and for the edge's batches).
 #[derive(Default)]
 struct Round {
     loads: Vec<(&'static str, Duration, f64, Option<f64>)>,
     rss: Option<u64>,
     report: e2e::LoadReport,
+    rss_batches: Option<u64>,
+    report_batches: e2e::LoadReport,
 }
 
 impl Round {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -18,13 +18,10 @@ use crate::spool::Appended;
 
 const ROUTE: &str = "/v1/batches";
 
-/// `POST /v1/batches`.
-pub async fn post_batch(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let r = handle(&state, &headers, body).await;
+/// `POST /v1/batches` (the request taken whole: a `HeaderMap` extractor clones it).
+pub async fn post_batch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let r = handle(&state, &parts.headers, body).await;
     let r = r.map_or_else(IntoResponse::into_response, IntoResponse::into_response);
     count_status(&state, ROUTE, &r);
     r
