@@ -424,6 +424,45 @@ fn batch_limits_at_and_past() {
 }
 
 #[test]
+fn damaged_arrow_bodies_are_a_400_never_a_500() {
+    // A batch whose schema declares `event_id` of a negative fixed width: arrow-ipc's
+    // reader panicked on it (the catch-panic layer then answered 500). Found by
+    // flipping the sign bit of each byte in turn until the stream scan names it.
+    let (body, _) = load::arrow(0, 10);
+    let bad = (0..body.len())
+        .map(|i| {
+            let mut b = body.clone();
+            b[i] ^= 0x80;
+            b
+        })
+        .find(|b| {
+            ingest_core::scan_ipc(b).is_err_and(|e| e.to_string().contains("negative fixed width"))
+        })
+        .expect("a byte of event_id's width");
+    let sink = Sink::start(&[]);
+    let http = reqwest::blocking::Client::new();
+    let post = |body: Vec<u8>, id: &str| {
+        http.post(sink.url("/v1/batches"))
+            .bearer_auth(TOKEN)
+            .header("x-batch-id", id)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let r = post(bad, "bad");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "body");
+    // Every other single-byte change of the stream: a 2xx or a 4xx, never a 5xx.
+    for i in (0..body.len()).step_by(7) {
+        let mut b = body.clone();
+        b[i] ^= 0xFF;
+        let status = post(b, &format!("flip-{i}")).status();
+        assert!(status.as_u16() < 500, "byte {i}: {status}");
+    }
+    assert_eq!(post(body, "good").status(), 202);
+}
+
+#[test]
 fn sites_file_refuses_unknown_sites_and_is_reloaded_when_it_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let sites = tmp.path().join("sites.toml");
