@@ -400,6 +400,52 @@ pub struct Sink {
 /// The bearer token the benchmarks' sink takes on `/v1/batches`.
 pub const BATCH_TOKEN: &str = "bench-batch-token";
 
+/// Events per batch the edge worker's queue consumer posts at most (its wrangler.toml's
+/// `max_batch_size`, one event a message).
+pub const EDGE_BATCH_ROWS: usize = 100;
+
+/// What a load generator posts: one body, and each request's range of it with its
+/// header lines ([`crate::loadgen::load_with_headers`]).
+pub type Requests = (bytes::Bytes, Vec<(std::ops::Range<usize>, String)>);
+
+/// A load generator's requests for the sink's `/e`: the workload's NDJSON requests, each with its user agent
+/// and client address.
+pub fn tracker_requests(w: &crate::json_arrow::Workload) -> Requests {
+    let requests = w
+        .requests
+        .iter()
+        .map(|(range, ua, ip)| {
+            let h = format!(
+                "content-type: application/x-ndjson\r\nuser-agent: {ua}\r\nx-forwarded-for: {ip}\r\n"
+            );
+            (range.clone(), h)
+        })
+        .collect();
+    (bytes::Bytes::from(w.ndjson.clone()), requests)
+}
+
+/// The same events as the edge worker's queue consumers post them to `/v1/batches`:
+/// Arrow IPC + LZ4 (`write_ipc`) batches of [`EDGE_BATCH_ROWS`] events built by the full
+/// pipeline, each with [`BATCH_TOKEN`] and its own batch id.
+pub fn edge_requests(w: &crate::json_arrow::Workload) -> Result<Requests, String> {
+    let mut body = Vec::new();
+    let mut requests = Vec::new();
+    for (i, b) in crate::json_arrow::pipeline_batches(w, EDGE_BATCH_ROWS)
+        .iter()
+        .enumerate()
+    {
+        let ipc = ingest_core::write_ipc(std::slice::from_ref(b)).map_err(|e| e.to_string())?;
+        let at = body.len();
+        body.extend_from_slice(&ipc);
+        let h = format!(
+            "content-type: application/vnd.apache.arrow.stream\r\n\
+             authorization: Bearer {BATCH_TOKEN}\r\nx-batch-id: bench-{i}\r\n"
+        );
+        requests.push((at..body.len(), h));
+    }
+    Ok((bytes::Bytes::from(body), requests))
+}
+
 impl Sink {
     /// Starts `bin serve` on a free port of `ports`, spooling under `dir` and loading
     /// into `ch_url` (rate limiter off, 127.0.0.1 a trusted proxy, [`BATCH_TOKEN`] for

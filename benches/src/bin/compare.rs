@@ -28,9 +28,6 @@ const TABLE: &str = "events";
 const RAW_TABLE: &str = "raw_events";
 /// Rows per pre-built batch for the loaders (the sink's default `--flush-rows`).
 const LOADER_BATCH_ROWS: usize = 100_000;
-/// Events per batch the edge worker's queue consumer posts at most (its wrangler.toml's
-/// `max_batch_size`, one event a message).
-const EDGE_BATCH_ROWS: usize = 100;
 
 /// Load the same events through our sink and its peers; print and save the figures.
 #[derive(Parser, Debug)]
@@ -209,40 +206,11 @@ fn run(args: &Args) -> Result<bool, String> {
     drop(native_body);
     let ndjson_path = work.path().join("events.ndjson");
     std::fs::write(&ndjson_path, &w.ndjson).map_err(|e| e.to_string())?;
-    // The sink's two bodies: the NDJSON requests of (a), and for (a″) the events as the
-    // edge's queue consumers post them, Arrow IPC + LZ4 (`write_ipc`) batches of
-    // `EDGE_BATCH_ROWS` events, each with the token and its own batch id (their
-    // validation and enrichment happened at the edge, before, and is not timed here).
-    let ndjson = bytes::Bytes::from(w.ndjson.clone());
-    let tracker_requests: Vec<(std::ops::Range<usize>, String)> = w
-        .requests
-        .iter()
-        .map(|(range, ua, ip)| {
-            let h = format!(
-                "content-type: application/x-ndjson\r\nuser-agent: {ua}\r\nx-forwarded-for: {ip}\r\n"
-            );
-            (range.clone(), h)
-        })
-        .collect();
-    let (edge_body, edge_requests) = {
-        let mut body = Vec::new();
-        let mut requests = Vec::new();
-        for (i, b) in json_arrow::pipeline_batches(&w, EDGE_BATCH_ROWS)
-            .iter()
-            .enumerate()
-        {
-            let ipc = ingest_core::write_ipc(std::slice::from_ref(b)).map_err(|e| e.to_string())?;
-            let at = body.len();
-            body.extend_from_slice(&ipc);
-            let h = format!(
-                "content-type: application/vnd.apache.arrow.stream\r\n\
-                 authorization: Bearer {}\r\nx-batch-id: bench-{i}\r\n",
-                e2e::BATCH_TOKEN
-            );
-            requests.push((at..body.len(), h));
-        }
-        (bytes::Bytes::from(body), requests)
-    };
+    // The sink's two loads: the NDJSON requests of (a), and for (a″) the events as the
+    // edge's queue consumers post them (their validation and enrichment happened at
+    // the edge, before, and is not timed here).
+    let (ndjson, tracker_requests) = e2e::tracker_requests(&w);
+    let (edge_body, edge_requests) = e2e::edge_requests(&w)?;
 
     // CPU seconds of the server and of this process (the in-process loaders' client
     // side) so far: each load's share is the difference across it.
@@ -325,8 +293,9 @@ fn run(args: &Args) -> Result<bool, String> {
                 );
             } else {
                 eprintln!(
-                    "(a″) sink's /v1/batches (Arrow IPC + LZ4 batches of {EDGE_BATCH_ROWS} \
+                    "(a″) sink's /v1/batches (Arrow IPC + LZ4 batches of {} \
                      events, {} in flight)…",
+                    e2e::EDGE_BATCH_ROWS,
                     args.concurrency
                 );
             }

@@ -64,6 +64,11 @@ struct Args {
     /// session 18: the most that larger inserts could buy).
     #[arg(long)]
     stop_merges_in_b: bool,
+    /// Post the events as the edge worker's queue consumers do (`/v1/batches`, Arrow
+    /// IPC + LZ4 batches of 100 events with a token and batch id) instead of as NDJSON
+    /// to `/e` (`--events-per-request` then has no effect).
+    #[arg(long)]
+    edge_batches: bool,
     /// Give up on one run after this many seconds.
     #[arg(long, default_value_t = 600)]
     deadline_secs: u64,
@@ -78,7 +83,11 @@ fn run(args: &Args) -> Result<bool, String> {
     let n = args.events;
     eprintln!("generating {n} events (seed {})…", args.seed);
     let w = Workload::with_requests(args.seed, n, usize::from(args.events_per_request));
-    let body = bytes::Bytes::from(w.ndjson.clone());
+    let (path, (body, requests)) = if args.edge_batches {
+        ("/v1/batches", e2e::edge_requests(&w)?)
+    } else {
+        ("/e", e2e::tracker_requests(&w))
+    };
     let ch = ClickHouseServer::start(PORTS)?;
     let url = ch.url();
     let st = Command::new(&args.a)
@@ -122,10 +131,10 @@ fn run(args: &Args) -> Result<bool, String> {
         let me = std::process::id();
         let gen_cpu0 = e2e::cpu_secs(me).unwrap_or(0.0);
         let t0 = Instant::now();
-        let report = rt.block_on(benches::loadgen::load(
-            format!("http://127.0.0.1:{}/e", sink.port),
+        let report = rt.block_on(benches::loadgen::load_with_headers(
+            format!("http://127.0.0.1:{}{path}", sink.port),
             body.clone(),
-            w.requests.clone(),
+            requests.clone(),
             args.concurrency,
             deadline,
         ));
