@@ -382,17 +382,20 @@ fn kill_9_then_restart_loses_no_acknowledged_event() {
     }
 }
 
+/// `body` posted to the sink's `/v1/batches` with the token and batch id `id`.
+fn post_batch(sink: &Sink, body: Vec<u8>, id: &str) -> reqwest::blocking::Response {
+    reqwest::blocking::Client::new()
+        .post(sink.url("/v1/batches"))
+        .bearer_auth(TOKEN)
+        .header("x-batch-id", id)
+        .body(body)
+        .send()
+        .unwrap()
+}
+
 #[test]
 fn batch_limits_at_and_past() {
-    let http = reqwest::blocking::Client::new();
-    let post = |sink: &Sink, body: Vec<u8>, id: &str| {
-        http.post(sink.url("/v1/batches"))
-            .bearer_auth(TOKEN)
-            .header("x-batch-id", id)
-            .body(body)
-            .send()
-            .unwrap()
-    };
+    let post = post_batch;
     // Rows.
     let sink = Sink::start(&["--max-batch-rows", "100"]);
     assert_eq!(post(&sink, load::arrow(0, 100).0, "r1").status(), 202);
@@ -440,15 +443,7 @@ fn damaged_arrow_bodies_are_a_400_never_a_500() {
         })
         .expect("a byte of event_id's width");
     let sink = Sink::start(&[]);
-    let http = reqwest::blocking::Client::new();
-    let post = |body: Vec<u8>, id: &str| {
-        http.post(sink.url("/v1/batches"))
-            .bearer_auth(TOKEN)
-            .header("x-batch-id", id)
-            .body(body)
-            .send()
-            .unwrap()
-    };
+    let post = |body: Vec<u8>, id: &str| post_batch(&sink, body, id);
     let r = post(bad, "bad");
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().unwrap()["error"]["field"], "body");
