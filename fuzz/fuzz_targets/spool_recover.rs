@@ -31,9 +31,10 @@ use segment::{Next, SegmentReader};
 
 #[derive(Arbitrary, Debug)]
 struct Rec {
-    batch: bool,
+    /// 0 = events, 1 = one posted batch, else a round with batch ids.
+    kind: u8,
     rows: u32,
-    batch_id: Option<Vec<u8>>,
+    batch_ids: Vec<Vec<u8>>,
     payload: Vec<u8>,
 }
 
@@ -65,7 +66,7 @@ struct OracleRec {
     end: usize,
     kind: u8,
     rows: u32,
-    batch_id: Option<Vec<u8>>,
+    batch_ids: Vec<Vec<u8>>,
     ipc: Vec<u8>,
 }
 
@@ -89,12 +90,29 @@ fn oracle_record(b: &[u8], at: usize) -> Option<OracleRec> {
     }
     let kind = b[at + 12];
     let body = &b[at + 20..end];
-    let (batch_id, ipc) = match kind {
-        1 => (None, body),
+    // An id is a u8 length and its bytes; kind 2 holds one (empty: none), kind 3 a
+    // u16 LE count of them.
+    let id_at = |at: usize| -> Option<(Vec<u8>, usize)> {
+        let n = *body.get(at)? as usize;
+        Some((body.get(at + 1..at + 1 + n)?.to_vec(), at + 1 + n))
+    };
+    let (batch_ids, ipc) = match kind {
+        1 => (Vec::new(), body),
         2 => {
-            let n = *body.first()? as usize;
-            let id = body.get(1..1 + n)?;
-            ((n > 0).then(|| id.to_vec()), &body[1 + n..])
+            let (id, at) = id_at(0)?;
+            let ids = if id.is_empty() { vec![] } else { vec![id] };
+            (ids, &body[at..])
+        }
+        3 => {
+            let count = u16::from_le_bytes([*body.first()?, *body.get(1)?]);
+            let mut ids = Vec::new();
+            let mut at = 2;
+            for _ in 0..count {
+                let (id, next) = id_at(at)?;
+                ids.push(id);
+                at = next;
+            }
+            (ids, &body[at..])
         }
         _ => return None,
     };
@@ -103,7 +121,7 @@ fn oracle_record(b: &[u8], at: usize) -> Option<OracleRec> {
         end,
         kind,
         rows: le32(b, at + 16),
-        batch_id,
+        batch_ids,
         ipc: ipc.to_vec(),
     })
 }
@@ -143,13 +161,15 @@ fuzz_target!(|input: Input| {
             let mut spans = Vec::new();
             for r in records.iter().take(16) {
                 let start = seg.len();
-                let kind = if r.batch {
-                    RecordKind::Batch
-                } else {
-                    RecordKind::Events
+                let (kind, most) = match r.kind {
+                    0 => (RecordKind::Events, 0),
+                    1 => (RecordKind::Batch, 1),
+                    _ => (RecordKind::RoundWithIds, 64),
                 };
-                let id = r.batch_id.as_deref().map(|i| &i[..i.len().min(255)]);
-                encode_record(&mut seg, kind, r.rows, id, &r.payload);
+                let ids: Vec<&[u8]> = (r.batch_ids.iter().take(most))
+                    .map(|i| &i[..i.len().min(255)])
+                    .collect();
+                encode_record(&mut seg, kind, r.rows, &ids, &r.payload);
                 spans.push(start..seg.len());
             }
             let clean = seg.clone();
@@ -199,7 +219,7 @@ fuzz_target!(|input: Input| {
                 scan.rows,
                 recs.iter().map(|r| u64::from(r.rows)).sum::<u64>()
             );
-            let ids: Vec<Vec<u8>> = recs.iter().filter_map(|r| r.batch_id.clone()).collect();
+            let ids: Vec<Vec<u8>> = recs.iter().flat_map(|r| r.batch_ids.clone()).collect();
             assert_eq!(scan.batch_ids, ids);
             assert_eq!(scan.file_len as usize, bytes.len());
             // Damage is reported exactly when bytes follow the valid prefix.
@@ -230,7 +250,7 @@ fuzz_target!(|input: Input| {
                     Next::Record(got) => {
                         assert_eq!(got.kind as u8, r.kind);
                         assert_eq!(got.rows, r.rows);
-                        assert_eq!(got.batch_id, r.batch_id);
+                        assert_eq!(got.batch_ids, r.batch_ids);
                         assert_eq!(got.ipc(), &r.ipc[..]);
                         assert_eq!(got.disk_len() as usize, r.end - r.start);
                     }

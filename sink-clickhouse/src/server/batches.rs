@@ -103,14 +103,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
             count_sites(b, &mut per_site);
         }
     }
-    let compress = state.spool.compress_records();
-    let ipc = crate::spool::ipc::encode_payload(&batches, compress)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body", "encoding", e.to_string()))?;
-    drop(batches);
-    let rows32 = u32::try_from(rows).unwrap_or(u32::MAX);
     match state
         .spool
-        .append_batch(id, rows32, ipc)
+        .append_batch(id, batches)
         .await
         .map_err(spool_error)?
     {

@@ -6,8 +6,8 @@
 //! Damaged sealed segments move to `<data-dir>/quarantine/`.
 //!
 //! The rules (DESIGN.md, "The spool, precisely") and where they are kept:
-//! - a record is one group-commit round or one posted batch, framed with length +
-//!   CRC32C ([`record`]);
+//! - a record is one group-commit round (posted batches and their ids included),
+//!   framed with length + CRC32C ([`record`]);
 //! - one writer thread, one `fdatasync` per round, replies after it ([`writer`]);
 //! - creating or renaming a segment is followed by an fsync of the directory;
 //! - sealed by size, rows or age; only sealed segments are listed for loading;
@@ -243,24 +243,18 @@ impl Spool {
         Ok(Some(StagedRows(rx)))
     }
 
-    /// Appends one posted batch of `rows` rows, already encoded as a spool payload
-    /// ([`ipc::encode_payload`], compressed as [`Spool::compress_records`] says). A
-    /// batch whose `id` was stored before is not written again.
+    /// Appends the batches of one posted request (`/v1/batches`), conformed to the
+    /// event schema; resolves once they are fsynced. They join the round's record like
+    /// any request's events, with `id` beside them in it. A batch whose `id` was stored
+    /// before is not written again.
     pub async fn append_batch(
         &self,
         id: Option<Vec<u8>>,
-        rows: u32,
-        ipc: ipc::Payload,
+        batches: Vec<RecordBatch>,
     ) -> Result<Appended, AppendError> {
         self.check_room()?;
         let (done, rx) = oneshot::channel();
-        self.send(writer::Msg::Batch {
-            id,
-            rows,
-            ipc,
-            done,
-        })
-        .await?;
+        self.send(writer::Msg::Batch { id, batches, done }).await?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 

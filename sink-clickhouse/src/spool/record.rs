@@ -9,14 +9,23 @@
 //!   u32 LE magic 0x3152_5650 ("PVR1")
 //!   u32 LE body length (bytes after this 20-byte header)
 //!   u32 LE CRC32C of kind, reserved, rows and body
-//!   u8 kind (1 = events of one group-commit round, 2 = one posted batch)
+//!   u8 kind (1 = events of one group-commit round, 2 = one posted batch,
+//!            3 = one round holding posted batches with ids)
 //!   3 bytes reserved (0)
 //!   u32 LE rows
 //!   body: kind 2 starts with u8 id length + batch id bytes (0 = no id);
+//!         kind 3 with u16 LE id count, then per id u8 length + id bytes;
 //!         the rest is a spool payload (`ipc::encode_payload`: a tag byte, then an
 //!         Arrow IPC stream or, for schema v1, its body as it is or, once the spool
 //!         holds a backlog, in one LZ4 block)
 //! ```
+//!
+//! Since session 20 the writer writes kinds 1 and 3 only: a posted batch joins its
+//! round's record (one IPC encode and decode per round, not per 100-row batch), and
+//! its id goes in the same checksummed record, so recovery finds the id exactly when
+//! it finds the rows. Kind 2 is still read (segments written before). A sink older
+//! than that quarantines a segment holding a kind-3 record (nothing is lost; move the
+//! segment back after upgrading).
 //!
 //! Hand-written rather than a crate: the format must be exactly what the recovery
 //! rules in DESIGN.md talk about (length + checksum + payload, torn tail detection),
@@ -41,8 +50,12 @@ pub const MAX_RECORD_BODY: u32 = 1 << 30;
 pub enum RecordKind {
     /// The accepted events of all requests of one group-commit round.
     Events = 1,
-    /// One batch posted to `/v1/batches` (with its batch id, if any).
+    /// One batch posted to `/v1/batches` (with its batch id, if any). Read, no longer
+    /// written.
     Batch = 2,
+    /// The events of one group-commit round, posted batches among them, with the ids
+    /// of those batches.
+    RoundWithIds = 3,
 }
 
 impl RecordKind {
@@ -50,6 +63,7 @@ impl RecordKind {
         match b {
             1 => Some(RecordKind::Events),
             2 => Some(RecordKind::Batch),
+            3 => Some(RecordKind::RoundWithIds),
             _ => None,
         }
     }
@@ -90,26 +104,38 @@ impl SegmentHeader {
     }
 }
 
-/// Appends one framed record to `out`. `batch_id` is only written for
-/// [`RecordKind::Batch`] and must be at most 255 bytes.
-pub fn encode_record(
-    out: &mut Vec<u8>,
-    kind: RecordKind,
-    rows: u32,
-    batch_id: Option<&[u8]>,
-    ipc: &[u8],
-) {
+/// Most batch ids one [`RecordKind::RoundWithIds`] record holds (the writer starts a
+/// new round past it).
+pub const MAX_IDS_PER_RECORD: usize = u16::MAX as usize;
+
+/// Appends one framed record to `out`. Ids (each at most 255 bytes, at most
+/// [`MAX_IDS_PER_RECORD`]) are written for [`RecordKind::Batch`] (at most one) and
+/// [`RecordKind::RoundWithIds`]; ignored for [`RecordKind::Events`].
+pub fn encode_record(out: &mut Vec<u8>, kind: RecordKind, rows: u32, ids: &[&[u8]], ipc: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
     out.extend_from_slice(&[0u8; 8]); // length and crc, patched below
     out.push(kind as u8);
     out.extend_from_slice(&[0u8; 3]);
     out.extend_from_slice(&rows.to_le_bytes());
-    if kind == RecordKind::Batch {
-        let id = batch_id.unwrap_or(&[]);
+    let put = |out: &mut Vec<u8>, id: &[u8]| {
         debug_assert!(id.len() <= 255);
         out.push(id.len() as u8);
         out.extend_from_slice(id);
+    };
+    match kind {
+        RecordKind::Events => {}
+        RecordKind::Batch => {
+            debug_assert!(ids.len() <= 1);
+            put(out, ids.first().copied().unwrap_or(&[]));
+        }
+        RecordKind::RoundWithIds => {
+            debug_assert!(ids.len() <= MAX_IDS_PER_RECORD);
+            out.extend_from_slice(&(ids.len() as u16).to_le_bytes());
+            for id in ids {
+                put(out, id);
+            }
+        }
     }
     out.extend_from_slice(ipc);
     let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
@@ -118,8 +144,9 @@ pub fn encode_record(
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// A verified record body: its kind, the batch id (kind 2), and the Arrow IPC bytes.
-pub type Verified<'b> = (RecordKind, Option<&'b [u8]>, &'b [u8]);
+/// A verified record body: its kind, its batch ids (kinds 2 and 3), and the spool
+/// payload.
+pub type Verified<'b> = (RecordKind, Vec<&'b [u8]>, &'b [u8]);
 
 /// The fixed part of a record, as read from disk before the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,21 +181,38 @@ impl RecordHeader {
         })
     }
 
-    /// Checks the body against the CRC and splits it into (kind, batch id, ipc).
+    /// Checks the body against the CRC and splits it into (kind, batch ids, payload).
+    /// `None` for a mismatch, an unknown kind or an id list running past the body.
     pub fn verify<'b>(&self, body: &'b [u8]) -> Option<Verified<'b>> {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.crc_prefix), body);
         if crc != self.crc {
             return None;
         }
-        match RecordKind::from_u8(self.kind)? {
-            RecordKind::Events => Some((RecordKind::Events, None, body)),
+        // One `u8 length + bytes` id at `at`: (id, the offset after it).
+        let id_at = |at: usize| -> Option<(&'b [u8], usize)> {
+            let n = *body.get(at)? as usize;
+            Some((body.get(at + 1..at + 1 + n)?, at + 1 + n))
+        };
+        let kind = RecordKind::from_u8(self.kind)?;
+        let (ids, at) = match kind {
+            RecordKind::Events => (Vec::new(), 0),
             RecordKind::Batch => {
-                let n = *body.first()? as usize;
-                let id = body.get(1..1 + n)?;
-                let ipc = &body[1 + n..];
-                Some((RecordKind::Batch, (n > 0).then_some(id), ipc))
+                let (id, at) = id_at(0)?;
+                (if id.is_empty() { vec![] } else { vec![id] }, at)
             }
-        }
+            RecordKind::RoundWithIds => {
+                let count = u16::from_le_bytes(body.get(..2)?.try_into().ok()?);
+                let mut ids = Vec::with_capacity(usize::from(count));
+                let mut at = 2;
+                for _ in 0..count {
+                    let (id, next) = id_at(at)?;
+                    ids.push(id);
+                    at = next;
+                }
+                (ids, at)
+            }
+        };
+        Some((kind, ids, &body[at..]))
     }
 }
 
@@ -179,21 +223,52 @@ mod tests {
     #[test]
     fn record_round_trip() {
         let mut out = Vec::new();
-        encode_record(&mut out, RecordKind::Batch, 7, Some(b"abc"), b"payload");
+        encode_record(&mut out, RecordKind::Batch, 7, &[b"abc"], b"payload");
         let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
         assert_eq!(h.rows, 7);
         assert_eq!(h.body_len as usize, out.len() - RECORD_HEADER_LEN);
-        let (k, id, ipc) = h.verify(&out[RECORD_HEADER_LEN..]).unwrap();
+        let (k, ids, ipc) = h.verify(&out[RECORD_HEADER_LEN..]).unwrap();
         assert_eq!(
-            (k, id, ipc),
-            (RecordKind::Batch, Some(&b"abc"[..]), &b"payload"[..])
+            (k, ids, ipc),
+            (RecordKind::Batch, vec![&b"abc"[..]], &b"payload"[..])
         );
+    }
+
+    #[test]
+    fn round_with_ids_round_trip() {
+        let long = [b'x'; 255];
+        for ids in [vec![], vec![&b"a"[..]], vec![&b"one"[..], &long[..], b"3"]] {
+            let mut out = Vec::new();
+            encode_record(&mut out, RecordKind::RoundWithIds, 9, &ids, b"payload");
+            let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
+            let (k, got, ipc) = h.verify(&out[RECORD_HEADER_LEN..]).unwrap();
+            assert_eq!(
+                (k, got, ipc),
+                (RecordKind::RoundWithIds, ids, &b"payload"[..])
+            );
+        }
+        // An id list claiming more than the body holds is refused, CRC or not.
+        let mut out = Vec::new();
+        encode_record(&mut out, RecordKind::RoundWithIds, 1, &[b"abc"], b"");
+        let body_len = out.len() - RECORD_HEADER_LEN;
+        out.truncate(out.len() - 1);
+        let crc = crc32c::crc32c(&out[12..]);
+        out[4..8].copy_from_slice(&((body_len - 1) as u32).to_le_bytes());
+        out[8..12].copy_from_slice(&crc.to_le_bytes());
+        let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
+        assert!(h.verify(&out[RECORD_HEADER_LEN..]).is_none());
     }
 
     #[test]
     fn any_flipped_bit_is_detected() {
         let mut out = Vec::new();
-        encode_record(&mut out, RecordKind::Events, 3, None, b"some ipc bytes");
+        encode_record(
+            &mut out,
+            RecordKind::RoundWithIds,
+            3,
+            &[b"id"],
+            b"some ipc bytes",
+        );
         for i in 0..out.len() * 8 {
             let mut c = out.clone();
             c[i / 8] ^= 1 << (i % 8);

@@ -47,8 +47,9 @@ pub struct Record {
     pub kind: RecordKind,
     /// Rows it holds.
     pub rows: u32,
-    /// The posted batch id, for [`RecordKind::Batch`].
-    pub batch_id: Option<Vec<u8>>,
+    /// The ids of the posted batches in it ([`RecordKind::Batch`],
+    /// [`RecordKind::RoundWithIds`]).
+    pub batch_ids: Vec<Vec<u8>>,
     body: Vec<u8>,
     ipc_start: usize,
 }
@@ -137,16 +138,16 @@ impl SegmentReader {
         if read_full(&mut self.file, &mut body)? < body.len() {
             return bad("short record body");
         }
-        let Some((kind, id, ipc)) = header.verify(&body) else {
-            return bad("record checksum mismatch");
+        let Some((kind, ids, ipc)) = header.verify(&body) else {
+            return bad("record checksum mismatch or bad framing");
         };
-        let batch_id = id.map(<[u8]>::to_vec);
+        let batch_ids = ids.into_iter().map(<[u8]>::to_vec).collect();
         let ipc_start = body.len() - ipc.len();
         let rec = Record {
             index: self.index,
             kind,
             rows: header.rows,
-            batch_id,
+            batch_ids,
             body,
             ipc_start,
         };
@@ -208,9 +209,7 @@ pub fn scan(path: &Path) -> io::Result<Scan> {
             Next::Record(rec) => {
                 s.records += 1;
                 s.rows += u64::from(rec.rows);
-                if let Some(id) = rec.batch_id {
-                    s.batch_ids.push(id);
-                }
+                s.batch_ids.extend(rec.batch_ids);
             }
             Next::End => break,
             Next::Bad { offset, reason } => {

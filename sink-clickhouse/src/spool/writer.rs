@@ -1,17 +1,21 @@
 //! The group-commit writer: one thread, many waiting requests, one fsync per round.
 //!
 //! A round is everything queued when the writer comes back from the previous fsync:
-//! the events of all waiting requests become ONE record (one Arrow IPC batch, LZ4-
-//! compressed only when the spool holds a backlog, see [`super::Spool::compress_records`]),
-//! each posted batch one record; the round is written with one `write` and one
-//! `fdatasync`, and only then is every request of the round answered.
+//! the events of all waiting requests, posted batches included, become ONE record (one
+//! Arrow IPC batch, LZ4-compressed only when the spool holds a backlog, see
+//! [`super::Spool::compress_records`]; the posted batches' ids in its header); the
+//! round is written with one `write` and one `fdatasync`, and only then is every
+//! request of the round answered.
 //!
 //! Most requests' events arrive staged ([`super::Spool::stage`]): already appended to
 //! the shared round batcher, with their waiters beside them, and a `Staged` message
 //! only wakes the writer. The writer swaps that batcher (and takes its waiters) under
 //! the lock at the start of each round, so the rows it writes are exactly those of the
-//! waiters it answers. Events sent as a batch (`Events`: a full queue, a quota filter)
-//! join the same record.
+//! waiters it answers. Events sent as a batch (`Events`: a full queue, a quota filter;
+//! `Batch`: a request to `/v1/batches`) join the same record. (Until session 20 each
+//! posted batch was a record of its own: its IPC schema, encode, decode and framing
+//! paid per 100-event batch, which cost the sink more per event on the edge's path
+//! than on `/e`; BENCHMARKS.md.)
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -24,7 +28,9 @@ use ingest_core::Batcher;
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch_ids::BatchIds;
-use super::record::{encode_record, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::record::{
+    encode_record, RecordKind, SegmentHeader, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN,
+};
 use super::segment::segment_path;
 use super::{fsync_dir, ipc, AppendError, Appended, Shared};
 
@@ -38,8 +44,7 @@ pub(super) enum Msg {
     },
     Batch {
         id: Option<Vec<u8>>,
-        rows: u32,
-        ipc: ipc::Payload,
+        batches: Vec<RecordBatch>,
         done: oneshot::Sender<Result<Appended, AppendError>>,
     },
     /// Rows were staged ([`super::Spool::stage`]): a round should take them.
@@ -152,14 +157,20 @@ pub(super) fn start(
                     }
                     continue;
                 }
+                // The first message's id counts too: a record holds at most
+                // `MAX_IDS_PER_RECORD`.
+                let mut ids = usize::from(matches!(&first, Msg::Batch { id: Some(_), .. }));
                 let mut round = vec![first];
                 let mut size = 0usize;
-                while size < ROUND_MAX_BYTES {
+                while size < ROUND_MAX_BYTES && ids < MAX_IDS_PER_RECORD {
                     match rx.try_recv() {
                         Ok(m) => {
                             size += match &m {
                                 Msg::Events { batch, .. } => batch.get_array_memory_size(),
-                                Msg::Batch { ipc, .. } => ipc.as_bytes().len(),
+                                Msg::Batch { batches, id, .. } => {
+                                    ids += usize::from(id.is_some());
+                                    batches.iter().map(|b| b.get_array_memory_size()).sum()
+                                }
                                 _ => 0,
                             };
                             round.push(m);
@@ -189,19 +200,13 @@ impl Writer {
         let mut batch_waiters = Vec::new();
         let mut new_ids: Vec<Vec<u8>> = Vec::new();
         let mut controls = Vec::new();
-        let mut rows = 0u64;
         for m in round {
             match m {
                 Msg::Events { batch, done } => {
                     events.push(batch);
                     event_waiters.push(done);
                 }
-                Msg::Batch {
-                    id,
-                    rows: r,
-                    ipc,
-                    done,
-                } => {
+                Msg::Batch { id, batches, done } => {
                     let dup = id
                         .as_deref()
                         .is_some_and(|id| self.ids.contains(id) || new_ids.iter().any(|n| n == id));
@@ -209,13 +214,11 @@ impl Writer {
                         let _ = done.send(Ok(Appended::AlreadyStored));
                         continue;
                     }
-                    let payload = ipc.as_bytes();
-                    encode_record(&mut buf, RecordKind::Batch, r, id.as_deref(), payload);
-                    rows += u64::from(r);
+                    events.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
                     if let Some(id) = id {
                         new_ids.push(id);
                     }
-                    batch_waiters.push((done, 1u32));
+                    batch_waiters.push(done);
                 }
                 Msg::Seal { done } => controls.push((done, false)),
                 Msg::Close { done } => controls.push((done, true)),
@@ -237,10 +240,8 @@ impl Writer {
         if let Some(batch) = self.spare.flush() {
             events.push(batch);
         }
-        // The events record's header counts its own rows (not the round's batches').
-        let event_rows: u64 = events.iter().map(|b| b.num_rows() as u64).sum();
-        rows += event_rows;
-        let mut records = batch_waiters.len() as u32;
+        let rows: u64 = events.iter().map(|b| b.num_rows() as u64).sum();
+        let mut records = 0u32;
         if !events.is_empty() {
             let joined = if events.len() == 1 {
                 Ok(events.pop().expect("one"))
@@ -250,17 +251,35 @@ impl Writer {
             let compress = self.shared.compress_records();
             match joined.and_then(|b| ipc::encode_payload(&[b], compress)) {
                 Ok(payload) => {
-                    let r = rows_u32(event_rows);
-                    encode_record(&mut buf, RecordKind::Events, r, None, payload.as_bytes());
+                    let ids: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
+                    let kind = if ids.is_empty() {
+                        RecordKind::Events
+                    } else {
+                        RecordKind::RoundWithIds
+                    };
+                    let r = rows_u32(rows);
+                    encode_record(&mut buf, kind, r, &ids, payload.as_bytes());
                     records += 1;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "encoding a group-commit round failed");
+                    let e = AppendError::Io(e.to_string());
                     for d in event_waiters.drain(..) {
-                        let _ = d.send(Err(AppendError::Io(e.to_string())));
+                        let _ = d.send(Err(e.clone()));
                     }
+                    for d in batch_waiters.drain(..) {
+                        let _ = d.send(Err(e.clone()));
+                    }
+                    new_ids.clear();
                 }
             }
+        } else {
+            // Posted batches with no rows (or none at all): nothing to write, their ids
+            // not remembered, as before this round joined them.
+            for d in batch_waiters.drain(..) {
+                let _ = d.send(Ok(Appended::Stored));
+            }
+            new_ids.clear();
         }
         if !buf.is_empty() {
             let res = self.write_round(&buf, rows, records);
@@ -275,7 +294,7 @@ impl Writer {
             for d in event_waiters {
                 let _ = d.send(err.clone().map_or(Ok(()), Err));
             }
-            for (d, _) in batch_waiters {
+            for d in batch_waiters {
                 let _ = d.send(err.clone().map_or(Ok(Appended::Stored), Err));
             }
             // `seal_due` is asked here too: under a steady load the ticks arrive inside

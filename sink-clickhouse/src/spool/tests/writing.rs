@@ -43,27 +43,23 @@ async fn concurrent_requests_share_rounds_and_all_survive_reopen() {
 async fn batch_ids_deduplicate_across_restarts() {
     let d = tempfile::tempdir().unwrap();
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    let ipc = ipc::encode_payload(&[batch(&[7])], true).unwrap();
-    let a = spool
-        .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
-        .await;
-    let b = spool
-        .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
-        .await;
+    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
+    let a = post(b"id-1", 7).await;
+    let b = post(b"id-1", 8).await;
     assert_eq!((a, b), (Ok(Appended::Stored), Ok(Appended::AlreadyStored)));
     spool.close().await;
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    let c = spool
-        .append_batch(Some(b"id-1".to_vec()), 1, ipc.clone())
-        .await;
-    assert_eq!(c, Ok(Appended::AlreadyStored));
+    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
+    assert_eq!(post(b"id-1", 9).await, Ok(Appended::AlreadyStored));
     // Even with the batch-ids file gone, the id is recovered from the unloaded segment.
     spool.close().await;
     fs::remove_file(d.path().join("spool").join(batch_ids::FILE_NAME)).unwrap();
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    let c = spool.append_batch(Some(b"id-1".to_vec()), 1, ipc).await;
-    assert_eq!(c, Ok(Appended::AlreadyStored));
-    assert_eq!(read_all(&spool), vec![7]);
+    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
+    assert_eq!(post(b"id-1", 10).await, Ok(Appended::AlreadyStored));
+    assert_eq!(post(b"id-2", 11).await, Ok(Appended::Stored));
+    spool.close().await;
+    assert_eq!(read_all(&spool), vec![7, 11]);
 }
 
 #[tokio::test]
@@ -204,25 +200,37 @@ async fn staging_leaves_the_rows_when_the_round_cannot_take_them() {
     assert_eq!(rows.len(), 5);
 }
 
-/// A round holding a posted batch and staged rows writes two records, and each record's
-/// header counts its own rows (the events record once counted the batch's too, which
-/// moved the loader's cut of a segment and recovery's row count).
+/// A round holding staged rows and posted batches writes ONE record: its header counts
+/// all its rows and carries the posted batches' ids (not a duplicate's), and
+/// recovery finds both ids in it with the batch-ids file gone.
 #[tokio::test]
-async fn each_record_header_counts_its_own_rows() {
+async fn posted_batches_join_the_rounds_record_with_their_ids() {
     let d = tempfile::tempdir().unwrap();
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    // Staged without the wake-up message: the round the batch starts takes them.
+    // Staged without the wake-up message: the round the batches start takes them.
     let (done, staged) = oneshot::channel();
     {
         let mut st = spool.shared.staged.lock().unwrap();
         request_rows("a.example", 0, 3).drain_into(&mut st.rows);
         st.waiters.push(done);
     }
-    let posted = request_rows("b.example", 1, 2).flush().unwrap();
-    let ipc = ipc::encode_payload(std::slice::from_ref(&posted), true).unwrap();
-    let stored = spool.append_batch(None, 2, ipc).await;
-    assert_eq!(stored, Ok(Appended::Stored));
+    let posted = |tag, n| vec![request_rows("b.example", tag, n).flush().unwrap()];
+    let (a, b, c, e) = tokio::join!(
+        spool.append_batch(Some(b"edge-1".to_vec()), posted(1, 2)),
+        spool.append_batch(Some(b"edge-1".to_vec()), posted(2, 4)),
+        spool.append_batch(None, posted(3, 5)),
+        spool.append_batch(Some(b"edge-2".to_vec()), posted(4, 1)),
+    );
     assert_eq!(StagedRows(staged).stored().await, Ok(()));
+    assert_eq!(
+        [a, b, c, e],
+        [
+            Ok(Appended::Stored),
+            Ok(Appended::AlreadyStored),
+            Ok(Appended::Stored),
+            Ok(Appended::Stored)
+        ]
+    );
     spool.close().await;
     let mut records = Vec::new();
     for s in spool.sealed().unwrap() {
@@ -233,18 +241,33 @@ async fn each_record_header_counts_its_own_rows() {
                 .iter()
                 .map(RecordBatch::num_rows)
                 .sum();
-            records.push((rec.kind, rec.rows, decoded));
+            records.push((rec.kind, rec.rows, decoded, rec.batch_ids));
         }
     }
-    assert_eq!(
-        records,
-        vec![
-            (record::RecordKind::Batch, 2, 2),
-            (record::RecordKind::Events, 3, 3)
-        ]
-    );
-    let (_, rec) = Spool::open(cfg(d.path())).unwrap();
-    assert_eq!(rec.rows, 5);
+    let rounds = records.len();
+    let rows: u32 = records.iter().map(|r| r.1).sum();
+    let mut ids: Vec<Vec<u8>> = records.iter().flat_map(|r| r.3.clone()).collect();
+    ids.sort();
+    assert_eq!(rows, 3 + 2 + 5 + 1, "{records:?}");
+    assert!(records.iter().all(|r| r.1 as usize == r.2), "{records:?}");
+    assert_eq!(ids, vec![b"edge-1".to_vec(), b"edge-2".to_vec()]);
+    assert!(records.iter().all(|r| {
+        let want = if r.3.is_empty() {
+            record::RecordKind::Events
+        } else {
+            record::RecordKind::RoundWithIds
+        };
+        r.0 == want
+    }));
+    // One record per round, whichever requests each round took.
+    assert_eq!(rounds as u64, spool.written().1, "{records:?}");
+    fs::remove_file(d.path().join("spool").join(batch_ids::FILE_NAME)).unwrap();
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.rows, 11);
+    for id in [&b"edge-1"[..], b"edge-2"] {
+        let again = spool.append_batch(Some(id.to_vec()), posted(9, 1)).await;
+        assert_eq!(again, Ok(Appended::AlreadyStored));
+    }
 }
 
 /// Records go uncompressed while the spool holds less than `compress_above_bytes`, LZ4
