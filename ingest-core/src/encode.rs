@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::schema;
 
 mod lz4_frames;
+mod v1_stream;
 
 fn enc_err(field: &str, reason: impl std::fmt::Display) -> Error {
     Error::Encoding {
@@ -124,7 +125,44 @@ pub fn read_ipc(bytes: &[u8], max_rows: usize) -> Result<Vec<RecordBatch>> {
 }
 
 /// [`read_ipc`] with an explicit cap on the decoded buffer bytes.
+///
+/// A stream of schema v1 as this crate writes it (what the edge posts) takes a shorter
+/// path: its schema message is recognised by its bytes, not decoded, and each message
+/// is verified once (`encode/v1_stream.rs`); the batches, checks and errors are those
+/// of arrow-ipc's reader either way.
 pub fn read_ipc_limited(
+    bytes: &[u8],
+    max_rows: usize,
+    max_decoded_bytes: usize,
+) -> Result<Vec<RecordBatch>> {
+    if let Some(rest) = bytes.strip_prefix(v1_stream::v1_schema_message()) {
+        if let Some(read) = v1_stream::read_v1(rest, max_rows, max_decoded_bytes) {
+            return read;
+        }
+    }
+    read_ipc_general(bytes, max_rows, max_decoded_bytes)
+}
+
+/// The batches of a stream of schema v1 stored without its schema message: `body` is
+/// the stream's messages after it (as a store that keeps schema v1 once for all, like
+/// the sink's spool, holds them). Same checks, limits and errors as
+/// [`read_ipc_limited`] on the whole stream.
+pub fn read_ipc_v1_body(
+    body: &[u8],
+    max_rows: usize,
+    max_decoded_bytes: usize,
+) -> Result<Vec<RecordBatch>> {
+    if let Some(read) = v1_stream::read_v1(body, max_rows, max_decoded_bytes) {
+        return read;
+    }
+    let mut stream = v1_stream::v1_schema_message().to_vec();
+    stream.extend_from_slice(body);
+    read_ipc_general(&stream, max_rows, max_decoded_bytes)
+}
+
+/// Any Arrow IPC stream, through arrow-ipc's `StreamReader` (compressed buffers decoded
+/// by `lz4_frames` first).
+fn read_ipc_general(
     bytes: &[u8],
     max_rows: usize,
     max_decoded_bytes: usize,

@@ -67,65 +67,14 @@ pub(crate) fn decompress_stream(bytes: &[u8]) -> Option<Vec<u8>> {
                 continue;
             }
         };
-        let Some(compression) = rb.compression() else {
+        if rb.compression().is_none() {
             out.extend_from_slice(&bytes[start..pos]);
             continue;
-        };
-        if compression.codec() != CompressionType::LZ4_FRAME || msg.custom_metadata().is_some() {
+        }
+        if msg.custom_metadata().is_some() {
             return None;
         }
-        // The new body: each buffer decoded, at an 8-byte aligned offset.
-        let mut new_body: Vec<u8> = Vec::with_capacity(body_len.saturating_mul(4));
-        let mut new_buffers: Vec<Buffer> = Vec::new();
-        for buf in rb.buffers()?.iter() {
-            let off = usize::try_from(buf.offset()).ok()?;
-            let blen = usize::try_from(buf.length()).ok()?;
-            let data = body.get(off..off.checked_add(blen)?)?;
-            let at = new_body.len();
-            if blen > 0 {
-                // A compressed buffer: its decoded length (-1: stored as it is), then
-                // the LZ4 frame.
-                let (prefix, rest) = data.split_at_checked(8)?;
-                let n = i64::from_le_bytes(prefix.try_into().ok()?);
-                if n == -1 {
-                    new_body.extend_from_slice(rest);
-                } else {
-                    let n = usize::try_from(n).ok()?;
-                    new_body.resize(at.checked_add(n)?, 0);
-                    decode_frame(rest, &mut new_body[at..])?;
-                }
-            }
-            let decoded = new_body.len() - at;
-            new_buffers.push(Buffer::new(at as i64, decoded as i64));
-            new_body.resize(new_body.len().next_multiple_of(8), 0);
-        }
-        let nodes: Vec<FieldNode> = rb.nodes()?.iter().copied().collect();
-        let variadic: Option<Vec<i64>> = rb.variadicBufferCounts().map(|v| v.iter().collect());
-        let mut fbb = flatbuffers::FlatBufferBuilder::new();
-        let nodes = fbb.create_vector(&nodes);
-        let buffers = fbb.create_vector(&new_buffers);
-        let variadic = variadic.map(|v| fbb.create_vector(&v));
-        let header = arrow_ipc::RecordBatch::create(
-            &mut fbb,
-            &arrow_ipc::RecordBatchArgs {
-                length: rb.length(),
-                nodes: Some(nodes),
-                buffers: Some(buffers),
-                compression: None,
-                variadicBufferCounts: variadic,
-            },
-        );
-        let message = arrow_ipc::Message::create(
-            &mut fbb,
-            &arrow_ipc::MessageArgs {
-                version: msg.version(),
-                header_type: MessageHeader::RecordBatch,
-                header: Some(header.as_union_value()),
-                bodyLength: new_body.len() as i64,
-                custom_metadata: None,
-            },
-        );
-        fbb.finish(message, None);
+        let (fbb, new_body) = decompress_batch(msg.version(), rb, body)?;
         let meta = fbb.finished_data();
         let padded = meta.len().next_multiple_of(8);
         out.extend_from_slice(&(-1i32).to_le_bytes());
@@ -136,6 +85,73 @@ pub(crate) fn decompress_stream(bytes: &[u8]) -> Option<Vec<u8>> {
         rewrote = true;
     }
     rewrote.then_some(out)
+}
+
+/// One LZ4-compressed record batch (`rb`, its message body `body`) rewritten as an
+/// uncompressed one: the finished flatbuffer of its new message (metadata version
+/// `version`) and its new body, every buffer decoded at an 8-byte aligned offset.
+/// `None` for a codec other than LZ4 frames, or anything that does not add up.
+pub(crate) fn decompress_batch(
+    version: arrow_ipc::MetadataVersion,
+    rb: arrow_ipc::RecordBatch<'_>,
+    body: &[u8],
+) -> Option<(flatbuffers::FlatBufferBuilder<'static>, Vec<u8>)> {
+    if rb.compression()?.codec() != CompressionType::LZ4_FRAME {
+        return None;
+    }
+    // The new body: each buffer decoded, at an 8-byte aligned offset.
+    let mut new_body: Vec<u8> = Vec::with_capacity(body.len().saturating_mul(4));
+    let mut new_buffers: Vec<Buffer> = Vec::new();
+    for buf in rb.buffers()?.iter() {
+        let off = usize::try_from(buf.offset()).ok()?;
+        let blen = usize::try_from(buf.length()).ok()?;
+        let data = body.get(off..off.checked_add(blen)?)?;
+        let at = new_body.len();
+        if blen > 0 {
+            // A compressed buffer: its decoded length (-1: stored as it is), then
+            // the LZ4 frame.
+            let (prefix, rest) = data.split_at_checked(8)?;
+            let n = i64::from_le_bytes(prefix.try_into().ok()?);
+            if n == -1 {
+                new_body.extend_from_slice(rest);
+            } else {
+                let n = usize::try_from(n).ok()?;
+                new_body.resize(at.checked_add(n)?, 0);
+                decode_frame(rest, &mut new_body[at..])?;
+            }
+        }
+        let decoded = new_body.len() - at;
+        new_buffers.push(Buffer::new(at as i64, decoded as i64));
+        new_body.resize(new_body.len().next_multiple_of(8), 0);
+    }
+    let nodes: Vec<FieldNode> = rb.nodes()?.iter().copied().collect();
+    let variadic: Option<Vec<i64>> = rb.variadicBufferCounts().map(|v| v.iter().collect());
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let nodes = fbb.create_vector(&nodes);
+    let buffers = fbb.create_vector(&new_buffers);
+    let variadic = variadic.map(|v| fbb.create_vector(&v));
+    let header = arrow_ipc::RecordBatch::create(
+        &mut fbb,
+        &arrow_ipc::RecordBatchArgs {
+            length: rb.length(),
+            nodes: Some(nodes),
+            buffers: Some(buffers),
+            compression: None,
+            variadicBufferCounts: variadic,
+        },
+    );
+    let message = arrow_ipc::Message::create(
+        &mut fbb,
+        &arrow_ipc::MessageArgs {
+            version,
+            header_type: MessageHeader::RecordBatch,
+            header: Some(header.as_union_value()),
+            bodyLength: i64::try_from(new_body.len()).ok()?,
+            custom_metadata: None,
+        },
+    );
+    fbb.finish(message, None);
+    Some((fbb, new_body))
 }
 
 /// Decodes one LZ4 frame (<https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md>)
@@ -204,4 +220,4 @@ fn decode_frame(frame: &[u8], out: &mut [u8]) -> Option<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

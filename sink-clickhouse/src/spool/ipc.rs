@@ -154,21 +154,19 @@ pub fn encode_compact(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     encode_payload(batches, true).map(Payload::into_vec)
 }
 
-/// Decodes a payload written by [`encode_compact`].
+/// Decodes a payload written by [`encode_compact`]. A schema v1 body is read without
+/// decoding the schema message it leaves out (`ingest_core::read_ipc_v1_body`: that
+/// 33-field schema was decoded again for every record, and the body copied through a
+/// reader), with arrow-ipc's own checks on every batch.
 pub fn decode_compact(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
+    let v1 = |body: &[u8]| {
+        ingest_core::read_ipc_v1_body(body, usize::MAX, usize::MAX)
+            .map_err(|e| ArrowError::IpcError(e.to_string()))
+    };
     match bytes.split_first() {
         Some((&FULL, stream)) => decode(stream),
-        Some((&V1_BODY, body)) => {
-            let prefix = v1_prefix();
-            let reader = StreamReader::try_new(std::io::Read::chain(prefix, body), None)?;
-            reader.collect()
-        }
-        Some((&V1_BODY_LZ4, rest)) => {
-            let body = decompress_block(rest)?;
-            let prefix = v1_prefix();
-            let reader = StreamReader::try_new(std::io::Read::chain(prefix, &body[..]), None)?;
-            reader.collect()
-        }
+        Some((&V1_BODY, body)) => v1(body),
+        Some((&V1_BODY_LZ4, rest)) => v1(&decompress_block(rest)?),
         _ => Err(ArrowError::IpcError(
             "empty or unknown spool payload tag".into(),
         )),

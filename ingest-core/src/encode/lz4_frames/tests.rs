@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 /// `n` events that differ in every kind of column (strings of many lengths, nulls and
 /// values in the optional ones, props on some), deterministic.
-fn events(n: usize) -> Vec<Event<'static>> {
+pub(crate) fn events(n: usize) -> Vec<Event<'static>> {
     (0..n)
         .map(|i| {
             let mut e = Event {
