@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::schema;
 
 mod lz4_frames;
+mod messages;
 mod v1_stream;
 
 fn enc_err(field: &str, reason: impl std::fmt::Display) -> Error {
@@ -225,40 +226,8 @@ pub fn scan_ipc(bytes: &[u8]) -> Result<IpcStats> {
 }
 
 fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
-    let mut pos = 0usize;
-    let read_i32 = |at: usize| -> Result<i32> {
-        let s = bytes
-            .get(at..at + 4)
-            .ok_or_else(|| enc_err("body", "truncated Arrow IPC stream"))?;
-        Ok(i32::from_le_bytes(s.try_into().expect("4 bytes")))
-    };
-    loop {
-        if pos == bytes.len() {
-            return Ok(()); // a stream may end without the end-of-stream marker
-        }
-        let mut len = read_i32(pos)?;
-        pos += 4;
-        if len == -1 {
-            // continuation marker (IPC format >= 0.15), then the length
-            len = read_i32(pos)?;
-            pos += 4;
-        }
-        if len == 0 {
-            return Ok(()); // end of stream
-        }
-        let len = usize::try_from(len).map_err(|_| enc_err("body", "negative message length"))?;
-        let meta = bytes
-            .get(pos..pos.saturating_add(len))
-            .ok_or_else(|| enc_err("body", "truncated Arrow IPC message"))?;
-        pos += len;
-        let msg = arrow_ipc::root_as_message(meta)
-            .map_err(|e| enc_err("body", format!("bad IPC message header: {e}")))?;
-        let body_len = usize::try_from(msg.bodyLength())
-            .map_err(|_| enc_err("body", "negative body length"))?;
-        let body = bytes
-            .get(pos..pos.saturating_add(body_len))
-            .ok_or_else(|| enc_err("body", "truncated Arrow IPC body"))?;
-        pos += body_len;
+    for m in messages::Messages::new(bytes) {
+        let messages::Message { msg, body, .. } = m?;
         if let Some(schema) = msg.header_as_schema() {
             check_fields(schema.fields())?;
         }
@@ -274,29 +243,37 @@ fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
             let n = usize::try_from(rb.length()).unwrap_or(usize::MAX);
             st.rows = st.rows.saturating_add(n);
         }
-        let compressed = rb.compression().is_some();
-        st.compressed_batches += usize::from(compressed);
-        for buf in rb.buffers().into_iter().flatten() {
-            let (off, blen) = (buf.offset(), buf.length());
-            let size = if compressed && blen >= 8 {
-                // A compressed buffer starts with its decoded length (-1: not compressed).
-                let at = usize::try_from(off).unwrap_or(usize::MAX);
-                let prefix = body
-                    .get(at..at.saturating_add(8))
-                    .ok_or_else(|| enc_err("body", "buffer outside the message body"))?;
-                let n = i64::from_le_bytes(prefix.try_into().expect("8 bytes"));
-                if n < 0 {
-                    blen
-                } else {
-                    n
-                }
-            } else {
-                blen
-            };
-            let size = usize::try_from(size).unwrap_or(usize::MAX);
-            st.decoded_bytes = st.decoded_bytes.saturating_add(size);
-        }
+        st.compressed_batches += usize::from(rb.compression().is_some());
+        st.decoded_bytes = st.decoded_bytes.saturating_add(decoded_size(rb, body)?);
     }
+    Ok(())
+}
+
+/// The bytes the buffers of a record batch (header `rb`, body `body`) decode to: a
+/// compressed buffer's length prefix (-1: stored as it is), any other buffer's length.
+/// An error when a prefix lies outside the body.
+fn decoded_size(rb: arrow_ipc::RecordBatch<'_>, body: &[u8]) -> Result<usize> {
+    let compressed = rb.compression().is_some();
+    let mut total = 0usize;
+    for buf in rb.buffers().into_iter().flatten() {
+        let (off, blen) = (buf.offset(), buf.length());
+        let size = if compressed && blen >= 8 {
+            let at = usize::try_from(off).unwrap_or(usize::MAX);
+            let prefix = body
+                .get(at..at.saturating_add(8))
+                .ok_or_else(|| enc_err("body", "buffer outside the message body"))?;
+            let n = i64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+            if n < 0 {
+                blen
+            } else {
+                n
+            }
+        } else {
+            blen
+        };
+        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+    }
+    Ok(total)
 }
 
 /// Refuses field types arrow-ipc 60 panics on instead of refusing them when it builds

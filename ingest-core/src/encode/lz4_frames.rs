@@ -17,6 +17,8 @@
 
 use arrow_ipc::{Buffer, CompressionType, FieldNode, MessageHeader};
 
+use super::messages::{Message, Messages};
+
 /// `bytes` (an Arrow IPC stream) with every LZ4-compressed record batch rewritten as
 /// an uncompressed one, the schema and any other message copied as they are; `None`
 /// when no message is compressed, or when anything is unusual or malformed (the
@@ -26,31 +28,12 @@ use arrow_ipc::{Buffer, CompressionType, FieldNode, MessageHeader};
 /// buffer decodes to exactly the length its prefix declares, or this gives up.
 pub(crate) fn decompress_stream(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
-    let mut pos = 0usize;
     let mut rewrote = false;
-    let i32_at = |at: usize| -> Option<i32> {
-        Some(i32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-    };
-    while pos < bytes.len() {
-        let start = pos;
-        let mut len = i32_at(pos)?;
-        pos += 4;
-        if len == -1 {
-            len = i32_at(pos)?;
-            pos += 4;
-        }
-        if len == 0 {
-            // End of stream: copied, and nothing after it is read.
-            out.extend_from_slice(&bytes[start..pos]);
-            break;
-        }
-        let len = usize::try_from(len).ok()?;
-        let meta = bytes.get(pos..pos.checked_add(len)?)?;
-        pos += len;
-        let msg = arrow_ipc::root_as_message(meta).ok()?;
-        let body_len = usize::try_from(msg.bodyLength()).ok()?;
-        let body = bytes.get(pos..pos.checked_add(body_len)?)?;
-        pos += body_len;
+    let mut messages = Messages::new(bytes);
+    let mut at = 0;
+    while let Some(m) = messages.next() {
+        let Message { msg, body, raw } = m.ok()?;
+        at = messages.pos();
         let rb = match msg.header_type() {
             MessageHeader::RecordBatch => msg.header_as_record_batch()?,
             MessageHeader::DictionaryBatch => {
@@ -59,16 +42,16 @@ pub(crate) fn decompress_stream(bytes: &[u8]) -> Option<Vec<u8>> {
                 if d.data()?.compression().is_some() {
                     return None;
                 }
-                out.extend_from_slice(&bytes[start..pos]);
+                out.extend_from_slice(raw);
                 continue;
             }
             _ => {
-                out.extend_from_slice(&bytes[start..pos]);
+                out.extend_from_slice(raw);
                 continue;
             }
         };
         if rb.compression().is_none() {
-            out.extend_from_slice(&bytes[start..pos]);
+            out.extend_from_slice(raw);
             continue;
         }
         if msg.custom_metadata().is_some() {
@@ -84,6 +67,8 @@ pub(crate) fn decompress_stream(bytes: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(&new_body);
         rewrote = true;
     }
+    // The end-of-stream marker, if the stream has one, copied; nothing after it is read.
+    out.extend_from_slice(&bytes[at..messages.pos()]);
     rewrote.then_some(out)
 }
 

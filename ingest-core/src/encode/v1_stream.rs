@@ -22,7 +22,8 @@ use arrow_array::RecordBatch;
 use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_ipc::{CompressionType, MessageHeader};
 
-use super::{enc_err, lz4_frames};
+use super::messages::{Message, Messages};
+use super::{decoded_size, enc_err, lz4_frames};
 use crate::error::Result;
 use crate::schema;
 
@@ -62,45 +63,22 @@ pub(crate) fn read_v1(
     max_rows: usize,
     max_decoded_bytes: usize,
 ) -> Option<Result<Vec<RecordBatch>>> {
-    let mut messages = Vec::new();
+    let mut batches = Vec::new();
     let (mut rows, mut decoded) = (0usize, 0usize);
-    let mut pos = 0usize;
-    let i32_at = |at: usize| -> Option<i32> {
-        Some(i32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?))
-    };
-    while pos < body.len() {
-        let mut len = i32_at(pos)?;
-        pos += 4;
-        if len == -1 {
-            len = i32_at(pos)?;
-            pos += 4;
-        }
-        if len == 0 {
-            break; // end of stream; `StreamReader` reads nothing after it either
-        }
-        let len = usize::try_from(len).ok()?;
-        let meta = body.get(pos..pos.checked_add(len)?)?;
-        pos += len;
-        let msg = arrow_ipc::root_as_message(meta).ok()?;
+    for m in Messages::new(body) {
+        let Message { msg, body, .. } = m.ok()?;
         if msg.header_type() != MessageHeader::RecordBatch || msg.custom_metadata().is_some() {
             return None;
         }
         let rb = msg.header_as_record_batch()?;
-        let body_len = usize::try_from(msg.bodyLength()).ok()?;
-        let data = body.get(pos..pos.checked_add(body_len)?)?;
-        pos += body_len;
-        let compressed = match rb.compression() {
-            None => false,
-            Some(c) if c.codec() == CompressionType::LZ4_FRAME => true,
-            Some(_) => return None,
-        };
+        if let Some(c) = rb.compression() {
+            if c.codec() != CompressionType::LZ4_FRAME {
+                return None;
+            }
+        }
         rows = rows.saturating_add(usize::try_from(rb.length()).ok()?);
-        decoded = decoded.saturating_add(decoded_size(rb, data, compressed)?);
-        messages.push(BatchMessage {
-            msg,
-            rb,
-            body: data,
-        });
+        decoded = decoded.saturating_add(decoded_size(rb, body).ok()?);
+        batches.push(BatchMessage { msg, rb, body });
     }
     if rows > max_rows {
         return Some(Err(enc_err("body", format!("more than {max_rows} rows"))));
@@ -113,8 +91,8 @@ pub(crate) fn read_v1(
     }
     let schema = schema::schema();
     let no_dictionaries = HashMap::new();
-    let mut out = Vec::with_capacity(messages.len());
-    for m in messages {
+    let mut out = Vec::with_capacity(batches.len());
+    for m in batches {
         let batch = if m.rb.compression().is_some() {
             let (fbb, new_body) = lz4_frames::decompress_batch(m.msg.version(), m.rb, m.body)?;
             // The rewritten header is ours, and small: verified like any other.
@@ -132,26 +110,6 @@ pub(crate) fn read_v1(
         }
     }
     Some(Ok(out))
-}
-
-/// The bytes a batch's buffers decode to, as its header and (for a compressed buffer)
-/// the length prefix declare; `None` if a buffer lies outside the body.
-fn decoded_size(rb: arrow_ipc::RecordBatch<'_>, body: &[u8], compressed: bool) -> Option<usize> {
-    let mut total = 0usize;
-    for buf in rb.buffers()?.iter() {
-        let off = usize::try_from(buf.offset()).ok()?;
-        let len = usize::try_from(buf.length()).ok()?;
-        let data = body.get(off..off.checked_add(len)?)?;
-        let size = match data.first_chunk::<8>() {
-            Some(prefix) if compressed => match i64::from_le_bytes(*prefix) {
-                -1 => len,
-                n => usize::try_from(n).ok()?,
-            },
-            _ => len,
-        };
-        total = total.saturating_add(size);
-    }
-    Some(total)
 }
 
 /// One batch decoded by arrow-ipc (full validation), any panic of it the body's error.
