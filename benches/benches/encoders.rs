@@ -11,6 +11,11 @@
 //! Native + LZ4 body over a plain HTTP POST: serialization, compression and one
 //! loopback request on both sides, no ClickHouse. The real-server figures (the
 //! server's parse and insert included) are `compare`'s.
+//!
+//! Group `decode_edge_batches`: the same rows as the edge posts them (one Arrow IPC +
+//! LZ4 stream per 100 rows), decoded as the sink's `/v1/batches` does
+//! (`ingest_core::read_ipc`, limits and checks included) and by arrow-ipc's own
+//! `StreamReader`, the reader a Rust user has.
 
 use benches::json_arrow::{pipeline_batches, Workload};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -205,5 +210,39 @@ fn insert_body(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encoders, insert_body);
+fn decode_edge_batches(c: &mut Criterion) {
+    let w = Workload::new(1, 100_000);
+    let streams: Vec<Vec<u8>> = pipeline_batches(&w, benches::e2e::EDGE_BATCH_ROWS)
+        .iter()
+        .map(|b| ingest_core::write_ipc(std::slice::from_ref(b)).unwrap())
+        .collect();
+    let mut g = c.benchmark_group("decode_edge_batches");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(w.events as u64));
+    let rows = |batches: Vec<arrow_array::RecordBatch>| -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    };
+    g.bench_function("ingest_core_read_ipc", |b| {
+        b.iter(|| {
+            streams
+                .iter()
+                .map(|s| rows(ingest_core::read_ipc(s, 1_000).unwrap()))
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("arrow_ipc_stream_reader", |b| {
+        b.iter(|| {
+            streams
+                .iter()
+                .map(|s| {
+                    let r = arrow_ipc::reader::StreamReader::try_new(&s[..], None).unwrap();
+                    rows(r.collect::<Result<_, _>>().unwrap())
+                })
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encoders, insert_body, decode_edge_batches);
 criterion_main!(benches);
