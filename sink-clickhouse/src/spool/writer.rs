@@ -274,8 +274,9 @@ impl Writer {
                 }
             }
         } else {
-            // Posted batches with no rows (or none at all): nothing to write, their ids
-            // not remembered, as before this round joined them.
+            // Only posted batches without rows (the handler answers those itself, so
+            // none reach here through `/v1/batches`): nothing is written, and their ids
+            // are not remembered — a later batch with rows under the same id is stored.
             for d in batch_waiters.drain(..) {
                 let _ = d.send(Ok(Appended::Stored));
             }
