@@ -251,27 +251,26 @@ fn prescan(bytes: &[u8], st: &mut IpcStats) -> Result<()> {
 
 /// The bytes the buffers of a record batch (header `rb`, body `body`) decode to: a
 /// compressed buffer's length prefix (-1: stored as it is), any other buffer's length.
-/// An error when a prefix lies outside the body.
+/// An error when a buffer lies outside the body: arrow-ipc 60 slices the body without
+/// checking and panics on such a buffer (found by the `ipc_read` fuzz target).
 fn decoded_size(rb: arrow_ipc::RecordBatch<'_>, body: &[u8]) -> Result<usize> {
     let compressed = rb.compression().is_some();
     let mut total = 0usize;
     for buf in rb.buffers().into_iter().flatten() {
-        let (off, blen) = (buf.offset(), buf.length());
-        let size = if compressed && blen >= 8 {
-            let at = usize::try_from(off).unwrap_or(usize::MAX);
-            let prefix = body
-                .get(at..at.saturating_add(8))
-                .ok_or_else(|| enc_err("body", "buffer outside the message body"))?;
-            let n = i64::from_le_bytes(prefix.try_into().expect("8 bytes"));
-            if n < 0 {
-                blen
-            } else {
-                n
+        let outside = || enc_err("body", "buffer outside the message body");
+        let off = usize::try_from(buf.offset()).map_err(|_| outside())?;
+        let blen = usize::try_from(buf.length()).map_err(|_| outside())?;
+        let data = body
+            .get(off..off.checked_add(blen).ok_or_else(outside)?)
+            .ok_or_else(outside)?;
+        let size = match data.first_chunk::<8>() {
+            // A compressed buffer starts with its decoded length (-1: not compressed).
+            Some(prefix) if compressed => {
+                usize::try_from(i64::from_le_bytes(*prefix)).unwrap_or(blen)
             }
-        } else {
-            blen
+            _ => blen,
         };
-        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+        total = total.saturating_add(size);
     }
     Ok(total)
 }

@@ -105,3 +105,71 @@ fn bodies_stored_without_their_schema_message_read_back() {
     let e = read_ipc_v1_body(v1_schema_message(), usize::MAX, usize::MAX);
     assert!(e.is_err());
 }
+
+/// `stream` (uncompressed) with the second buffer of its first record batch moved past
+/// the end of the message body.
+fn with_buffer_outside_body(stream: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut moved = false;
+    for m in crate::encode::messages::Messages::new(stream) {
+        let m = m.unwrap();
+        let Some(rb) = m.msg.header_as_record_batch().filter(|_| !moved) else {
+            out.extend_from_slice(m.raw);
+            continue;
+        };
+        moved = true;
+        let mut buffers: Vec<arrow_ipc::Buffer> = rb.buffers().unwrap().iter().copied().collect();
+        buffers[1] = arrow_ipc::Buffer::new(m.body.len() as i64, 8);
+        let nodes: Vec<arrow_ipc::FieldNode> = rb.nodes().unwrap().iter().copied().collect();
+        let mut fbb = flatbuffers::FlatBufferBuilder::new();
+        let (nodes, buffers) = (fbb.create_vector(&nodes), fbb.create_vector(&buffers));
+        let header = arrow_ipc::RecordBatch::create(
+            &mut fbb,
+            &arrow_ipc::RecordBatchArgs {
+                length: rb.length(),
+                nodes: Some(nodes),
+                buffers: Some(buffers),
+                ..Default::default()
+            },
+        );
+        let message = arrow_ipc::Message::create(
+            &mut fbb,
+            &arrow_ipc::MessageArgs {
+                version: m.msg.version(),
+                header_type: MessageHeader::RecordBatch,
+                header: Some(header.as_union_value()),
+                bodyLength: m.body.len() as i64,
+                custom_metadata: None,
+            },
+        );
+        fbb.finish(message, None);
+        let meta = fbb.finished_data();
+        let padded = meta.len().next_multiple_of(8);
+        out.extend_from_slice(&(-1i32).to_le_bytes());
+        out.extend_from_slice(&(padded as i32).to_le_bytes());
+        out.extend_from_slice(meta);
+        out.resize(out.len() + padded - meta.len(), 0);
+        out.extend_from_slice(m.body);
+    }
+    out
+}
+
+/// arrow-ipc 60 slices a message body at a buffer's offset without checking it, and
+/// panics on a buffer past the body's end: refused before it is read, on both paths.
+#[test]
+fn a_buffer_outside_the_body_is_refused_before_arrow_reads_it() {
+    let b = events_to_batch(&events(5));
+    let plain = stream(std::slice::from_ref(&b), IpcWriteOptions::default());
+    let bad = with_buffer_outside_body(&plain);
+    assert!(bad.starts_with(v1_schema_message()));
+    let e = crate::scan_ipc(&bad).unwrap_err().to_string();
+    assert!(e.contains("buffer outside the message body"), "{e}");
+    let e = read_ipc(&bad, 100).unwrap_err().to_string();
+    assert!(e.contains("buffer outside the message body"), "{e}");
+    let body = &bad[v1_schema_message().len()..];
+    assert!(read_v1(body, 100, usize::MAX).is_none());
+    let e = read_ipc_v1_body(body, 100, usize::MAX)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("buffer outside the message body"), "{e}");
+}
