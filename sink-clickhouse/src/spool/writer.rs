@@ -166,10 +166,10 @@ pub(super) fn start(
                     match rx.try_recv() {
                         Ok(m) => {
                             size += match &m {
-                                Msg::Events { batch, .. } => batch.get_array_memory_size(),
+                                Msg::Events { batch, .. } => batch_bytes(batch),
                                 Msg::Batch { batches, id, .. } => {
                                     ids += usize::from(id.is_some());
-                                    batches.iter().map(|b| b.get_array_memory_size()).sum()
+                                    batches.iter().map(batch_bytes).sum()
                                 }
                                 _ => 0,
                             };
@@ -424,6 +424,45 @@ impl Writer {
     }
 }
 
+/// The bytes of `b`'s rows. Not `get_array_memory_size`: a batch decoded from a posted
+/// IPC stream has every column sliced from one body buffer, and that counts the whole
+/// buffer's capacity for each of them (≈ 80 times the batch), which would end a round
+/// after its first large posted batch.
+fn batch_bytes(b: &RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
+
 fn rows_u32(rows: u64) -> u32 {
     u32::try_from(rows).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A posted batch's size counts its rows once, not its shared body per column.
+    #[test]
+    fn a_decoded_batch_counts_its_rows_not_its_shared_body() {
+        let events: Vec<ingest_core::Event> = (0..1_000)
+            .map(|i| ingest_core::Event {
+                site_id: format!("s{}.example", i % 7).into(),
+                pathname: format!("/p/{i}").into(),
+                ..Default::default()
+            })
+            .collect();
+        let built = ingest_core::events_to_batch(&events);
+        let stream = ingest_core::write_ipc(std::slice::from_ref(&built)).unwrap();
+        let decoded = ingest_core::read_ipc(&stream, 1_000).unwrap().remove(0);
+        let (own, shared) = (batch_bytes(&built), batch_bytes(&decoded));
+        assert!(shared <= own * 2 && own <= shared * 2, "{own} vs {shared}");
+        // What `get_array_memory_size` says of the decoded batch: its body per column.
+        assert!(decoded.get_array_memory_size() > shared * 10);
+    }
 }
