@@ -17,7 +17,7 @@
 
 use arrow_ipc::{Buffer, CompressionType, FieldNode, MessageHeader};
 
-use super::messages::{Message, Messages};
+use super::messages::{record_batch_message, write_message, Message, Messages};
 
 /// `bytes` (an Arrow IPC stream) with every LZ4-compressed record batch rewritten as
 /// an uncompressed one, the schema and any other message copied as they are; `None`
@@ -58,13 +58,7 @@ pub(crate) fn decompress_stream(bytes: &[u8]) -> Option<Vec<u8>> {
             return None;
         }
         let (fbb, new_body) = decompress_batch(msg.version(), rb, body)?;
-        let meta = fbb.finished_data();
-        let padded = meta.len().next_multiple_of(8);
-        out.extend_from_slice(&(-1i32).to_le_bytes());
-        out.extend_from_slice(&i32::try_from(padded).ok()?.to_le_bytes());
-        out.extend_from_slice(meta);
-        out.resize(out.len() + (padded - meta.len()), 0);
-        out.extend_from_slice(&new_body);
+        write_message(&mut out, fbb.finished_data(), &new_body)?;
         rewrote = true;
     }
     // The end-of-stream marker, if the stream has one, copied; nothing after it is read.
@@ -111,31 +105,15 @@ pub(crate) fn decompress_batch(
     }
     let nodes: Vec<FieldNode> = rb.nodes()?.iter().copied().collect();
     let variadic: Option<Vec<i64>> = rb.variadicBufferCounts().map(|v| v.iter().collect());
-    let mut fbb = flatbuffers::FlatBufferBuilder::new();
-    let nodes = fbb.create_vector(&nodes);
-    let buffers = fbb.create_vector(&new_buffers);
-    let variadic = variadic.map(|v| fbb.create_vector(&v));
-    let header = arrow_ipc::RecordBatch::create(
-        &mut fbb,
-        &arrow_ipc::RecordBatchArgs {
-            length: rb.length(),
-            nodes: Some(nodes),
-            buffers: Some(buffers),
-            compression: None,
-            variadicBufferCounts: variadic,
-        },
+    let body_len = i64::try_from(new_body.len()).ok()?;
+    let fbb = record_batch_message(
+        version,
+        rb.length(),
+        &nodes,
+        &new_buffers,
+        variadic.as_deref(),
+        body_len,
     );
-    let message = arrow_ipc::Message::create(
-        &mut fbb,
-        &arrow_ipc::MessageArgs {
-            version,
-            header_type: MessageHeader::RecordBatch,
-            header: Some(header.as_union_value()),
-            bodyLength: i64::try_from(new_body.len()).ok()?,
-            custom_metadata: None,
-        },
-    );
-    fbb.finish(message, None);
     Some((fbb, new_body))
 }
 

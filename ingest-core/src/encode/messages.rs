@@ -104,6 +104,56 @@ impl<'a> Iterator for Messages<'a> {
     }
 }
 
+/// The finished flatbuffer of an uncompressed record batch message: `length` rows,
+/// field `nodes`, `buffers` in a body of `body_len` bytes (metadata `version`).
+pub(crate) fn record_batch_message(
+    version: arrow_ipc::MetadataVersion,
+    length: i64,
+    nodes: &[arrow_ipc::FieldNode],
+    buffers: &[arrow_ipc::Buffer],
+    variadic_counts: Option<&[i64]>,
+    body_len: i64,
+) -> flatbuffers::FlatBufferBuilder<'static> {
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let nodes = fbb.create_vector(nodes);
+    let buffers = fbb.create_vector(buffers);
+    let variadic = variadic_counts.map(|v| fbb.create_vector(v));
+    let header = arrow_ipc::RecordBatch::create(
+        &mut fbb,
+        &arrow_ipc::RecordBatchArgs {
+            length,
+            nodes: Some(nodes),
+            buffers: Some(buffers),
+            compression: None,
+            variadicBufferCounts: variadic,
+        },
+    );
+    let message = arrow_ipc::Message::create(
+        &mut fbb,
+        &arrow_ipc::MessageArgs {
+            version,
+            header_type: arrow_ipc::MessageHeader::RecordBatch,
+            header: Some(header.as_union_value()),
+            bodyLength: body_len,
+            custom_metadata: None,
+        },
+    );
+    fbb.finish(message, None);
+    fbb
+}
+
+/// Appends one encapsulated message to `out`: continuation marker, length, the
+/// flatbuffer `meta` padded to 8 bytes, then `body`. `None` if `meta` is too long.
+pub(crate) fn write_message(out: &mut Vec<u8>, meta: &[u8], body: &[u8]) -> Option<()> {
+    let padded = meta.len().next_multiple_of(8);
+    out.extend_from_slice(&(-1i32).to_le_bytes());
+    out.extend_from_slice(&i32::try_from(padded).ok()?.to_le_bytes());
+    out.extend_from_slice(meta);
+    out.resize(out.len() + (padded - meta.len()), 0);
+    out.extend_from_slice(body);
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::encode::lz4_frames::tests::events;
+use crate::encode::messages::{record_batch_message, write_message};
 use crate::{events_to_batch, read_ipc, read_ipc_limited, read_ipc_v1_body, write_ipc};
 use arrow_ipc::reader::StreamReader;
 
@@ -121,35 +122,16 @@ fn with_buffer_outside_body(stream: &[u8]) -> Vec<u8> {
         let mut buffers: Vec<arrow_ipc::Buffer> = rb.buffers().unwrap().iter().copied().collect();
         buffers[1] = arrow_ipc::Buffer::new(m.body.len() as i64, 8);
         let nodes: Vec<arrow_ipc::FieldNode> = rb.nodes().unwrap().iter().copied().collect();
-        let mut fbb = flatbuffers::FlatBufferBuilder::new();
-        let (nodes, buffers) = (fbb.create_vector(&nodes), fbb.create_vector(&buffers));
-        let header = arrow_ipc::RecordBatch::create(
-            &mut fbb,
-            &arrow_ipc::RecordBatchArgs {
-                length: rb.length(),
-                nodes: Some(nodes),
-                buffers: Some(buffers),
-                ..Default::default()
-            },
+        let body_len = m.body.len() as i64;
+        let fbb = record_batch_message(
+            m.msg.version(),
+            rb.length(),
+            &nodes,
+            &buffers,
+            None,
+            body_len,
         );
-        let message = arrow_ipc::Message::create(
-            &mut fbb,
-            &arrow_ipc::MessageArgs {
-                version: m.msg.version(),
-                header_type: MessageHeader::RecordBatch,
-                header: Some(header.as_union_value()),
-                bodyLength: m.body.len() as i64,
-                custom_metadata: None,
-            },
-        );
-        fbb.finish(message, None);
-        let meta = fbb.finished_data();
-        let padded = meta.len().next_multiple_of(8);
-        out.extend_from_slice(&(-1i32).to_le_bytes());
-        out.extend_from_slice(&(padded as i32).to_le_bytes());
-        out.extend_from_slice(meta);
-        out.resize(out.len() + padded - meta.len(), 0);
-        out.extend_from_slice(m.body);
+        write_message(&mut out, fbb.finished_data(), m.body).unwrap();
     }
     out
 }
