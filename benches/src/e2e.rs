@@ -405,8 +405,8 @@ pub const BATCH_TOKEN: &str = "bench-batch-token";
 pub const EDGE_BATCH_ROWS: usize = 100;
 
 /// What a load generator posts: one body, and each request's range of it with its
-/// header lines ([`crate::loadgen::load_with_headers`]).
-pub type Requests = (bytes::Bytes, Vec<(std::ops::Range<usize>, String)>);
+/// header lines ([`crate::loadgen::load`]).
+pub type Requests = (bytes::Bytes, Vec<crate::loadgen::Request>);
 
 /// A load generator's requests for the sink's `/e`: the workload's NDJSON requests, each with its user agent
 /// and client address.

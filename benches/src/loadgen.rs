@@ -22,8 +22,11 @@ use tokio::net::TcpStream;
 
 use crate::e2e::LoadReport;
 
-/// One request: its range of the shared body, its user agent, its client IP.
-pub type Request = (Range<usize>, &'static str, String);
+/// One request: its range of the shared body, and its header lines (each ending in
+/// `\r\n`; `host` and `content-length` are added) — NDJSON with a user agent and a
+/// client address for `/e` ([`crate::e2e::tracker_requests`]), or an Arrow batch with
+/// its token and batch id for `/v1/batches` ([`crate::e2e::edge_requests`]).
+pub type Request = (Range<usize>, String);
 
 /// A response head larger than this is a failure (the sink's are ≈ 200 bytes).
 const MAX_HEAD: usize = 16 << 10;
@@ -31,36 +34,14 @@ const MAX_HEAD: usize = 16 << 10;
 /// with rejections).
 const MAX_BODY: usize = 4 << 20;
 
-/// POSTs each request (a range of `body`, its user agent and `X-Forwarded-For`) to
-/// `url` (`http://host:port/path`) as NDJSON, `concurrency` connections each with one
-/// request in flight. Bounded: stops at `deadline`. A 429 or 503 is retried after a
-/// short pause (the sink's back-pressure), at most 50 times.
+/// POSTs each request (a range of `body` with its header lines) to `url`
+/// (`http://host:port/path`), `concurrency` connections each with one request in
+/// flight. Bounded: stops at `deadline`. A 429 or 503 is retried after a short pause
+/// (the sink's back-pressure), at most 50 times.
 pub async fn load(
     url: String,
     body: Bytes,
     requests: Vec<Request>,
-    concurrency: usize,
-    deadline: Duration,
-) -> LoadReport {
-    let requests = requests
-        .into_iter()
-        .map(|(range, ua, ip)| {
-            let headers = format!(
-                "content-type: application/x-ndjson\r\nuser-agent: {ua}\r\nx-forwarded-for: {ip}\r\n"
-            );
-            (range, headers)
-        })
-        .collect();
-    load_with_headers(url, body, requests, concurrency, deadline).await
-}
-
-/// [`load`] of requests that each carry their own header lines (each ending in
-/// `\r\n`; `host` and `content-length` are added), e.g. the edge's Arrow batches to
-/// `/v1/batches` with their token and batch id.
-pub async fn load_with_headers(
-    url: String,
-    body: Bytes,
-    requests: Vec<(Range<usize>, String)>,
     concurrency: usize,
     deadline: Duration,
 ) -> LoadReport {
@@ -291,7 +272,12 @@ mod tests {
     fn requests(n: usize) -> (Bytes, Vec<Request>) {
         let body = Bytes::from("{\"a\":1}\n".repeat(n));
         let reqs = (0..n)
-            .map(|i| (i * 8..i * 8 + 8, "ua", "10.0.0.1".to_owned()))
+            .map(|i| {
+                (
+                    i * 8..i * 8 + 8,
+                    "content-type: application/x-ndjson\r\n".to_owned(),
+                )
+            })
             .collect();
         (body, reqs)
     }

@@ -169,15 +169,7 @@ fn read_ipc_general(
     max_decoded_bytes: usize,
 ) -> Result<Vec<RecordBatch>> {
     let stats = scan_ipc(bytes)?;
-    if stats.rows > max_rows {
-        return Err(enc_err("body", format!("more than {max_rows} rows")));
-    }
-    if stats.decoded_bytes > max_decoded_bytes {
-        return Err(enc_err(
-            "body",
-            format!("decodes to more than {max_decoded_bytes} bytes"),
-        ));
-    }
+    stats.within(max_rows, max_decoded_bytes)?;
     // Compressed buffers are decoded here rather than by arrow-ipc, which zero-fills a
     // 64 KiB block buffer for each one (`lz4_frames`); anything it does not take is read
     // as it is.
@@ -214,6 +206,22 @@ pub struct IpcStats {
     pub decoded_bytes: usize,
     /// Record or dictionary batches whose buffers are compressed.
     pub compressed_batches: usize,
+}
+
+impl IpcStats {
+    /// The limits of [`read_ipc_limited`], checked before anything is decoded.
+    pub(crate) fn within(&self, max_rows: usize, max_decoded_bytes: usize) -> Result<()> {
+        if self.rows > max_rows {
+            return Err(enc_err("body", format!("more than {max_rows} rows")));
+        }
+        if self.decoded_bytes > max_decoded_bytes {
+            return Err(enc_err(
+                "body",
+                format!("decodes to more than {max_decoded_bytes} bytes"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Walks the stream's message headers (flatbuffers, verified) without decoding any

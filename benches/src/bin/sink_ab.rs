@@ -131,7 +131,7 @@ fn run(args: &Args) -> Result<bool, String> {
         let me = std::process::id();
         let gen_cpu0 = e2e::cpu_secs(me).unwrap_or(0.0);
         let t0 = Instant::now();
-        let report = rt.block_on(benches::loadgen::load_with_headers(
+        let report = rt.block_on(benches::loadgen::load(
             format!("http://127.0.0.1:{}{path}", sink.port),
             body.clone(),
             requests.clone(),

@@ -23,7 +23,7 @@ use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow_ipc::{CompressionType, MessageHeader};
 
 use super::messages::{Message, Messages};
-use super::{decoded_size, enc_err, lz4_frames};
+use super::{decoded_size, enc_err, lz4_frames, IpcStats};
 use crate::error::Result;
 use crate::schema;
 
@@ -64,7 +64,7 @@ pub(crate) fn read_v1(
     max_decoded_bytes: usize,
 ) -> Option<Result<Vec<RecordBatch>>> {
     let mut batches = Vec::new();
-    let (mut rows, mut decoded) = (0usize, 0usize);
+    let mut stats = IpcStats::default();
     for m in Messages::new(body) {
         let Message { msg, body, .. } = m.ok()?;
         if msg.header_type() != MessageHeader::RecordBatch || msg.custom_metadata().is_some() {
@@ -76,18 +76,15 @@ pub(crate) fn read_v1(
                 return None;
             }
         }
-        rows = rows.saturating_add(usize::try_from(rb.length()).ok()?);
-        decoded = decoded.saturating_add(decoded_size(rb, body).ok()?);
+        stats.rows = stats
+            .rows
+            .saturating_add(usize::try_from(rb.length()).ok()?);
+        let size = decoded_size(rb, body).ok()?;
+        stats.decoded_bytes = stats.decoded_bytes.saturating_add(size);
         batches.push(BatchMessage { msg, rb, body });
     }
-    if rows > max_rows {
-        return Some(Err(enc_err("body", format!("more than {max_rows} rows"))));
-    }
-    if decoded > max_decoded_bytes {
-        return Some(Err(enc_err(
-            "body",
-            format!("decodes to more than {max_decoded_bytes} bytes"),
-        )));
+    if let Err(e) = stats.within(max_rows, max_decoded_bytes) {
+        return Some(Err(e));
     }
     let schema = schema::schema();
     let no_dictionaries = HashMap::new();

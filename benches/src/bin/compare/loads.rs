@@ -221,7 +221,7 @@ impl<'a> Loads<'a> {
         let deadline = Duration::from_secs(self.args.deadline_secs);
         let c0 = self.server_cpu();
         let t0 = Instant::now();
-        let report = self.rt.block_on(benches::loadgen::load_with_headers(
+        let report = self.rt.block_on(benches::loadgen::load(
             format!("http://127.0.0.1:{}{path}", sink.port),
             body.clone(),
             requests.clone(),
