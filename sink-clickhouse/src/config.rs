@@ -76,8 +76,9 @@ pub struct ClickHouseArgs {
     #[arg(long, env = "CLICKHOUSE_COMPRESSION", value_enum, default_value_t = WireCompression::Auto)]
     pub clickhouse_compression: WireCompression,
     /// Rows per Native block of an insert: inserts up to this size go as one block,
-    /// larger ones are streamed in blocks of this size. Large blocks save the server a
-    /// copy (it squashes an insert's blocks into one before writing a part).
+    /// larger ones in blocks of this size (every insert's body is streamed, column by
+    /// column). Large blocks save the server a copy (it squashes an insert's blocks
+    /// into one before writing a part).
     #[arg(
         long,
         env = "CLICKHOUSE_BLOCK_ROWS",

@@ -10,10 +10,8 @@ use super::compress::lz4_body;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
 use super::sortkey::SortKey;
-use super::stream::{blocks, check_block_rows, same_columns, stream_body, Blocks};
-use super::{
-    encode_native_ordered, encode_native_parts, quote_ident, Error, Result, WireCompression,
-};
+use super::stream::{blocks, check_block_rows, check_encodes, same_columns, stream_body, Blocks};
+use super::{quote_ident, Error, Result, WireCompression};
 
 /// Where and how to reach ClickHouse.
 #[derive(Debug, Clone)]
@@ -33,7 +31,7 @@ pub struct ClickHouseConfig {
     /// How insert bodies travel: LZ4-framed or plain Native.
     pub compression: WireCompression,
     /// Rows per Native block of an insert: an insert of up to this many rows is sent as
-    /// one block, a larger one streamed in blocks of this many (between
+    /// one block, a larger one in blocks of this many (between
     /// [`super::MIN_BLOCK_ROWS`] and [`super::MAX_BLOCK_ROWS`]; default
     /// [`super::DEFAULT_BLOCK_ROWS`]).
     pub block_rows: usize,
@@ -111,11 +109,6 @@ pub struct Client {
     known_settings: OnceLock<Vec<String>>,
     /// The target is a `Distributed` table (insert synchronously into the shards).
     distributed: AtomicBool,
-    /// The uncompressed Native buffer, kept between inserts (it stays as large as the
-    /// largest batch): a fresh buffer per batch pays its page faults every time (on
-    /// 1 M rows the first encode, into a cold buffer, took 2.5-7x as long as the next
-    /// ones, measured here).
-    scratch: std::sync::Mutex<Vec<u8>>,
 }
 
 /// Insert settings we send only where the server has them (18.16 refuses unknown ones).
@@ -156,7 +149,6 @@ impl Client {
             lz4,
             preferred: AtomicUsize::new(0),
             version: OnceLock::new(),
-            scratch: std::sync::Mutex::new(Vec::new()),
             known_settings: OnceLock::new(),
             distributed: AtomicBool::new(false),
         })
@@ -318,83 +310,36 @@ impl Client {
 
     /// [`Client::insert`] of the rows of `parts`, in order, as one insert — the same
     /// request as for the parts concatenated, without concatenating them (the loader's
-    /// chunks are many spool records).
+    /// chunks are many spool records). The body is streamed: encoded column by column
+    /// on a blocking thread while the server parses the column before ([`stream`]), so
+    /// the insert never holds its rows twice. A failover encodes it again for the next
+    /// URL.
+    ///
+    /// [`stream`]: super::stream
     pub async fn insert_parts(
         &self,
         layout: &TableLayout,
         parts: &[RecordBatch],
         dedup_token: Option<&str>,
     ) -> Result<()> {
-        let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
+        // Parts the encoder could not take are refused here, before the request: on the
+        // wire an error could only cut the body (a retryable failure, retried forever).
+        same_columns(layout, parts)?;
+        check_encodes(layout, parts)?;
         // In the table's key order where it has one we can evaluate, so that the server
         // skips its own sort (`sortkey`); `None` also when the rows are in order already.
-        let order = layout.sort_key.as_ref().and_then(|key| key.order(parts));
-        if rows > self.cfg.block_rows {
-            // Blocks after the first are encoded while the body is on the wire, where an
-            // error can only cut the request (a retryable failure, retried forever):
-            // parts the encoder could not take alike are refused here, before it.
-            same_columns(layout, parts)?;
-            let blocks = match order {
-                Some(order) => Blocks::Ordered {
-                    parts: parts.to_vec(),
-                    order,
-                    block_rows: self.cfg.block_rows,
-                },
-                None => Blocks::Slices(blocks(parts, self.cfg.block_rows)),
-            };
-            return self.insert_streamed(layout, blocks, dedup_token).await;
-        }
-        // Taken out of the mutex (not held across the await); concurrent inserts each
-        // get a buffer, and the last one back is kept.
-        let mut raw = std::mem::take(&mut *self.scratch.lock().unwrap_or_else(|e| e.into_inner()));
-        raw.clear();
-        let encoded = match &order {
-            Some(order) => encode_native_ordered(layout, parts, order, &mut raw),
-            None => encode_native_parts(layout, parts, &mut raw),
+        let blocks = match layout.sort_key.as_ref().and_then(|key| key.order(parts)) {
+            Some(order) => Blocks::Ordered {
+                parts: parts.to_vec(),
+                order,
+                block_rows: self.cfg.block_rows,
+            },
+            None => Blocks::Slices(blocks(parts, self.cfg.block_rows)),
         };
-        if let Err(e) = encoded {
-            *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = raw;
-            return Err(e);
-        }
-        // The plain body is the buffer itself, shared with the request instead of
-        // copied (a block of 10⁵ rows is ≈ 10 MB); it comes back once the request is
-        // done with it, else the next insert starts a new one.
-        let native = bytes::Bytes::from(raw);
-        let res = self.insert_native(layout, &native, dedup_token).await;
-        if let Ok(back) = native.try_into_mut() {
-            *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = back.into();
-        }
-        res
-    }
-
-    /// [`Client::insert_parts`] of a large insert as a streamed body: Native blocks
-    /// of [`ClickHouseConfig::block_rows`] rows are encoded (and LZ4-framed) on a blocking thread and
-    /// sent as each is ready, so the server parses block k while block k+1 is being
-    /// encoded (one body built first and then sent left the server idle during the
-    /// encoding, and the encoder idle during the insert). The blocks are one insert:
-    /// the server squashes them before writing a part, and the deduplication token is
-    /// the insert's. A failover re-encodes the body for the next URL.
-    async fn insert_streamed(
-        &self,
-        layout: &TableLayout,
-        blocks: Blocks,
-        dedup_token: Option<&str>,
-    ) -> Result<()> {
-        // Encode the first block before any request, so that a batch the table cannot
-        // take is the same clear, non-retryable error as on the unstreamed path. The
-        // encoder's errors depend only on the batch's columns and types against the
-        // layout, never on values, and every part has the same columns and types
-        // (`same_columns`, checked by the caller), so the other blocks encode too.
         let blocks = std::sync::Arc::new(blocks);
-        let first = {
-            let (layout, blocks) = (layout.clone(), blocks.clone());
-            tokio::task::spawn_blocking(move || blocks.encode(&layout, 0))
-                .await
-                .map_err(|e| Error::Unreachable(format!("encoding task: {e}")))??
-        };
         let params = self.insert_params(layout, dedup_token).await?;
         self.send_with(&params, true, |lz4| {
-            stream_body(layout.clone(), blocks.clone(), first.clone(), lz4)
+            stream_body(layout.clone(), blocks.clone(), lz4)
         })
         .await
         .map(|_| ())

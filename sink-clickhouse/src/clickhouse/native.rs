@@ -56,6 +56,20 @@ fn encode_block(
     order: Option<&[(usize, usize)]>,
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    encode_block_streamed(layout, parts, order, out, &mut |_| true).map(|_| ())
+}
+
+/// [`encode_native_parts`] (`order` `None`) or [`encode_native_ordered`] as a stream:
+/// `flush(out)` is called after each column (the block's header goes with the first)
+/// and may take the bytes out of `out` to send them, so that the block is never held
+/// whole. `flush` answering false stops the encoding: `Ok(false)`.
+pub(super) fn encode_block_streamed(
+    layout: &TableLayout,
+    parts: &[RecordBatch],
+    order: Option<&[(usize, usize)]>,
+    out: &mut Vec<u8>,
+    flush: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+) -> Result<bool> {
     let rows = match order {
         Some(order) => order.len(),
         None => parts.iter().map(RecordBatch::num_rows).sum(),
@@ -100,8 +114,11 @@ fn encode_block(
             }
             None => encode(out, &arrs, &col.ty, &col.name)?,
         }
+        if !flush(out) {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn put_varuint(out: &mut Vec<u8>, mut v: u64) {

@@ -1,25 +1,31 @@
-//! The body of a streamed insert: a chunk's record batches cut into Native blocks of
-//! [`super::ClickHouseConfig::block_rows`] rows, each encoded (and LZ4-framed, where the URL's
-//! compression says so) on a blocking thread while the server parses the block before
-//! (used by [`super::Client::insert_parts`]).
+//! The body of an insert, streamed: a chunk's record batches encoded as Native column
+//! by column on a blocking thread, each column sent (LZ4-framed, where the URL's
+//! compression says so) as soon as it is encoded, while the server parses the one
+//! before (used by [`super::Client::insert_parts`]). An insert larger than
+//! [`super::ClickHouseConfig::block_rows`] is cut into blocks of that many rows.
+//!
+//! Streaming by column is what keeps an insert's memory to its decoded rows: the
+//! whole encoded block (as large as the rows themselves, ≈ 25 MB for 100,000 rows of
+//! schema v1) was built first and then sent, so each insert in flight held its rows
+//! twice (BENCHMARKS.md, session 21).
 
 use arrow_array::RecordBatch;
 
 use super::compress::lz4_body;
 use super::layout::TableLayout;
-use super::{encode_native_ordered, encode_native_parts, Error, Result};
+use super::native::encode_block_streamed;
+use super::{encode_native_parts, Error, Result};
 
 /// Default rows per Native block of an insert ([`super::ClickHouseConfig::block_rows`]):
-/// an insert of up to this many rows is one block, sent as one body; a larger one is
-/// streamed in blocks of this size. About 13 MB of plain Native for schema v1.
+/// an insert of up to this many rows is one block; a larger one is cut into blocks of
+/// this size. About 13 MB of plain Native for schema v1.
 ///
 /// Large, because the server copies every block after an insert's first into the one it
 /// accumulates before writing a part (18.16 squashes up to `min_insert_block_size_rows`,
 /// 1,048,576): the sink's 100,000-row inserts sent as one block instead of 16,384-row
 /// blocks cost ClickHouse 8% less CPU per row and loaded 6% faster (3 + 3 alternating
 /// 10⁶-row loads, two inserts in flight, as the loader runs them; BENCHMARKS.md,
-/// session 12). The overlap streaming buys — encoding block k+1 while the server parses
-/// block k — matters little once two inserts are in flight.
+/// session 12).
 pub const DEFAULT_BLOCK_ROWS: usize = 131_072;
 
 /// The smallest [`super::ClickHouseConfig::block_rows`] accepted: below it the per-block
@@ -93,11 +99,15 @@ pub(super) fn same_columns(layout: &TableLayout, parts: &[RecordBatch]) -> Resul
     Ok(())
 }
 
-/// One Native block of the rows of `parts`, not framed.
-pub(super) fn native_block(layout: &TableLayout, parts: &[RecordBatch]) -> Result<bytes::Bytes> {
-    let mut raw = Vec::new();
-    encode_native_parts(layout, parts, &mut raw)?;
-    Ok(bytes::Bytes::from(raw))
+/// Encodes a zero-row block of the first part: the encoder's errors depend only on the
+/// columns' types against `layout` (never on values), so with [`same_columns`] this
+/// tells, before any request, whether every block of the insert encodes. A streamed
+/// body that failed half-way could only cut its request, a retryable failure.
+pub(super) fn check_encodes(layout: &TableLayout, parts: &[RecordBatch]) -> Result<()> {
+    match parts.first() {
+        Some(first) => encode_native_parts(layout, &[first.slice(0, 0)], &mut Vec::new()),
+        None => Ok(()),
+    }
 }
 
 /// The blocks of a streamed insert: slices of the parts in arrival order, or runs of
@@ -124,10 +134,16 @@ impl Blocks {
         }
     }
 
-    /// Block `i`, encoded (not framed).
-    pub(super) fn encode(&self, layout: &TableLayout, i: usize) -> Result<bytes::Bytes> {
+    /// Block `i` as [`encode_block_streamed`] writes it (not framed).
+    fn encode_streamed(
+        &self,
+        layout: &TableLayout,
+        i: usize,
+        out: &mut Vec<u8>,
+        flush: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+    ) -> Result<bool> {
         match self {
-            Blocks::Slices(b) => native_block(layout, &b[i]),
+            Blocks::Slices(b) => encode_block_streamed(layout, &b[i], None, out, flush),
             Blocks::Ordered {
                 parts,
                 order,
@@ -135,9 +151,7 @@ impl Blocks {
             } => {
                 let run = &order
                     [(i * block_rows).min(order.len())..((i + 1) * block_rows).min(order.len())];
-                let mut raw = Vec::new();
-                encode_native_ordered(layout, parts, run, &mut raw)?;
-                Ok(bytes::Bytes::from(raw))
+                encode_block_streamed(layout, parts, Some(run), out, flush)
             }
         }
     }
@@ -152,36 +166,38 @@ fn framed(native: bytes::Bytes, lz4: bool) -> bytes::Bytes {
     }
 }
 
-/// The streamed body of [`Client::insert_streamed`]: `first` (block 0, encoded
-/// already), then the other blocks, encoded on a blocking thread at most two ahead of
-/// the wire; every block LZ4-framed when `lz4`.
+/// The streamed body of an insert: every block of `blocks`, encoded on a blocking
+/// thread and sent column by column, at most two columns ahead of the wire; each piece
+/// LZ4-framed when `lz4`.
 pub(super) fn stream_body(
     layout: TableLayout,
     blocks: std::sync::Arc<Blocks>,
-    first: bytes::Bytes,
     lz4: bool,
 ) -> reqwest::Body {
     type Item = std::result::Result<bytes::Bytes, std::io::Error>;
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
     tokio::task::spawn_blocking(move || {
-        let mut next = 1;
-        let mut block = Ok(framed(first, lz4));
-        loop {
-            let failed = block.is_err();
-            // A closed channel means the request ended (failed or timed out): stop.
-            // An error (unreachable: see `insert_streamed`) ends the body, so the
-            // server refuses the insert rather than taking part of it.
-            if tx.blocking_send(block).is_err() || failed {
-                return;
+        // A closed channel means the request ended (failed or timed out): stop.
+        let mut send = |out: &mut Vec<u8>| {
+            let piece = bytes::Bytes::from(std::mem::take(out));
+            tx.blocking_send(Ok(framed(piece, lz4))).is_ok()
+        };
+        let mut out = Vec::new();
+        for i in 0..blocks.len() {
+            match blocks.encode_streamed(&layout, i, &mut out, &mut send) {
+                Ok(true) => {}
+                Ok(false) => return,
+                // Unreachable after `check_encodes`; it ends the body, so the server
+                // refuses the insert rather than taking part of it.
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
             }
-            if next >= blocks.len() {
-                return;
-            }
-            next += 1;
-            block = blocks
-                .encode(&layout, next - 1)
-                .map(|b| framed(b, lz4))
-                .map_err(|e| std::io::Error::other(e.to_string()));
+        }
+        // A block's header with no column after it (a layout of no columns).
+        if !out.is_empty() {
+            send(&mut out);
         }
     });
     reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {

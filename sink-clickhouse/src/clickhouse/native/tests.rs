@@ -123,6 +123,36 @@ fn ordered_block_is_the_block_of_the_rows_in_that_order() {
     let paths = taken.column(0).as_string::<i32>();
     assert_eq!(paths.value(0), "é");
     assert_eq!(paths.value(2), long);
+
+    // Streamed (the loader's inserts): one piece a column, the block's header with the
+    // first, the same bytes in all; in arrival order likewise.
+    for (order, want) in [
+        (Some(&order[..]), want),
+        (None, {
+            let mut w = Vec::new();
+            encode_native_parts(&layout, &parts, &mut w).unwrap();
+            w
+        }),
+    ] {
+        let (mut pieces, mut out) = (Vec::new(), Vec::new());
+        let done = encode_block_streamed(&layout, &parts, order, &mut out, &mut |o| {
+            pieces.push(std::mem::take(o));
+            true
+        });
+        assert!(done.unwrap());
+        assert!(out.is_empty());
+        assert_eq!(pieces.len(), 10, "one piece a column");
+        assert_eq!(&pieces[0][..2], &[10, 7], "header: columns, rows");
+        assert_eq!(pieces.concat(), want);
+        // A flush that answers false (the request is gone) ends the encoding there.
+        let mut n = 0;
+        let done = encode_block_streamed(&layout, &parts, order, &mut Vec::new(), &mut |o| {
+            o.clear();
+            n += 1;
+            n < 3
+        });
+        assert_eq!((done.unwrap(), n), (false, 3));
+    }
 }
 
 #[test]

@@ -94,7 +94,16 @@ fn handle(mut c: TcpStream, upstream: u16, f: &Faults) -> std::io::Result<()> {
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(0);
-    while buf.len() < head_end + 4 + len {
+    let chunked = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.trim().eq_ignore_ascii_case("chunked")
+        });
+    // The sink streams its inserts (chunked): the whole body is read before it is
+    // forwarded, as a `Content-Length` one is.
+    while !body_complete(&buf[head_end + 4..], chunked, len) {
         let n = c.read(&mut chunk)?;
         if n == 0 {
             return Ok(());
@@ -137,4 +146,32 @@ fn handle(mut c: TcpStream, upstream: u16, f: &Faults) -> std::io::Result<()> {
     let _ = std::io::copy(&mut u, &mut c);
     let _ = c.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// Whether `body` is a whole request body: `len` bytes, or (`chunked`) a run of chunks
+/// ending with the zero-size one (no trailers: the sink sends none).
+fn body_complete(body: &[u8], chunked: bool, len: usize) -> bool {
+    if !chunked {
+        return body.len() >= len;
+    }
+    let mut at = 0;
+    loop {
+        let Some(eol) = body[at..].windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        let line = String::from_utf8_lossy(&body[at..at + eol]);
+        let size = line.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size, 16) else {
+            // Not chunked framing after all: forward what came.
+            return true;
+        };
+        at += eol + 2;
+        if size == 0 {
+            return body.len() >= at + 2;
+        }
+        at += size + 2;
+        if body.len() < at {
+            return false;
+        }
+    }
 }
