@@ -1,7 +1,7 @@
 //! The end of a burst: the last sealed segment cut in two halves, inserted at once, the
 //! cut recorded on disk before the first insert so that a replay cuts the same way.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Loader;
 use crate::spool::segment::record_rows;
@@ -59,10 +59,16 @@ impl Loader {
         };
         let cut = half_way(&rows, SPLIT_MIN_ROWS)?;
         // Under a steady load a round comes every few ms: the wait ends at the first.
+        // The quiet is counted from the last round written, not from now: a segment
+        // sealed for idleness (`--flush-idle`, 25 ms) has been quiet that long already,
+        // and is cut at once (the wait was 20 ms more at the end of every burst).
         let rounds = self.spool.written().1;
-        let quiet_since = Instant::now();
-        while quiet_since.elapsed() < QUIET {
-            tokio::time::sleep(QUIET / 10).await;
+        loop {
+            let quiet = self.spool.quiet_for();
+            if quiet >= QUIET {
+                break;
+            }
+            tokio::time::sleep((QUIET - quiet).min(QUIET / 10)).await;
             if self.spool.written().1 != rounds {
                 return None;
             }

@@ -119,6 +119,10 @@ pub(crate) struct Shared {
     pub(crate) broken: AtomicBool,
     pub(crate) written_bytes: AtomicU64,
     pub(crate) rounds: AtomicU64,
+    /// When the spool was opened, and when (µs after that) the writer last wrote a
+    /// round: [`Spool::quiet_for`].
+    pub(crate) opened: std::time::Instant,
+    pub(crate) last_round_us: AtomicU64,
     /// Rows requests moved in ([`Spool::stage`]) since the writer's last round.
     pub(crate) staged: Mutex<Staged>,
 }
@@ -191,6 +195,8 @@ impl Spool {
             broken: AtomicBool::new(false),
             written_bytes: AtomicU64::new(0),
             rounds: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
+            last_round_us: AtomicU64::new(0),
             staged: Mutex::new(Staged {
                 rows: round_batcher(),
                 waiters: Vec::new(),
@@ -318,6 +324,13 @@ impl Spool {
             self.shared.written_bytes.load(Ordering::Relaxed),
             self.shared.rounds.load(Ordering::Relaxed),
         )
+    }
+
+    /// How long since the writer last wrote a round (since the spool opened, if it has
+    /// written none): how long no event has reached the spool.
+    pub fn quiet_for(&self) -> Duration {
+        let last = Duration::from_micros(self.shared.last_round_us.load(Ordering::Relaxed));
+        self.shared.opened.elapsed().saturating_sub(last)
     }
 
     /// The random id of this spool (part of every dedup token).

@@ -346,6 +346,11 @@ impl Writer {
             .written_bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
         self.shared.rounds.fetch_add(1, Ordering::Relaxed);
+        let since_open = self.shared.opened.elapsed().as_micros();
+        self.shared.last_round_us.store(
+            u64::try_from(since_open).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 

@@ -307,3 +307,21 @@ async fn records_are_compressed_only_while_the_spool_holds_a_backlog() {
     assert_eq!(tags(&second[0]), vec![(ipc::V1_BODY, 50)]);
     spool.close().await;
 }
+
+/// `quiet_for` counts from the last round written: short right after one, and at
+/// least as long as the writer has had nothing since (what the loader's end-of-burst
+/// cut waits for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_for_counts_from_the_last_round_written() {
+    let d = tempfile::tempdir().unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let t0 = std::time::Instant::now();
+    spool.append_events(batch(&[1, 2])).await.unwrap();
+    assert!(spool.quiet_for() <= t0.elapsed(), "the round came after t0");
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(spool.quiet_for() >= Duration::from_millis(30));
+    let t1 = std::time::Instant::now();
+    spool.append_events(batch(&[3])).await.unwrap();
+    assert!(spool.quiet_for() <= t1.elapsed(), "a new round restarts it");
+    spool.close().await;
+}
