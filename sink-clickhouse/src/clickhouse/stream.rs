@@ -177,28 +177,34 @@ pub(super) fn stream_body(
     type Item = std::result::Result<bytes::Bytes, std::io::Error>;
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
     tokio::task::spawn_blocking(move || {
-        // A closed channel means the request ended (failed or timed out): stop.
-        let mut send = |out: &mut Vec<u8>| {
-            let piece = bytes::Bytes::from(std::mem::take(out));
-            tx.blocking_send(Ok(framed(piece, lz4))).is_ok()
-        };
-        let mut out = Vec::new();
-        for i in 0..blocks.len() {
-            match blocks.encode_streamed(&layout, i, &mut out, &mut send) {
-                Ok(true) => {}
-                Ok(false) => return,
-                // Unreachable after `check_encodes`; it ends the body, so the server
-                // refuses the insert rather than taking part of it.
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
+            // A closed channel means the request ended (failed or timed out): stop.
+            let mut send = |out: &mut Vec<u8>| {
+                let piece = bytes::Bytes::from(std::mem::take(out));
+                tx.blocking_send(Ok(framed(piece, lz4))).is_ok()
+            };
+            let mut out = Vec::new();
+            for i in 0..blocks.len() {
+                if !blocks.encode_streamed(&layout, i, &mut out, &mut send)? {
+                    return Ok(());
                 }
             }
-        }
-        // A block's header with no column after it (a layout of no columns).
-        if !out.is_empty() {
-            send(&mut out);
-        }
+            // A block's header with no column after it (a layout of no columns).
+            if !out.is_empty() {
+                send(&mut out);
+            }
+            Ok(())
+        }));
+        // An encoder error (unreachable after `check_encodes`) or panic ends the body
+        // with an error, which aborts the request: a retryable failure. A body that
+        // just stopped would reach the server as a short block, which it refuses as
+        // bad data, and the chunk would be quarantined.
+        let failed = match encoded {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the Native encoder panicked".to_owned(),
+        };
+        let _ = tx.blocking_send(Err(std::io::Error::other(failed)));
     });
     reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -208,6 +214,43 @@ pub(super) fn stream_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The streamed body is the Native block, one piece a column; an encoder error
+    /// ends it with an error (the request aborts: retryable), never with a clean end
+    /// that would leave the server a short block.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streamed_body_is_the_block_and_an_encoder_error_aborts_it() {
+        use arrow_array::{ArrayRef, StringArray, UInt16Array};
+        use http_body_util::BodyExt;
+        let w: ArrayRef = std::sync::Arc::new(UInt16Array::from(vec![1, 2, 3]));
+        let p: ArrayRef = std::sync::Arc::new(StringArray::from(vec!["/a", "/b", "/c"]));
+        let batch = RecordBatch::try_from_iter([("screen_width", w), ("pathname", p)]).unwrap();
+        let blocks = std::sync::Arc::new(Blocks::Slices(vec![vec![batch.clone()]]));
+        let good = TableLayout::from_describe(&[
+            ("screen_width".into(), "UInt16".into()),
+            ("pathname".into(), "String".into()),
+        ])
+        .unwrap();
+        let mut want = Vec::new();
+        encode_native_parts(&good, &[batch], &mut want).unwrap();
+        let mut body = stream_body(good.clone(), blocks.clone(), false);
+        let mut pieces = Vec::new();
+        while let Some(frame) = body.frame().await {
+            pieces.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(pieces.len(), 2, "one piece a column");
+        assert_eq!(pieces.concat(), want);
+        // A String column declared UInt32 (which `from_describe` would refuse) cannot
+        // be encoded: the first column goes, then the body fails.
+        let mut bad = good.clone();
+        bad.columns[1].type_name = "UInt32".into();
+        bad.columns[1].ty = super::super::ChType::UInt32;
+        let mut body = stream_body(bad, blocks, false);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..2], &[2, 3], "header: columns, rows");
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(format!("{err:?}").contains("pathname"), "{err:?}");
+    }
 
     /// Blocks are the parts' rows in order, `max_rows` to a block, slices not copies.
     #[test]
