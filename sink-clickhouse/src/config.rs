@@ -104,6 +104,30 @@ fn block_rows(s: &str) -> Result<usize, String> {
     check_block_rows(s.parse().map_err(|e| format!("{s:?}: {e}"))?)
 }
 
+/// The smallest `--flush-bytes`: a segment is sealed once it reaches its size, so one
+/// below a group-commit round's size makes a segment, and an insert, of every round.
+pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
+
+/// `--flush-bytes`: a size of at least [`MIN_SEGMENT_BYTES`].
+fn segment_bytes(s: &str) -> Result<u64, String> {
+    let n = parse_bytes(s)?;
+    if n < MIN_SEGMENT_BYTES {
+        return Err(format!(
+            "{s:?}: a segment needs at least 1MiB (a smaller one seals every group-commit round on its own)"
+        ));
+    }
+    Ok(n)
+}
+
+/// `--flush-interval`: a duration above zero (zero would seal every round's segment).
+fn segment_age(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
 /// Flags of `migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
@@ -145,8 +169,8 @@ pub struct ServeArgs {
     /// Client keys the rate limiter keeps in memory (about 40 bytes each).
     #[arg(long, env = "SINK_CLIENT_MAX_KEYS", default_value_t = 100_000)]
     pub client_max_keys: usize,
-    /// Seal a spool segment at this many rows.
-    #[arg(long, env = "SINK_FLUSH_ROWS", default_value_t = 100_000)]
+    /// Seal a spool segment at this many rows (at least 1).
+    #[arg(long, env = "SINK_FLUSH_ROWS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub flush_rows: u64,
     /// Rows per insert (or Parquet file): a sealed segment larger than this is cut into
     /// chunks of this many rows, at record boundaries, loaded up to
@@ -163,10 +187,10 @@ pub struct ServeArgs {
     /// that a segment of `--flush-rows` uncompressed rows (≈ 250 bytes each) is sealed
     /// by its rows: 16 MiB cut them at 66,000 rows, and the extra inserts cost the
     /// end-to-end benchmark 12% (BENCHMARKS.md, session 17).
-    #[arg(long, env = "SINK_FLUSH_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    #[arg(long, env = "SINK_FLUSH_BYTES", default_value = "64MiB", value_parser = segment_bytes)]
     pub flush_bytes: u64,
-    /// Seal a spool segment at this age (e.g. `1s`, `500ms`).
-    #[arg(long, env = "SINK_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    /// Seal a spool segment at this age (e.g. `1s`, `500ms`; more than zero).
+    #[arg(long, env = "SINK_FLUSH_INTERVAL", default_value = "1s", value_parser = segment_age)]
     pub flush_interval: Duration,
     /// Seal a spool segment once no event has reached it for this long, if it holds
     /// `--flush-idle-rows` rows: the end of a burst is loaded without waiting for the
@@ -385,6 +409,36 @@ mod tests {
         assert!(!serve("false").unwrap());
         assert!(serve("true").unwrap());
         assert!(serve("sometimes").is_err());
+    }
+
+    /// Seal limits of zero (a segment, and an insert, for every group-commit round) are
+    /// refused at start-up, naming the flag.
+    #[test]
+    fn segment_seal_limits_refuse_zero() {
+        let serve = |flag: &str, value: &str| -> Result<(u64, u64, Duration), clap::Error> {
+            let cli = Cli::try_parse_from(["sink-clickhouse", "serve", flag, value])?;
+            match cli.command {
+                Some(Command::Serve(s)) => Ok((s.flush_rows, s.flush_bytes, s.flush_interval)),
+                _ => panic!("serve expected"),
+            }
+        };
+        let (rows, bytes, age) = serve("--flush-rows", "1").unwrap();
+        assert_eq!((rows, bytes, age), (1, 64 << 20, Duration::from_secs(1)));
+        assert_eq!(serve("--flush-bytes", "1MiB").unwrap().1, 1 << 20);
+        assert_eq!(
+            serve("--flush-interval", "1ms").unwrap().2,
+            Duration::from_millis(1)
+        );
+        for (flag, bad) in [
+            ("--flush-rows", "0"),
+            ("--flush-bytes", "0"),
+            ("--flush-bytes", "1023KiB"),
+            ("--flush-interval", "0s"),
+            ("--flush-interval", "0ms"),
+        ] {
+            let e = serve(flag, bad).unwrap_err().to_string();
+            assert!(e.contains(flag), "{flag} {bad}: {e}");
+        }
     }
 
     #[test]
