@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 
-use super::compress::lz4_body;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
 use super::sortkey::SortKey;
@@ -369,28 +368,6 @@ impl Client {
             params.push(("insert_distributed_sync", "1".into()));
         }
         Ok(params)
-    }
-
-    /// Inserts an already encoded Native body (one or more blocks): sent as it is
-    /// (shared, not copied) to the URLs that take plain Native, LZ4-framed for the
-    /// others (framed once, the first time one does).
-    pub async fn insert_native(
-        &self,
-        layout: &TableLayout,
-        native: &bytes::Bytes,
-        dedup_token: Option<&str>,
-    ) -> Result<()> {
-        let framed = std::sync::OnceLock::new();
-        let params = self.insert_params(layout, dedup_token).await?;
-        self.send_with(&params, true, |lz4| {
-            reqwest::Body::from(if lz4 {
-                framed.get_or_init(|| lz4_body(native)).clone()
-            } else {
-                native.clone()
-            })
-        })
-        .await
-        .map(|_| ())
     }
 
     /// Last known health of each URL (for `/readyz` and the status page).
