@@ -138,10 +138,9 @@ fn run(args: &Args) -> Result<bool, String> {
             args.concurrency,
             deadline,
         ));
-        while ch.count(&table)? < n as u64 && t0.elapsed() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let secs = t0.elapsed().as_secs_f64();
+        let secs = sink
+            .wait_loaded(&ch, &table, n as u64, t0, deadline)?
+            .as_secs_f64();
         let rss = e2e::peak_rss_bytes(sink.child.id()).unwrap_or(0);
         let sink_cpu = e2e::cpu_secs(sink.child.id()).unwrap_or(0.0);
         let ch_cpu = e2e::cpu_secs(ch.pid()).unwrap_or(0.0) - ch_cpu0;

@@ -228,10 +228,7 @@ impl<'a> Loads<'a> {
             self.args.concurrency,
             deadline,
         ));
-        while self.ch.count(&events_table)? < self.n as u64 && t0.elapsed() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let t = t0.elapsed();
+        let t = sink.wait_loaded(&self.ch, &events_table, self.n as u64, t0, deadline)?;
         let rss = e2e::peak_rss_bytes(sink.child.id());
         // The sink's CPU from its start: it did nothing but this load.
         let sink_cpu = cpu(sink.child.id());
