@@ -128,6 +128,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// [`Spool::quiet_for`], for the writer's ticks and the handles alike.
+    pub(crate) fn quiet_for(&self) -> Duration {
+        let last = Duration::from_micros(self.last_round_us.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
+    }
+
     /// [`Spool::compress_records`], for the writer and the handles alike.
     pub(crate) fn compress_records(&self) -> bool {
         self.bytes.load(Ordering::Relaxed) >= self.cfg.compress_above_bytes
@@ -329,8 +335,7 @@ impl Spool {
     /// How long since the writer last wrote a round (since the spool opened, if it has
     /// written none): how long no event has reached the spool.
     pub fn quiet_for(&self) -> Duration {
-        let last = Duration::from_micros(self.shared.last_round_us.load(Ordering::Relaxed));
-        self.shared.opened.elapsed().saturating_sub(last)
+        self.shared.quiet_for()
     }
 
     /// The random id of this spool (part of every dedup token).
