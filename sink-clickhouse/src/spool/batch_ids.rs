@@ -1,13 +1,16 @@
 //! The persistent record of recent `/v1/batches` batch ids, so a redelivered batch is
 //! answered "already stored" and stored once.
 //!
-//! File `batch-ids` in the spool dir: a sequence of `u8 length + id bytes`. Appended and
-//! fsynced by the spool writer in the same round as the records it covers (after the
-//! segment's fsync, so an id is never durable before its batch). Ids still inside
-//! unloaded segments are also recovered from the record headers, which covers a crash
-//! between the two fsyncs. The file is rewritten (tmp + rename + dir fsync) when it
-//! holds twice the configured number of ids; the oldest are forgotten.
-
+//! File `batch-ids` in the spool dir: a sequence of `u8 length + id bytes`. An id is
+//! durable from its batch's acknowledgement in the record header of the segment that
+//! holds the batch (fsynced before the answer; recovery reads the ids back from the
+//! segments still on disk). The spool writer appends each round's ids to this file
+//! after the round's fsync without an fsync of its own, and fsyncs the file before it
+//! seals the segment ([`BatchIds::sync`]): a segment is loaded, and then deleted, only
+//! once sealed, so its ids are durable here before they leave the spool. Recovery
+//! appends and fsyncs whatever ids it found in segments but not here. The file is
+//! rewritten (tmp + rename + dir fsync) when it holds twice the configured number of
+//! ids; the oldest are forgotten.
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -26,6 +29,8 @@ pub struct BatchIds {
     set: HashSet<Box<[u8]>>,
     order: VecDeque<Box<[u8]>>,
     on_disk: usize,
+    /// Ids appended since the last fsync of the file.
+    unsynced: bool,
     keep: usize,
 }
 
@@ -44,6 +49,7 @@ impl BatchIds {
             set: HashSet::new(),
             order: VecDeque::new(),
             on_disk: 0,
+            unsynced: false,
             keep: keep.max(1),
         };
         let mut i = 0;
@@ -68,9 +74,11 @@ impl BatchIds {
         self.set.contains(id)
     }
 
-    /// Adds an id in memory only (recovery from segment records, or before `persist`).
-    pub fn remember(&mut self, id: &[u8]) {
-        if self.set.insert(id.into()) {
+    /// Adds an id in memory only (recovery from segment records, or before `append`);
+    /// true if it was not known.
+    pub fn remember(&mut self, id: &[u8]) -> bool {
+        let new = self.set.insert(id.into());
+        if new {
             self.order.push_back(id.into());
             while self.order.len() > self.keep {
                 if let Some(old) = self.order.pop_front() {
@@ -78,10 +86,12 @@ impl BatchIds {
                 }
             }
         }
+        new
     }
 
-    /// Appends `ids` to the file and fsyncs it; compacts when it grew too long.
-    pub fn persist(&mut self, ids: &[&[u8]]) -> io::Result<()> {
+    /// Appends `ids` to the file, without an fsync ([`BatchIds::sync`] makes them
+    /// durable); compacts (durably) when the file grew too long.
+    pub fn append(&mut self, ids: &[&[u8]]) -> io::Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -91,12 +101,27 @@ impl BatchIds {
             buf.extend_from_slice(id);
         }
         self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        self.unsynced = true;
         self.on_disk += ids.len();
         if self.on_disk > 2 * self.keep {
             self.compact()?;
         }
         Ok(())
+    }
+
+    /// Fsyncs the ids appended since the last call, if any.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// [`BatchIds::append`] then [`BatchIds::sync`].
+    pub fn persist(&mut self, ids: &[&[u8]]) -> io::Result<()> {
+        self.append(ids)?;
+        self.sync()
     }
 
     fn compact(&mut self) -> io::Result<()> {
@@ -109,6 +134,7 @@ impl BatchIds {
         super::write_durably(&tmp, &self.path, &buf)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.on_disk = self.order.len();
+        self.unsynced = false;
         Ok(())
     }
 }

@@ -533,6 +533,10 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
     let newest = segs.last().map(|s| s.0);
     let mut rec = Recovered::default();
     let mut bytes = 0u64;
+    // Ids in the segments' records that the batch-ids file lacks (the writer appends a
+    // round's ids there after the round's fsync and fsyncs them at the seal): written
+    // to it before any of those segments can be loaded and deleted.
+    let mut from_segments: Vec<Vec<u8>> = Vec::new();
     let quarantine = |rec: &mut Recovered, path: &Path, reason: String| -> io::Result<()> {
         quarantine_file(cfg, path, &reason)?;
         rec.quarantined.push((path.to_owned(), reason));
@@ -567,12 +571,16 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
             fsync_dir(&cfg.dir)?;
         }
         for b in &s.batch_ids {
-            ids.remember(b);
+            if ids.remember(b) {
+                from_segments.push(b.clone());
+            }
         }
         rec.segments += 1;
         rec.rows += s.rows;
         bytes += s.valid_len;
     }
+    let missing: Vec<&[u8]> = from_segments.iter().map(Vec::as_slice).collect();
+    ids.persist(&missing)?;
     // Ids of quarantined segments are never reused: their dedup tokens may be known to
     // the server already.
     let mut next = segs.iter().map(|s| s.0 + 1).max().unwrap_or(1);

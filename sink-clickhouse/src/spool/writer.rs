@@ -305,7 +305,8 @@ impl Writer {
                 for id in &refs {
                     self.ids.remember(id);
                 }
-                self.ids.persist(&refs)
+                // Durable already in the record's header; fsynced here at the seal.
+                self.ids.append(&refs)
             });
             let err = res.err().map(|e| AppendError::Io(e.to_string()));
             for d in event_waiters {
@@ -417,6 +418,12 @@ impl Writer {
 
     /// Renames the open segment to sealed (or removes it when empty), fsyncs the dir.
     fn seal(&mut self) -> io::Result<()> {
+        if self.open.is_none() {
+            return Ok(());
+        }
+        // The segment's batch ids durable in the batch-ids file before it can be
+        // loaded and deleted (`batch_ids`).
+        self.ids.sync()?;
         let Some(o) = self.open.take() else {
             return Ok(());
         };

@@ -62,6 +62,40 @@ async fn batch_ids_deduplicate_across_restarts() {
     assert_eq!(read_all(&spool), vec![7, 11]);
 }
 
+/// A round's batch ids reach the batch-ids file with the round and are fsynced there
+/// at the seal; ids that a crash kept from the file (here: the file emptied) are
+/// written back to it from the segments at start-up, so they outlive the segments'
+/// deletion after the load.
+#[tokio::test]
+async fn batch_ids_outlive_their_segments_even_when_the_file_lacked_them() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("spool").join(batch_ids::FILE_NAME);
+    let has = |id: &[u8]| {
+        let bytes = fs::read(&file).unwrap();
+        bytes.windows(id.len()).any(|w| w == id)
+    };
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
+    assert_eq!(post(b"id-1", 1).await, Ok(Appended::Stored));
+    assert!(has(b"id-1"), "appended with its round");
+    spool.seal().await.unwrap();
+    assert!(has(b"id-1"));
+    spool.close().await;
+    // As if the process died before the file got the id.
+    fs::write(&file, b"").unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    assert!(has(b"id-1"), "written back from the segment at start-up");
+    for seg in spool.sealed().unwrap() {
+        spool.delete(&seg).unwrap();
+    }
+    spool.close().await;
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.rows, 0, "the segment is gone");
+    let again = spool.append_batch(Some(b"id-1".to_vec()), vec![batch(&[2])]);
+    assert_eq!(again.await, Ok(Appended::AlreadyStored));
+    spool.close().await;
+}
+
 #[tokio::test]
 async fn full_spool_refuses_then_recovers_after_delete() {
     let d = tempfile::tempdir().unwrap();
