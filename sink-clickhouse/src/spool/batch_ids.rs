@@ -1,16 +1,27 @@
 //! The persistent record of recent `/v1/batches` batch ids, so a redelivered batch is
 //! answered "already stored" and stored once.
 //!
-//! File `batch-ids` in the spool dir: a sequence of `u8 length + id bytes`. An id is
-//! durable from its batch's acknowledgement in the record header of the segment that
-//! holds the batch (fsynced before the answer; recovery reads the ids back from the
-//! segments still on disk). The spool writer appends each round's ids to this file
-//! after the round's fsync without an fsync of its own, and fsyncs the file before it
-//! seals the segment ([`BatchIds::sync`]): a segment is loaded, and then deleted, only
-//! once sealed, so its ids are durable here before they leave the spool. Recovery
-//! appends and fsyncs whatever ids it found in segments but not here. The file is
-//! rewritten (tmp + rename + dir fsync) when it holds twice the configured number of
-//! ids; the oldest are forgotten.
+//! File `batch-ids` in the spool dir: a sequence of `u8 length + id bytes` (ids are
+//! never empty, so a zero length is the end: a tail of zeros left by a crash is cut).
+//!
+//! When an id is durable where: from its batch's acknowledgement, in the record header
+//! of the segment that holds the batch (fsynced before the answer). The spool writer
+//! appends each round's ids to this file after the round's fsync, without an fsync of
+//! its own, and fsyncs the file before it renames the segment to sealed
+//! ([`BatchIds::sync`]); only a sealed segment is loaded, and deleted, so a segment's
+//! ids are durable here before it can leave the spool. When that fsync fails the
+//! segment is left unsealed (`.open`, not loaded) and the spool refuses writes;
+//! after a failed append or fsync the file's tail is not trusted again, and the next
+//! [`BatchIds::sync`] rewrites the file from memory instead.
+//!
+//! At start-up, recovery fsyncs the file (after a `kill -9` its last appends may be in
+//! the page cache only), and writes back to it the ids of every segment it finds
+//! unsealed — the one open at the crash — since those were never fsynced here. Ids of
+//! sealed segments are in the file already; they are remembered only when the file
+//! lacks them (it was lost, or they fell out of the window), and then as the oldest.
+//!
+//! The file is rewritten (tmp + rename + dir fsync) when it holds twice the configured
+//! number of ids; the oldest are forgotten.
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -29,13 +40,17 @@ pub struct BatchIds {
     set: HashSet<Box<[u8]>>,
     order: VecDeque<Box<[u8]>>,
     on_disk: usize,
-    /// Ids appended since the last fsync of the file.
+    /// Bytes may have been appended since the last fsync of the file.
     unsynced: bool,
+    /// An append or an fsync failed: the file's tail is not trusted, and the next
+    /// [`BatchIds::sync`] rewrites the file from memory.
+    poisoned: bool,
     keep: usize,
 }
 
 impl BatchIds {
-    /// Loads `dir/batch-ids` (a torn last entry is ignored), keeping at most `keep` ids.
+    /// Loads `dir/batch-ids`, keeping at most `keep` ids. A torn last entry, or a zero
+    /// length and all after it, is cut (the file is rewritten without it).
     pub fn open(dir: &Path, keep: usize) -> io::Result<Self> {
         let path = dir.join(FILE_NAME);
         let mut bytes = Vec::new();
@@ -49,12 +64,17 @@ impl BatchIds {
             set: HashSet::new(),
             order: VecDeque::new(),
             on_disk: 0,
-            unsynced: false,
+            // What a killed process appended may be in the page cache only.
+            unsynced: !bytes.is_empty(),
+            poisoned: false,
             keep: keep.max(1),
         };
         let mut i = 0;
         while i < bytes.len() {
             let n = bytes[i] as usize;
+            if n == 0 {
+                break;
+            }
             let Some(id) = bytes.get(i + 1..i + 1 + n) else {
                 break;
             };
@@ -63,7 +83,8 @@ impl BatchIds {
             i += 1 + n;
         }
         if i < bytes.len() {
-            // A torn append: rewrite without it so later appends stay aligned.
+            // A torn append or a tail of zeros: rewrite without it so later appends
+            // stay aligned.
             ids.compact()?;
         }
         Ok(ids)
@@ -89,6 +110,15 @@ impl BatchIds {
         new
     }
 
+    /// Adds an id in memory as the oldest one, if the window has room for it and it
+    /// is not known (recovery, for the ids of sealed segments that the file lacks): it
+    /// never pushes a newer id out.
+    pub fn remember_oldest(&mut self, id: &[u8]) {
+        if self.order.len() < self.keep && self.set.insert(id.into()) {
+            self.order.push_front(id.into());
+        }
+    }
+
     /// Appends `ids` to the file, without an fsync ([`BatchIds::sync`] makes them
     /// durable); compacts (durably) when the file grew too long.
     pub fn append(&mut self, ids: &[&[u8]]) -> io::Result<()> {
@@ -100,8 +130,11 @@ impl BatchIds {
             buf.push(id.len() as u8);
             buf.extend_from_slice(id);
         }
-        self.file.write_all(&buf)?;
         self.unsynced = true;
+        if let Err(e) = self.file.write_all(&buf) {
+            self.poisoned = true;
+            return Err(e);
+        }
         self.on_disk += ids.len();
         if self.on_disk > 2 * self.keep {
             self.compact()?;
@@ -109,10 +142,19 @@ impl BatchIds {
         Ok(())
     }
 
-    /// Fsyncs the ids appended since the last call, if any.
+    /// Makes every id appended so far durable: an fsync of the file if anything was
+    /// appended since the last one — or, once an append or an fsync has failed, a
+    /// rewrite of the file from memory (a later fsync of the same file could report
+    /// success for pages the failed one lost).
     pub fn sync(&mut self) -> io::Result<()> {
+        if self.poisoned {
+            return self.compact();
+        }
         if self.unsynced {
-            self.file.sync_data()?;
+            if let Err(e) = self.file.sync_data() {
+                self.poisoned = true;
+                return Err(e);
+            }
             self.unsynced = false;
         }
         Ok(())
@@ -131,10 +173,18 @@ impl BatchIds {
             buf.push(id.len() as u8);
             buf.extend_from_slice(id);
         }
-        super::write_durably(&tmp, &self.path, &buf)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        let rewritten = super::write_durably(&tmp, &self.path, &buf)
+            .and_then(|()| OpenOptions::new().append(true).open(&self.path));
+        match rewritten {
+            Ok(file) => self.file = file,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        }
         self.on_disk = self.order.len();
         self.unsynced = false;
+        self.poisoned = false;
         Ok(())
     }
 }
@@ -156,6 +206,61 @@ mod tests {
         let ids = BatchIds::open(d.path(), 3).unwrap();
         assert!(!ids.contains(b"a"));
         assert!(ids.contains(b"b") && ids.contains(b"c") && ids.contains(b"d"));
+    }
+
+    /// A crash can leave zeros where appends were not yet written: a zero length ends
+    /// the file (no id is empty), and the rest is cut.
+    #[test]
+    fn a_zero_length_ends_the_file_and_the_rest_is_cut() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(FILE_NAME), b"\x01x\x00\x00\x00\x02yy").unwrap();
+        let ids = BatchIds::open(d.path(), 10).unwrap();
+        assert!(ids.contains(b"x") && !ids.contains(b"yy") && !ids.contains(b""));
+        assert_eq!(ids.order.len(), 1);
+        assert_eq!(std::fs::read(d.path().join(FILE_NAME)).unwrap(), b"\x01x");
+    }
+
+    /// After a failed append or fsync the file is not trusted: the next `sync` rewrites
+    /// it from memory (here the failure is stood in for by garbage on the file's tail).
+    #[test]
+    fn after_a_failure_sync_rewrites_the_file_from_memory() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ids = BatchIds::open(d.path(), 10).unwrap();
+        for id in [&b"a"[..], b"bb"] {
+            ids.remember(id);
+        }
+        ids.append(&[b"a", b"bb"]).unwrap();
+        ids.file.write_all(b"\x07zz").unwrap();
+        ids.poisoned = true;
+        ids.sync().unwrap();
+        assert!(!ids.poisoned && !ids.unsynced);
+        assert_eq!(
+            std::fs::read(d.path().join(FILE_NAME)).unwrap(),
+            b"\x01a\x02bb"
+        );
+        // Appends go on from the rewritten file.
+        ids.remember(b"c");
+        ids.persist(&[b"c"]).unwrap();
+        drop(ids);
+        let ids = BatchIds::open(d.path(), 10).unwrap();
+        assert!(ids.contains(b"a") && ids.contains(b"bb") && ids.contains(b"c"));
+    }
+
+    /// `remember_oldest` fills the window from the old end and never pushes out a
+    /// newer id.
+    #[test]
+    fn remembering_the_oldest_never_evicts_a_newer_id() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ids = BatchIds::open(d.path(), 3).unwrap();
+        ids.remember(b"new");
+        ids.remember_oldest(b"old-2");
+        ids.remember_oldest(b"old-1");
+        ids.remember_oldest(b"older");
+        assert!(ids.contains(b"new") && ids.contains(b"old-1") && ids.contains(b"old-2"));
+        assert!(!ids.contains(b"older"), "the window was full");
+        // The next new id pushes out the oldest, "old-1".
+        ids.remember(b"newer");
+        assert!(!ids.contains(b"old-1") && ids.contains(b"old-2") && ids.contains(b"new"));
     }
 
     #[test]

@@ -533,10 +533,12 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
     let newest = segs.last().map(|s| s.0);
     let mut rec = Recovered::default();
     let mut bytes = 0u64;
-    // Ids in the segments' records that the batch-ids file lacks (the writer appends a
-    // round's ids there after the round's fsync and fsyncs them at the seal): written
-    // to it before any of those segments can be loaded and deleted.
-    let mut from_segments: Vec<Vec<u8>> = Vec::new();
+    // Batch ids in the segments' records (`batch_ids` says which go where): those of
+    // segments found unsealed, never fsynced in the batch-ids file, are written back
+    // to it before any segment can be loaded and deleted; those of sealed segments are
+    // in it, and only remembered as the oldest where it lacks them.
+    let mut unsealed_ids: Vec<Vec<u8>> = Vec::new();
+    let mut sealed_ids: Vec<Vec<u8>> = Vec::new();
     let quarantine = |rec: &mut Recovered, path: &Path, reason: String| -> io::Result<()> {
         quarantine_file(cfg, path, &reason)?;
         rec.quarantined.push((path.to_owned(), reason));
@@ -545,6 +547,11 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
     for (id, sealed, path) in segs.iter().cloned() {
         let s = scan(&path)?;
         let is_newest_open = !sealed && Some(id) == newest;
+        if sealed {
+            sealed_ids.extend(s.batch_ids.iter().cloned());
+        } else {
+            unsealed_ids.extend(s.batch_ids.iter().cloned());
+        }
         if let Some((off, reason)) = s.bad {
             let torn_tail = is_newest_open
                 && (s.header.is_some() || s.file_len < record::SEGMENT_HEADER_LEN as u64)
@@ -570,16 +577,19 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
             fs::rename(&path, segment_path(&cfg.dir, id, true))?;
             fsync_dir(&cfg.dir)?;
         }
-        for b in &s.batch_ids {
-            if ids.remember(b) {
-                from_segments.push(b.clone());
-            }
-        }
         rec.segments += 1;
         rec.rows += s.rows;
         bytes += s.valid_len;
     }
-    let missing: Vec<&[u8]> = from_segments.iter().map(Vec::as_slice).collect();
+    // Newest first, so that the oldest end up at the front.
+    for b in sealed_ids.iter().rev() {
+        ids.remember_oldest(b);
+    }
+    let missing: Vec<&[u8]> = unsealed_ids
+        .iter()
+        .filter(|b| ids.remember(b))
+        .map(Vec::as_slice)
+        .collect();
     ids.persist(&missing)?;
     // Ids of quarantined segments are never reused: their dedup tokens may be known to
     // the server already.

@@ -417,16 +417,16 @@ impl Writer {
     }
 
     /// Renames the open segment to sealed (or removes it when empty), fsyncs the dir.
+    /// When the batch-ids file cannot be made durable, the segment is left as it is
+    /// (`.open`: not loaded; the recovery at the next start writes its ids back) and
+    /// the next round opens a new one.
     fn seal(&mut self) -> io::Result<()> {
-        if self.open.is_none() {
-            return Ok(());
-        }
-        // The segment's batch ids durable in the batch-ids file before it can be
-        // loaded and deleted (`batch_ids`).
-        self.ids.sync()?;
         let Some(o) = self.open.take() else {
             return Ok(());
         };
+        // The segment's batch ids durable in the batch-ids file before it can be
+        // loaded and deleted (`batch_ids`).
+        self.ids.sync()?;
         let dir = &self.shared.cfg.dir;
         let from = segment_path(dir, o.id, false);
         if o.records == 0 {

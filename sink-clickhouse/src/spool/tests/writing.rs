@@ -62,37 +62,106 @@ async fn batch_ids_deduplicate_across_restarts() {
     assert_eq!(read_all(&spool), vec![7, 11]);
 }
 
-/// A round's batch ids reach the batch-ids file with the round and are fsynced there
-/// at the seal; ids that a crash kept from the file (here: the file emptied) are
-/// written back to it from the segments at start-up, so they outlive the segments'
-/// deletion after the load.
+/// The ids in `spool/batch-ids`, in file order.
+fn ids_in_file(dir: &Path) -> Vec<Vec<u8>> {
+    let bytes = fs::read(dir.join("spool").join(batch_ids::FILE_NAME)).unwrap();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < bytes.len() {
+        let n = bytes[i] as usize;
+        out.push(bytes[i + 1..i + 1 + n].to_vec());
+        i += 1 + n;
+    }
+    out
+}
+
+/// A crash leaves the open segment unsealed and the batch-ids file without the ids
+/// appended since the last seal (not fsynced): the restart writes them back to the
+/// file from the segment, so they outlive the segment's deletion after its load. The
+/// crash is a copy of the running spool's files into a fresh folder, with the
+/// batch-ids file emptied.
 #[tokio::test]
-async fn batch_ids_outlive_their_segments_even_when_the_file_lacked_them() {
-    let d = tempfile::tempdir().unwrap();
-    let file = d.path().join("spool").join(batch_ids::FILE_NAME);
-    let has = |id: &[u8]| {
-        let bytes = fs::read(&file).unwrap();
-        bytes.windows(id.len()).any(|w| w == id)
-    };
+async fn ids_of_the_segment_open_at_a_crash_outlive_it() {
+    let (d, crashed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
     let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
     assert_eq!(post(b"id-1", 1).await, Ok(Appended::Stored));
-    assert!(has(b"id-1"), "appended with its round");
-    spool.seal().await.unwrap();
-    assert!(has(b"id-1"));
+    assert_eq!(
+        ids_in_file(d.path()),
+        vec![b"id-1".to_vec()],
+        "appended with its round"
+    );
+    let from = d.path().join("spool");
+    let to = crashed.path().join("spool");
+    fs::create_dir_all(&to).unwrap();
+    for e in fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    fs::write(to.join(batch_ids::FILE_NAME), b"").unwrap();
     spool.close().await;
-    // As if the process died before the file got the id.
-    fs::write(&file, b"").unwrap();
-    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
-    assert!(has(b"id-1"), "written back from the segment at start-up");
+    let unsealed = fs::read_dir(&to).unwrap().filter(|e| {
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".open")
+    });
+    assert_eq!(unsealed.count(), 1, "the copy holds the open segment");
+
+    let (spool, rec) = Spool::open(cfg(crashed.path())).unwrap();
+    assert_eq!(rec.rows, 1);
+    assert_eq!(
+        ids_in_file(crashed.path()),
+        vec![b"id-1".to_vec()],
+        "written back"
+    );
     for seg in spool.sealed().unwrap() {
         spool.delete(&seg).unwrap();
     }
     spool.close().await;
-    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    let (spool, rec) = Spool::open(cfg(crashed.path())).unwrap();
     assert_eq!(rec.rows, 0, "the segment is gone");
     let again = spool.append_batch(Some(b"id-1".to_vec()), vec![batch(&[2])]);
     assert_eq!(again.await, Ok(Appended::AlreadyStored));
+    spool.close().await;
+}
+
+/// The ids of sealed segments are in the file already and are not written again; where
+/// the file lacks them (here: removed) they are remembered as the oldest, never
+/// pushing out an id the file holds.
+#[tokio::test]
+async fn ids_of_sealed_segments_are_remembered_as_the_oldest() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.batch_ids_keep = 2;
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
+    assert_eq!(post(b"old", 1).await, Ok(Appended::Stored));
+    spool.seal().await.unwrap();
+    spool.close().await;
+    // The file keeps the two newest ids: "new-1", "new-2" (as if "old" had been
+    // pushed out of the window while its segment waited for ClickHouse).
+    fs::write(
+        d.path().join("spool").join(batch_ids::FILE_NAME),
+        b"\x05new-1\x05new-2",
+    )
+    .unwrap();
+    let (spool, _) = Spool::open(c).unwrap();
+    assert_eq!(
+        ids_in_file(d.path()),
+        vec![b"new-1".to_vec(), b"new-2".to_vec()]
+    );
+    for (id, known) in [(&b"new-1"[..], true), (b"new-2", true), (b"old", false)] {
+        let again = spool
+            .append_batch(Some(id.to_vec()), vec![batch(&[9])])
+            .await;
+        let want = if known {
+            Appended::AlreadyStored
+        } else {
+            Appended::Stored
+        };
+        assert_eq!(again, Ok(want), "{}", String::from_utf8_lossy(id));
+    }
     spool.close().await;
 }
 
