@@ -14,11 +14,12 @@
 //! after a failed append or fsync the file's tail is not trusted again, and the next
 //! [`BatchIds::sync`] rewrites the file from memory instead.
 //!
-//! At start-up, recovery fsyncs the file (after a `kill -9` its last appends may be in
-//! the page cache only), and writes back to it the ids of every segment it finds
-//! unsealed — the one open at the crash — since those were never fsynced here. Ids of
-//! sealed segments are in the file already; they are remembered only when the file
-//! lacks them (it was lost, or they fell out of the window), and then as the oldest.
+//! At start-up, before it cuts, renames or quarantines any segment, recovery fsyncs
+//! the file (after a `kill -9` its last appends may be in the page cache only) and
+//! writes back to it the ids of every segment it finds unsealed — the one open at the
+//! crash — since those were never fsynced here. Ids of sealed segments are in the file
+//! already; where it lacks them (it was lost, or they fell out of the window) they are
+//! remembered as the oldest and the file is rewritten from memory.
 //!
 //! The file is rewritten (tmp + rename + dir fsync) when it holds twice the configured
 //! number of ids; the oldest are forgotten.
@@ -113,10 +114,13 @@ impl BatchIds {
     /// Adds an id in memory as the oldest one, if the window has room for it and it
     /// is not known (recovery, for the ids of sealed segments that the file lacks): it
     /// never pushes a newer id out.
-    pub fn remember_oldest(&mut self, id: &[u8]) {
-        if self.order.len() < self.keep && self.set.insert(id.into()) {
+    /// True if it was added.
+    pub fn remember_oldest(&mut self, id: &[u8]) -> bool {
+        let added = self.order.len() < self.keep && self.set.insert(id.into());
+        if added {
             self.order.push_front(id.into());
         }
+        added
     }
 
     /// Appends `ids` to the file, without an fsync ([`BatchIds::sync`] makes them
@@ -129,6 +133,12 @@ impl BatchIds {
         for id in ids {
             buf.push(id.len() as u8);
             buf.extend_from_slice(id);
+        }
+        if self.poisoned {
+            // The file's tail is not trusted: nothing more goes after it. The ids are in
+            // memory and in their segment's records, and the next `sync` rewrites the
+            // file from memory.
+            return Ok(());
         }
         self.unsynced = true;
         if let Err(e) = self.file.write_all(&buf) {
@@ -158,6 +168,12 @@ impl BatchIds {
             self.unsynced = false;
         }
         Ok(())
+    }
+
+    /// Rewrites the file from memory, durably (tmp + rename + dir fsync): the window's
+    /// ids, oldest first.
+    pub fn rewrite(&mut self) -> io::Result<()> {
+        self.compact()
     }
 
     /// [`BatchIds::append`] then [`BatchIds::sync`].
@@ -206,6 +222,38 @@ mod tests {
         let ids = BatchIds::open(d.path(), 3).unwrap();
         assert!(!ids.contains(b"a"));
         assert!(ids.contains(b"b") && ids.contains(b"c") && ids.contains(b"d"));
+    }
+
+    /// What a killed process appended may be in the page cache only: a file found
+    /// non-empty is fsynced at the next `sync`, even with nothing appended since.
+    #[test]
+    fn a_file_found_non_empty_counts_as_unsynced() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!BatchIds::open(d.path(), 10).unwrap().unsynced, "empty");
+        std::fs::write(d.path().join(FILE_NAME), b"\x01x").unwrap();
+        let mut ids = BatchIds::open(d.path(), 10).unwrap();
+        assert!(ids.unsynced);
+        ids.persist(&[]).unwrap();
+        assert!(!ids.unsynced);
+    }
+
+    /// Once an append failed (stood in for by the flag), nothing more is written after
+    /// the untrusted tail until the file is rewritten.
+    #[test]
+    fn nothing_is_appended_after_a_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let mut ids = BatchIds::open(d.path(), 10).unwrap();
+        ids.remember(b"a");
+        ids.append(&[b"a"]).unwrap();
+        ids.poisoned = true;
+        ids.remember(b"b");
+        ids.append(&[b"b"]).unwrap();
+        assert_eq!(std::fs::read(d.path().join(FILE_NAME)).unwrap(), b"\x01a");
+        ids.sync().unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join(FILE_NAME)).unwrap(),
+            b"\x01a\x01b"
+        );
     }
 
     /// A crash can leave zeros where appends were not yet written: a zero length ends

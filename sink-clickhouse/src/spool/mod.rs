@@ -533,25 +533,46 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
     let newest = segs.last().map(|s| s.0);
     let mut rec = Recovered::default();
     let mut bytes = 0u64;
-    // Batch ids in the segments' records (`batch_ids` says which go where): those of
-    // segments found unsealed, never fsynced in the batch-ids file, are written back
-    // to it before any segment can be loaded and deleted; those of sealed segments are
-    // in it, and only remembered as the oldest where it lacks them.
-    let mut unsealed_ids: Vec<Vec<u8>> = Vec::new();
-    let mut sealed_ids: Vec<Vec<u8>> = Vec::new();
+    // Every segment is scanned before anything is cut, renamed or quarantined, so that
+    // the batch ids are where `batch_ids` says first: those of segments found unsealed
+    // (open at a crash), never fsynced in the batch-ids file, are written back to it;
+    // those of sealed segments are in it, and where it lacks them (it was lost, or they
+    // fell out of its window) they are remembered as the oldest, and the file rewritten.
+    let scans = segs
+        .iter()
+        .map(|(_, _, path)| scan(path))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut sealed_ids = Vec::new();
+    let mut unsealed_ids = Vec::new();
+    for ((_, sealed, _), s) in segs.iter().zip(&scans) {
+        let to = if *sealed {
+            &mut sealed_ids
+        } else {
+            &mut unsealed_ids
+        };
+        to.extend(s.batch_ids.iter().map(Vec::as_slice));
+    }
+    // Newest first, so that the oldest end up at the front.
+    let mut lacked = false;
+    for b in sealed_ids.iter().rev() {
+        lacked |= ids.remember_oldest(b);
+    }
+    let missing: Vec<&[u8]> = unsealed_ids
+        .into_iter()
+        .filter(|b| ids.remember(b))
+        .collect();
+    if lacked {
+        ids.rewrite()?;
+    } else {
+        ids.persist(&missing)?;
+    }
     let quarantine = |rec: &mut Recovered, path: &Path, reason: String| -> io::Result<()> {
         quarantine_file(cfg, path, &reason)?;
         rec.quarantined.push((path.to_owned(), reason));
         Ok(())
     };
-    for (id, sealed, path) in segs.iter().cloned() {
-        let s = scan(&path)?;
+    for ((id, sealed, path), s) in segs.iter().cloned().zip(scans) {
         let is_newest_open = !sealed && Some(id) == newest;
-        if sealed {
-            sealed_ids.extend(s.batch_ids.iter().cloned());
-        } else {
-            unsealed_ids.extend(s.batch_ids.iter().cloned());
-        }
         if let Some((off, reason)) = s.bad {
             let torn_tail = is_newest_open
                 && (s.header.is_some() || s.file_len < record::SEGMENT_HEADER_LEN as u64)
@@ -581,16 +602,6 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
         rec.rows += s.rows;
         bytes += s.valid_len;
     }
-    // Newest first, so that the oldest end up at the front.
-    for b in sealed_ids.iter().rev() {
-        ids.remember_oldest(b);
-    }
-    let missing: Vec<&[u8]> = unsealed_ids
-        .iter()
-        .filter(|b| ids.remember(b))
-        .map(Vec::as_slice)
-        .collect();
-    ids.persist(&missing)?;
     // Ids of quarantined segments are never reused: their dedup tokens may be known to
     // the server already.
     let mut next = segs.iter().map(|s| s.0 + 1).max().unwrap_or(1);

@@ -60,6 +60,18 @@ async fn batch_ids_deduplicate_across_restarts() {
     assert_eq!(post(b"id-2", 11).await, Ok(Appended::Stored));
     spool.close().await;
     assert_eq!(read_all(&spool), vec![7, 11]);
+    // ... and written back to the file, so it outlives the segment.
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    for seg in spool.sealed().unwrap() {
+        spool.delete(&seg).unwrap();
+    }
+    spool.close().await;
+    let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+    assert_eq!(rec.rows, 0);
+    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
+    assert_eq!(post(b"id-1", 12).await, Ok(Appended::AlreadyStored));
+    assert_eq!(post(b"id-2", 13).await, Ok(Appended::AlreadyStored));
+    spool.close().await;
 }
 
 /// The ids in `spool/batch-ids`, in file order.
@@ -126,31 +138,32 @@ async fn ids_of_the_segment_open_at_a_crash_outlive_it() {
     spool.close().await;
 }
 
-/// The ids of sealed segments are in the file already and are not written again; where
-/// the file lacks them (here: removed) they are remembered as the oldest, never
-/// pushing out an id the file holds.
-#[tokio::test]
-async fn ids_of_sealed_segments_are_remembered_as_the_oldest() {
-    let d = tempfile::tempdir().unwrap();
-    let mut c = cfg(d.path());
-    c.batch_ids_keep = 2;
-    let (spool, _) = Spool::open(c.clone()).unwrap();
-    let post = |id: &[u8], v: i32| spool.append_batch(Some(id.to_vec()), vec![batch(&[v])]);
-    assert_eq!(post(b"old", 1).await, Ok(Appended::Stored));
+/// A spool in `d` whose sealed segment holds batch id "old", and whose batch-ids file
+/// holds "new-1" and "new-2" only (as if "old" had been pushed out of a window of 2
+/// while its segment waited for ClickHouse).
+async fn old_id_in_a_sealed_segment_only(d: &Path) {
+    let (spool, _) = Spool::open(cfg(d)).unwrap();
+    let old = spool.append_batch(Some(b"old".to_vec()), vec![batch(&[1])]);
+    assert_eq!(old.await, Ok(Appended::Stored));
     spool.seal().await.unwrap();
     spool.close().await;
-    // The file keeps the two newest ids: "new-1", "new-2" (as if "old" had been
-    // pushed out of the window while its segment waited for ClickHouse).
-    fs::write(
-        d.path().join("spool").join(batch_ids::FILE_NAME),
-        b"\x05new-1\x05new-2",
-    )
-    .unwrap();
+    let file = d.join("spool").join(batch_ids::FILE_NAME);
+    fs::write(file, b"\x05new-1\x05new-2").unwrap();
+}
+
+/// The ids of sealed segments are in the file already and are not written again; where
+/// the file lacks them they are remembered as the oldest — never pushing out an id
+/// the file holds — and the file is rewritten with them first.
+#[tokio::test]
+async fn ids_of_sealed_segments_are_remembered_as_the_oldest() {
+    let new = |s: &str| s.as_bytes().to_vec();
+    // A full window (2): "old" is not remembered, "new-1" and "new-2" stay.
+    let d = tempfile::tempdir().unwrap();
+    old_id_in_a_sealed_segment_only(d.path()).await;
+    let mut c = cfg(d.path());
+    c.batch_ids_keep = 2;
     let (spool, _) = Spool::open(c).unwrap();
-    assert_eq!(
-        ids_in_file(d.path()),
-        vec![b"new-1".to_vec(), b"new-2".to_vec()]
-    );
+    assert_eq!(ids_in_file(d.path()), vec![new("new-1"), new("new-2")]);
     for (id, known) in [(&b"new-1"[..], true), (b"new-2", true), (b"old", false)] {
         let again = spool
             .append_batch(Some(id.to_vec()), vec![batch(&[9])])
@@ -162,6 +175,15 @@ async fn ids_of_sealed_segments_are_remembered_as_the_oldest() {
         };
         assert_eq!(again, Ok(want), "{}", String::from_utf8_lossy(id));
     }
+    spool.close().await;
+    // Room in the window (10): "old" is remembered, first in the rewritten file.
+    let d = tempfile::tempdir().unwrap();
+    old_id_in_a_sealed_segment_only(d.path()).await;
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    let want = vec![new("old"), new("new-1"), new("new-2")];
+    assert_eq!(ids_in_file(d.path()), want);
+    let again = spool.append_batch(Some(b"old".to_vec()), vec![batch(&[9])]);
+    assert_eq!(again.await, Ok(Appended::AlreadyStored));
     spool.close().await;
 }
 
