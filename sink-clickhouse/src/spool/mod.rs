@@ -538,27 +538,35 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
     // (open at a crash), never fsynced in the batch-ids file, are written back to it;
     // those of sealed segments are in it, and where it lacks them (it was lost, or they
     // fell out of its window) they are remembered as the oldest, and the file rewritten.
-    let scans = segs
-        .iter()
-        .map(|(_, _, path)| scan(path))
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut sealed_ids = Vec::new();
+    // Only the newest `batch_ids_keep` ids of sealed segments are held meanwhile, so
+    // that memory does not grow with the spool.
+    let mut scans = Vec::with_capacity(segs.len());
+    let mut sealed_ids = std::collections::VecDeque::new();
     let mut unsealed_ids = Vec::new();
-    for ((_, sealed, _), s) in segs.iter().zip(&scans) {
-        let to = if *sealed {
-            &mut sealed_ids
+    for (_, sealed, path) in &segs {
+        let mut s = scan(path)?;
+        let found = std::mem::take(&mut s.batch_ids);
+        if *sealed {
+            for b in found {
+                sealed_ids.push_back(b);
+                if sealed_ids.len() > cfg.batch_ids_keep {
+                    sealed_ids.pop_front();
+                }
+            }
         } else {
-            &mut unsealed_ids
-        };
-        to.extend(s.batch_ids.iter().map(Vec::as_slice));
+            unsealed_ids.extend(found);
+        }
+        scans.push(s);
     }
     // Newest first, so that the oldest end up at the front.
     let mut lacked = false;
     for b in sealed_ids.iter().rev() {
         lacked |= ids.remember_oldest(b);
     }
+    drop(sealed_ids);
     let missing: Vec<&[u8]> = unsealed_ids
-        .into_iter()
+        .iter()
+        .map(Vec::as_slice)
         .filter(|b| ids.remember(b))
         .collect();
     if lacked {
