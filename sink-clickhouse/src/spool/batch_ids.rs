@@ -10,16 +10,20 @@
 //! its own, and fsyncs the file before it renames the segment to sealed
 //! ([`BatchIds::sync`]); only a sealed segment is loaded, and deleted, so a segment's
 //! ids are durable here before it can leave the spool. When that fsync fails the
-//! segment is left unsealed (`.open`, not loaded) and the spool refuses writes;
-//! after a failed append or fsync the file's tail is not trusted again, and the next
-//! [`BatchIds::sync`] rewrites the file from memory instead.
+//! segment is left unsealed (`.open`, not loaded) and the spool refuses writes; so is
+//! a segment whose failed round could not be cut back. After a failed append or fsync
+//! the file's tail is not trusted: nothing more is appended, and the next
+//! [`BatchIds::sync`] rewrites the file from memory instead. A failed append is logged,
+//! not the round's failure: its rows and ids are stored.
 //!
 //! At start-up, before it cuts, renames or quarantines any segment, recovery fsyncs
 //! the file (after a `kill -9` its last appends may be in the page cache only) and
 //! writes back to it the ids of every segment it finds unsealed — the one open at the
 //! crash — since those were never fsynced here. Ids of sealed segments are in the file
 //! already; where it lacks them (it was lost, or they fell out of the window) they are
-//! remembered as the oldest and the file is rewritten from memory.
+//! remembered as the oldest and the file is rewritten from memory. If that write-back
+//! fails (a full disk), the segments found unsealed stay unsealed, and the sink still
+//! starts and drains the sealed ones.
 //!
 //! The file is rewritten (tmp + rename + dir fsync) when it holds twice the configured
 //! number of ids; the oldest are forgotten.

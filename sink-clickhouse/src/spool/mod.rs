@@ -549,7 +549,7 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
         if *sealed {
             for b in found {
                 sealed_ids.push_back(b);
-                if sealed_ids.len() > cfg.batch_ids_keep {
+                if sealed_ids.len() > cfg.batch_ids_keep.max(1) {
                     sealed_ids.pop_front();
                 }
             }
@@ -569,11 +569,21 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
         .map(Vec::as_slice)
         .filter(|b| ids.remember(b))
         .collect();
-    if lacked {
-        ids.rewrite()?;
+    let written_back = if lacked {
+        ids.rewrite()
     } else {
-        ids.persist(&missing)?;
-    }
+        ids.persist(&missing)
+    };
+    // A full disk must not keep the sink from starting and draining the spool: the
+    // segments found unsealed then stay so (not loaded) until a start that can write
+    // their ids back; the ids are known in memory meanwhile.
+    let keep_unsealed = match written_back {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "writing batch ids back to the batch-ids file failed; segments found unsealed stay unsealed until a restart");
+            true
+        }
+    };
     let quarantine = |rec: &mut Recovered, path: &Path, reason: String| -> io::Result<()> {
         quarantine_file(cfg, path, &reason)?;
         rec.quarantined.push((path.to_owned(), reason));
@@ -603,6 +613,10 @@ fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64,
             continue;
         }
         if !sealed {
+            if keep_unsealed {
+                bytes += s.valid_len;
+                continue;
+            }
             fs::rename(&path, segment_path(&cfg.dir, id, true))?;
             fsync_dir(&cfg.dir)?;
         }

@@ -300,14 +300,19 @@ impl Writer {
         }
         if !buf.is_empty() {
             let res = self.write_round(&buf, rows, records);
-            let res = res.and_then(|()| {
+            if res.is_ok() {
                 let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
                 for id in &refs {
                     self.ids.remember(id);
                 }
-                // Durable already in the record's header; fsynced here at the seal.
-                self.ids.append(&refs)
-            });
+                // Durable already in the record's header; fsynced in the batch-ids file
+                // at the seal. A failed append is not the requests' failure (their rows
+                // are stored): the seal rewrites the file from memory, or leaves the
+                // segment unsealed for the recovery to write the ids back.
+                if let Err(e) = self.ids.append(&refs) {
+                    tracing::error!(error = %e, "appending to the batch-ids file failed");
+                }
+            }
             let err = res.err().map(|e| AppendError::Io(e.to_string()));
             for d in event_waiters {
                 let _ = d.send(err.clone().map_or(Ok(()), Err));
@@ -347,9 +352,15 @@ impl Writer {
             // acknowledged length and never append to this file again.
             let undo = o.file.set_len(o.len).and_then(|()| o.file.sync_all());
             if undo.is_err() {
+                // The failed round may be on disk whole, its requests answered with an
+                // error and its batch ids not remembered: the segment is left unsealed
+                // (not loaded), for the recovery at the next start to cut or keep the
+                // round and write its ids back.
                 self.shared.broken.store(true, Ordering::Relaxed);
+                self.open = None;
+            } else {
+                self.seal_logged();
             }
-            self.seal_logged();
             return Err(e);
         }
         o.len += buf.len() as u64;
