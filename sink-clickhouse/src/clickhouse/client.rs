@@ -9,7 +9,9 @@ use arrow_array::RecordBatch;
 use super::ident::quote_str;
 use super::layout::{DescribeRow, TableLayout};
 use super::sortkey::SortKey;
-use super::stream::{blocks, check_block_rows, check_encodes, same_columns, stream_body, Blocks};
+use super::stream::{
+    self, blocks, check_block_rows, check_encodes, same_columns, stream_body, Blocks,
+};
 use super::{quote_ident, Error, Result, WireCompression};
 
 /// Where and how to reach ClickHouse.
@@ -322,26 +324,50 @@ impl Client {
         dedup_token: Option<&str>,
     ) -> Result<()> {
         // Parts the encoder could not take are refused here, before the request: on the
-        // wire an error could only cut the body (a retryable failure, retried forever).
-        same_columns(layout, parts)?;
-        check_encodes(layout, parts)?;
-        // In the table's key order where it has one we can evaluate, so that the server
-        // skips its own sort (`sortkey`); `None` also when the rows are in order already.
-        let blocks = match layout.sort_key.as_ref().and_then(|key| key.order(parts)) {
-            Some(order) => Blocks::Ordered {
-                parts: parts.to_vec(),
-                order,
-                block_rows: self.cfg.block_rows,
-            },
-            None => Blocks::Slices(blocks(parts, self.cfg.block_rows)),
+        // wire an error could only cut the body. A panic here is the data's failure too.
+        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            same_columns(layout, parts)?;
+            check_encodes(layout, parts)?;
+            // In the table's key order where it has one we can evaluate, so that the
+            // server skips its own sort (`sortkey`); `None` also when the rows are in
+            // order already.
+            Ok(
+                match layout.sort_key.as_ref().and_then(|key| key.order(parts)) {
+                    Some(order) => Blocks::Ordered {
+                        parts: parts.to_vec(),
+                        order,
+                        block_rows: self.cfg.block_rows,
+                    },
+                    None => Blocks::Slices(blocks(parts, self.cfg.block_rows)),
+                },
+            )
+        }));
+        let blocks = match prepared {
+            Ok(blocks) => std::sync::Arc::new(blocks?),
+            Err(_) => {
+                return Err(Error::Batch {
+                    column: String::new(),
+                    reason: "preparing the insert panicked".into(),
+                })
+            }
         };
-        let blocks = std::sync::Arc::new(blocks);
         let params = self.insert_params(layout, dedup_token).await?;
-        self.send_with(&params, true, |lz4| {
-            stream_body(layout.clone(), blocks.clone(), lz4)
-        })
-        .await
-        .map(|_| ())
+        let failure = stream::EncodeFailure::default();
+        let sent = self
+            .send_with(&params, true, |lz4| {
+                stream_body(layout.clone(), blocks.clone(), lz4, failure.clone())
+            })
+            .await;
+        match (sent, failure.get()) {
+            (Ok(_), _) => Ok(()),
+            // The body was cut by its encoder, not by the network: every retry would
+            // fail the same way.
+            (Err(_), Some(why)) => Err(Error::Batch {
+                column: String::new(),
+                reason: format!("encoding the insert failed: {why}"),
+            }),
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// The query parameters of an insert into the table.

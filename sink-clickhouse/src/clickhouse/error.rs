@@ -55,7 +55,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Exception codes that mean "this data will never be accepted": retrying cannot help,
 /// so the loader quarantines the batch. Everything else (network, overload, too many
-/// parts, auth, missing table while an operator fixes it) is retried.
+/// parts, auth, missing table while an operator fixes it) is retried — also a body
+/// that arrived damaged (40 CHECKSUM_DOESNT_MATCH, 271 CANNOT_DECOMPRESS: our LZ4
+/// frames are checksummed, so the bytes changed on the way).
 const DATA_ERRORS: &[u32] = &[
     6,   // CANNOT_PARSE_TEXT
     16,  // NO_SUCH_COLUMN_IN_TABLE
@@ -65,7 +67,6 @@ const DATA_ERRORS: &[u32] = &[
     32,  // ATTEMPT_TO_READ_AFTER_EOF
     33,  // CANNOT_READ_ALL_DATA
     38,  // CANNOT_PARSE_DATE
-    40,  // CHECKSUM_DOESNT_MATCH
     41,  // CANNOT_PARSE_DATETIME
     43,  // ILLEGAL_TYPE_OF_ARGUMENT
     44,  // ILLEGAL_COLUMN
@@ -76,7 +77,6 @@ const DATA_ERRORS: &[u32] = &[
     72,  // CANNOT_PARSE_NUMBER
     117, // INCORRECT_DATA
     131, // TOO_LARGE_STRING_SIZE
-    271, // CANNOT_DECOMPRESS
     368, // BAD_CAST
 ];
 
@@ -85,7 +85,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Server { code: Some(c), .. } => !DATA_ERRORS.contains(c),
-            Error::Server { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            // ClickHouse names every exception with a code; an answer without one is
+            // from something in front of it (a proxy's 401, 403, 404, 413...), which
+            // says nothing about the data: retried (and counted, `http_{status}`) until
+            // an operator fixes it, never quarantined.
+            Error::Server { code: None, .. } => true,
             Error::Unreachable(_) => true,
             Error::Layout { .. } | Error::Identifier { .. } | Error::Batch { .. } => false,
             Error::Config(_) => false,
@@ -130,7 +134,13 @@ mod tests {
         assert!(server(500, Some(60)).is_retryable());
         assert!(server(503, None).is_retryable());
         assert!(server(429, None).is_retryable());
-        assert!(!server(400, None).is_retryable());
+        // A body damaged on the way: retried.
+        assert!(server(500, Some(40)).is_retryable());
+        assert!(server(500, Some(271)).is_retryable());
+        // No ClickHouse code: a proxy's answer, not the data's fault.
+        for status in [400, 401, 403, 404, 413] {
+            assert!(server(status, None).is_retryable(), "{status}");
+        }
         assert!(Error::Unreachable("refused".into()).is_retryable());
         assert_eq!(server(500, Some(252)).metric_code(), "252");
         assert_eq!(server(502, None).metric_code(), "http_502");

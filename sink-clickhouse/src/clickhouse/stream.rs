@@ -166,13 +166,20 @@ fn framed(native: bytes::Bytes, lz4: bool) -> bytes::Bytes {
     }
 }
 
+/// Why the encoder of a streamed body failed, set before it aborts the body: the
+/// request then fails as a connection error would, and the caller reads this to tell
+/// a chunk the encoder cannot take (quarantined) from a network failure (retried).
+pub(super) type EncodeFailure = std::sync::Arc<std::sync::OnceLock<String>>;
+
 /// The streamed body of an insert: every block of `blocks`, encoded on a blocking
-/// thread and sent column by column, at most two columns ahead of the wire; each piece
-/// LZ4-framed when `lz4`.
+/// thread and sent column by column, a few columns ahead of the wire at most; each
+/// piece LZ4-framed when `lz4`. An encoder error or panic is set in `failure` and
+/// aborts the body.
 pub(super) fn stream_body(
     layout: TableLayout,
     blocks: std::sync::Arc<Blocks>,
     lz4: bool,
+    failure: EncodeFailure,
 ) -> reqwest::Body {
     type Item = std::result::Result<bytes::Bytes, std::io::Error>;
     let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
@@ -196,14 +203,15 @@ pub(super) fn stream_body(
             Ok(())
         }));
         // An encoder error (unreachable after `check_encodes`) or panic ends the body
-        // with an error, which aborts the request: a retryable failure. A body that
-        // just stopped would reach the server as a short block, which it refuses as
-        // bad data, and the chunk would be quarantined.
+        // with an error, which aborts the request (a body that just stopped would
+        // reach the server as a short block), and says why in `failure`: the data's
+        // fault, so the chunk is quarantined rather than retried forever.
         let failed = match encoded {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
             Err(_) => "the Native encoder panicked".to_owned(),
         };
+        let _ = failure.set(failed.clone());
         let _ = tx.blocking_send(Err(std::io::Error::other(failed)));
     });
     reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
@@ -233,23 +241,29 @@ mod tests {
         .unwrap();
         let mut want = Vec::new();
         encode_native_parts(&good, &[batch], &mut want).unwrap();
-        let mut body = stream_body(good.clone(), blocks.clone(), false);
+        let failure = EncodeFailure::default();
+        let mut body = stream_body(good.clone(), blocks.clone(), false, failure.clone());
         let mut pieces = Vec::new();
         while let Some(frame) = body.frame().await {
             pieces.push(frame.unwrap().into_data().unwrap());
         }
         assert_eq!(pieces.len(), 2, "one piece a column");
         assert_eq!(pieces.concat(), want);
+        assert!(failure.get().is_none());
         // A String column declared UInt32 (which `from_describe` would refuse) cannot
         // be encoded: the first column goes, then the body fails.
         let mut bad = good.clone();
         bad.columns[1].type_name = "UInt32".into();
         bad.columns[1].ty = super::super::ChType::UInt32;
-        let mut body = stream_body(bad, blocks, false);
+        let failure = EncodeFailure::default();
+        let mut body = stream_body(bad, blocks, false, failure.clone());
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&first[..2], &[2, 3], "header: columns, rows");
         let err = body.frame().await.unwrap().unwrap_err();
         assert!(format!("{err:?}").contains("pathname"), "{err:?}");
+        // ... and says why, for the caller to quarantine the chunk.
+        let why = failure.get().expect("the encoder's failure");
+        assert!(why.contains("pathname"), "{why}");
     }
 
     /// Blocks are the parts' rows in order, `max_rows` to a block, slices not copies.

@@ -15,10 +15,12 @@
 //! its chunks; `cut`: the end-of-burst halves; `store`: what a chunk is and where it
 //! goes.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::watch;
 
 use crate::metrics::{CodeLabel, Metrics};
@@ -223,7 +225,22 @@ impl Loader {
         let mut backoff = self.cfg.min_backoff;
         loop {
             let t0 = Instant::now();
-            let res = self.store.write(chunk).await;
+            // A panic while preparing or encoding the insert is this chunk's failure,
+            // not the loader's end (which would leave the spool filling unloaded).
+            let res = match AssertUnwindSafe(self.store.write(chunk))
+                .catch_unwind()
+                .await
+            {
+                Ok(res) => res,
+                Err(_) => {
+                    self.metrics.panics.inc();
+                    Err(StoreError {
+                        retryable: false,
+                        code: "panic".into(),
+                        message: "writing the chunk panicked".into(),
+                    })
+                }
+            };
             self.note_urls();
             match res {
                 Ok(()) => {
@@ -248,8 +265,10 @@ impl Loader {
                             code: e.code.clone(),
                         })
                         .inc();
-                    if !e.retryable {
-                        self.quarantine_chunk(chunk, &e);
+                    // A chunk the store refuses for good is kept in quarantine; while
+                    // that cannot be written, the segment stays in the spool and the
+                    // chunk is tried again after the backoff, like a retryable error.
+                    if !e.retryable && self.quarantine_chunk(chunk, &e) {
                         return SegmentEnd::Done;
                     }
                     let _ = self.health.failing_since_ms.compare_exchange(
@@ -291,9 +310,8 @@ impl Loader {
     }
 
     /// Keeps a chunk the server refused as an Arrow IPC file (+ `.reason`), never a
-    /// silent drop.
-    fn quarantine_chunk(&self, chunk: &Chunk, e: &StoreError) {
-        self.metrics.quarantined.inc();
+    /// silent drop; false if the file could not be written (the segment must stay).
+    fn quarantine_chunk(&self, chunk: &Chunk, e: &StoreError) -> bool {
         let dir = &self.spool.config().quarantine_dir;
         let name = format!(
             "rejected-{}-{:020}-{}-{}.arrows",
@@ -315,10 +333,13 @@ impl Loader {
             });
         match res {
             Ok(()) => {
-                tracing::error!(file = %dir.join(&name).display(), rows = chunk.rows, code = %e.code, error = %e.message, "ClickHouse rejected a batch as invalid; moved to quarantine")
+                self.metrics.quarantined.inc();
+                tracing::error!(file = %dir.join(&name).display(), rows = chunk.rows, code = %e.code, error = %e.message, "ClickHouse rejected a batch as invalid; moved to quarantine");
+                true
             }
             Err(io) => {
-                tracing::error!(error = %io, rows = chunk.rows, "ClickHouse rejected a batch and writing it to quarantine failed")
+                tracing::error!(error = %io, rows = chunk.rows, code = %e.code, "ClickHouse rejected a batch and writing it to quarantine failed; the segment stays in the spool");
+                false
             }
         }
     }
