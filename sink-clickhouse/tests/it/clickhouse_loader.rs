@@ -4,6 +4,7 @@
 //! hostile table name. Fixtures in `support::fixtures`; the key order in
 //! `clickhouse_sort`.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ingest_core::{events_to_batch, Event};
@@ -16,6 +17,7 @@ use crate::support::clickhouse::ClickHouse;
 use crate::support::fixtures::{
     client, client_with, expected_tsv, rt, sample_events, BLOCK_ROWS, EXPECT_COLUMNS,
 };
+use crate::support::proxy::Proxy;
 
 #[test]
 fn migrate_then_native_lz4_insert_reads_back_every_value() {
@@ -252,13 +254,17 @@ fn an_insert_of_unlike_parts_is_refused_before_any_request() {
 }
 
 /// A batch past `BLOCK_ROWS` goes as a streamed body of several Native blocks:
-/// one insert holding every row exactly once, also when the first URL is dead and the
-/// body is encoded again for the next.
+/// one insert holding every row exactly once, also when the first URL takes the whole
+/// body and then fails the insert (a fault-injecting proxy in front of the same server
+/// answers the first INSERT 500 without forwarding it) and the body is encoded again
+/// for the next URL. (A dead first URL would not do: the queries before the insert
+/// already fail over, and the insert then goes to the live URL first.)
 #[test]
 fn a_streamed_insert_fails_over_and_stores_every_row_once() {
     let ch = ClickHouse::start();
-    let dead = dead_url();
-    let c = client(vec![dead, ch.url()], "analytics", "events");
+    let proxy = Proxy::start(ch.http_port);
+    proxy.faults.fail_insert_no.store(1, Ordering::Relaxed);
+    let c = client(vec![proxy.url(), ch.url()], "analytics", "events");
     let n = BLOCK_ROWS * 2 + 123;
     let events = sample_events(n);
     rt().block_on(async {
@@ -268,6 +274,12 @@ fn a_streamed_insert_fails_over_and_stores_every_row_once() {
             .await
             .unwrap();
     });
+    assert_eq!(proxy.faults.inserts_seen.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        proxy.faults.failed.load(Ordering::Relaxed),
+        1,
+        "failed over"
+    );
     assert_eq!(
         ch.query("SELECT count(), uniqExact(event_id), sum(screen_width) FROM analytics.events")
             .unwrap(),
@@ -281,10 +293,11 @@ fn a_streamed_insert_fails_over_and_stores_every_row_once() {
     );
 }
 
-/// Plain Native bodies (no `decompress=1`: `auto`'s choice on loopback) store the same
-/// values as LZ4-framed ones, unstreamed and streamed, and through a failover from a
-/// dead URL. A body framed one way and announced the other is refused by the server, so
-/// the read-back also checks that each body matches its query.
+/// Plain Native bodies (no `decompress=1`: `auto`'s choice on loopback, here with a
+/// dead first URL, which the client's queries fail over from before its inserts) store
+/// the same values as LZ4-framed ones, unstreamed and streamed. A body framed one way
+/// and announced the other is refused by the server, so the read-back also checks that
+/// each body matches its query. (The failover of an insert itself: the test above.)
 #[test]
 fn plain_native_inserts_read_back_every_value_as_lz4_ones_do() {
     let ch = ClickHouse::start();
