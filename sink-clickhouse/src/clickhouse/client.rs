@@ -324,24 +324,29 @@ impl Client {
         dedup_token: Option<&str>,
     ) -> Result<()> {
         // Parts the encoder could not take are refused here, before the request: on the
-        // wire an error could only cut the body. A panic here is the data's failure too.
-        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            same_columns(layout, parts)?;
-            check_encodes(layout, parts)?;
+        // wire an error could only cut the body. On a blocking thread, as the encoding
+        // is: the sort is milliseconds of CPU that the runtime's workers, answering
+        // requests, should not wait behind. A panic here is the data's failure too.
+        let (prep_layout, prep_parts, block_rows) =
+            (layout.clone(), parts.to_vec(), self.cfg.block_rows);
+        let prepared = tokio::task::spawn_blocking(move || -> Result<Blocks> {
+            let (layout, parts) = (&prep_layout, prep_parts);
+            same_columns(layout, &parts)?;
+            check_encodes(layout, &parts)?;
             // In the table's key order where it has one we can evaluate, so that the
             // server skips its own sort (`sortkey`); `None` also when the rows are in
             // order already.
-            Ok(
-                match layout.sort_key.as_ref().and_then(|key| key.order(parts)) {
-                    Some(order) => Blocks::Ordered {
-                        parts: parts.to_vec(),
-                        order,
-                        block_rows: self.cfg.block_rows,
-                    },
-                    None => Blocks::Slices(blocks(parts, self.cfg.block_rows)),
+            let order = layout.sort_key.as_ref().and_then(|key| key.order(&parts));
+            Ok(match order {
+                Some(order) => Blocks::Ordered {
+                    parts,
+                    order,
+                    block_rows,
                 },
-            )
-        }));
+                None => Blocks::Slices(blocks(&parts, block_rows)),
+            })
+        })
+        .await;
         let blocks = match prepared {
             Ok(blocks) => std::sync::Arc::new(blocks?),
             Err(_) => {
