@@ -189,9 +189,20 @@ impl Spool {
     pub fn open(cfg: SpoolConfig) -> io::Result<(Spool, Recovered)> {
         fs::create_dir_all(&cfg.dir)?;
         fs::create_dir_all(&cfg.quarantine_dir)?;
-        let spool_id = load_or_create_id(&cfg.dir)?;
         let mut ids = BatchIds::open(&cfg.dir, cfg.batch_ids_keep)?;
-        let (rec, bytes, next_id) = recover(&cfg, &mut ids)?;
+        let (rec, bytes, found_next) = recover(&cfg, &mut ids)?;
+        // Segment ids (and with the spool id, every dedup token and Parquet file name)
+        // are never used twice: they continue from the reserved high-water mark, which
+        // the writer moves ahead durably before it uses an id past it. A spool without
+        // that file (made by an older build) that holds no segment gets a new spool id,
+        // since ids of segments loaded and deleted before cannot be known.
+        let reserved = read_next_segment(&cfg.dir)?;
+        let spool_id = if reserved.is_none() && rec.segments == 0 {
+            create_id(&cfg.dir)?
+        } else {
+            load_or_create_id(&cfg.dir)?
+        };
+        let next_id = found_next.max(reserved.unwrap_or(0));
         remove_stale_cuts(&cfg.dir)?;
         let shared = Arc::new(Shared {
             cfg,
@@ -485,6 +496,39 @@ fn load_or_create_id(dir: &Path) -> io::Result<String> {
             return Ok(s.to_owned());
         }
     }
+    create_id(dir)
+}
+
+/// File (in the spool dir) holding the first segment id not yet reserved.
+pub(crate) const NEXT_SEGMENT_FILE: &str = "next-segment";
+
+/// The reserved high-water mark of segment ids, if the file is there (a damaged file is
+/// an error: guessing could reuse an id).
+fn read_next_segment(dir: &Path) -> io::Result<Option<u64>> {
+    match fs::read_to_string(dir.join(NEXT_SEGMENT_FILE)) {
+        Ok(s) => s.trim().parse().map(Some).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{NEXT_SEGMENT_FILE}: {e}: {s:?}"),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reserves segment ids below `next` (tmp + rename + dir fsync).
+pub(crate) fn write_next_segment(dir: &Path, next: u64) -> io::Result<()> {
+    write_durably(
+        &dir.join(format!("{NEXT_SEGMENT_FILE}.tmp")),
+        &dir.join(NEXT_SEGMENT_FILE),
+        next.to_string().as_bytes(),
+    )
+}
+
+/// A new random spool id, written durably.
+fn create_id(dir: &Path) -> io::Result<String> {
+    let p = dir.join("spool-id");
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
     let id: String = b.iter().map(|x| format!("{x:02x}")).collect();

@@ -102,10 +102,15 @@ impl Open {
     }
 }
 
+/// Segment ids are reserved this many at a time ([`super::write_next_segment`]).
+const RESERVE_IDS: u64 = 1024;
+
 struct Writer {
     shared: Arc<Shared>,
     ids: BatchIds,
     next_id: u64,
+    /// Ids below this are reserved on disk; `next_id` may not pass it unreserved.
+    reserved: u64,
     open: Option<Open>,
     /// Swapped with the staged rows' batcher at each round: the requests append into
     /// one while the writer flushes the other, and both keep their capacity.
@@ -145,6 +150,7 @@ pub(super) fn start(
         shared,
         ids,
         next_id,
+        reserved: 0,
         open: None,
         spare: super::round_batcher(),
         last_busy: None,
@@ -384,6 +390,11 @@ impl Writer {
 
     fn create(&mut self) -> io::Result<Open> {
         let id = self.next_id;
+        if id >= self.reserved {
+            let reserve = id + RESERVE_IDS;
+            super::write_next_segment(&self.shared.cfg.dir, reserve)?;
+            self.reserved = reserve;
+        }
         self.next_id += 1;
         let path = segment_path(&self.shared.cfg.dir, id, false);
         let now_ms = SystemTime::now()

@@ -174,3 +174,36 @@ async fn stale_cuts_are_removed_at_open_and_live_ones_kept() {
     assert_eq!(spool.read_cut(&segs[0]).unwrap(), None);
     assert!(spool.sealed().unwrap().is_empty());
 }
+
+/// Segment ids, and so dedup tokens (spool id, segment, records), are never used twice:
+/// after every segment was loaded and deleted, a restart goes on past the ids used,
+/// not from 1 again (ClickHouse would drop the new rows as duplicates of the old).
+/// A spool of an older build (no `next-segment` file) found empty gets a new spool id.
+#[tokio::test]
+async fn segment_ids_and_dedup_tokens_are_never_reused_across_restarts() {
+    let d = tempfile::tempdir().unwrap();
+    let write_and_drain = |spool: Spool| async move {
+        spool.append_events(batch(&[1])).await.unwrap();
+        spool.seal().await.unwrap();
+        let segs = spool.sealed().unwrap();
+        assert_eq!(segs.len(), 1);
+        let token = spool.dedup_token(segs[0].id, 0, 0);
+        spool.delete(&segs[0]).unwrap();
+        spool.close().await;
+        token
+    };
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (spool, rec) = Spool::open(cfg(d.path())).unwrap();
+        assert_eq!(rec.segments, 0);
+        tokens.push(write_and_drain(spool).await);
+    }
+    // As an older build left it: no high-water mark.
+    fs::remove_file(d.path().join("spool").join(NEXT_SEGMENT_FILE)).unwrap();
+    let (spool, _) = Spool::open(cfg(d.path())).unwrap();
+    tokens.push(write_and_drain(spool).await);
+    let mut unique = tokens.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), tokens.len(), "{tokens:?}");
+}
