@@ -221,6 +221,9 @@ impl Writer {
         let mut buf = Vec::new();
         let mut batch_waiters = Vec::new();
         let mut new_ids: Vec<Vec<u8>> = Vec::new();
+        // Batches whose id an earlier batch of this round carries: answered "already
+        // stored" only once that batch is (after the round's fsync), or with its error.
+        let mut dup_waiters = Vec::new();
         let mut controls = Vec::new();
         for m in round {
             match m {
@@ -229,11 +232,15 @@ impl Writer {
                     event_waiters.push(done);
                 }
                 Msg::Batch { id, batches, done } => {
-                    let dup = id
-                        .as_deref()
-                        .is_some_and(|id| self.ids.contains(id) || new_ids.iter().any(|n| n == id));
-                    if dup {
+                    if id.as_deref().is_some_and(|id| self.ids.contains(id)) {
                         let _ = done.send(Ok(Appended::AlreadyStored));
+                        continue;
+                    }
+                    if id
+                        .as_deref()
+                        .is_some_and(|id| new_ids.iter().any(|n| n == id))
+                    {
+                        dup_waiters.push(done);
                         continue;
                     }
                     events.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
@@ -289,7 +296,7 @@ impl Writer {
                     for d in event_waiters.drain(..) {
                         let _ = d.send(Err(e.clone()));
                     }
-                    for d in batch_waiters.drain(..) {
+                    for d in batch_waiters.drain(..).chain(dup_waiters.drain(..)) {
                         let _ = d.send(Err(e.clone()));
                     }
                     new_ids.clear();
@@ -301,6 +308,9 @@ impl Writer {
             // are not remembered — a later batch with rows under the same id is stored.
             for d in batch_waiters.drain(..) {
                 let _ = d.send(Ok(Appended::Stored));
+            }
+            for d in dup_waiters.drain(..) {
+                let _ = d.send(Ok(Appended::AlreadyStored));
             }
             new_ids.clear();
         }
@@ -325,6 +335,9 @@ impl Writer {
             }
             for d in batch_waiters {
                 let _ = d.send(err.clone().map_or(Ok(Appended::Stored), Err));
+            }
+            for d in dup_waiters {
+                let _ = d.send(err.clone().map_or(Ok(Appended::AlreadyStored), Err));
             }
             // `seal_due` is asked here too: under a steady load the ticks arrive inside
             // rounds, where they are not looked at.
