@@ -65,15 +65,21 @@ impl Store for ParquetOut {
                 out.write(c.created_at_ms, c.segment, c.first, c.last, &c.batches)
             })
             .await
+            // A panic or an encoder error is the chunk's fault (quarantined); an I/O
+            // error, a full disk say, is retried.
             .map_err(|e| StoreError {
-                retryable: true,
+                retryable: !e.is_panic(),
                 code: "panic".into(),
                 message: e.to_string(),
             })?
             .map(|_| ())
             .map_err(|e| StoreError {
-                retryable: true,
-                code: "io".into(),
+                retryable: e.kind() != std::io::ErrorKind::InvalidData,
+                code: if e.kind() == std::io::ErrorKind::InvalidData {
+                    "parquet".into()
+                } else {
+                    "io".into()
+                },
                 message: e.to_string(),
             })
         })
