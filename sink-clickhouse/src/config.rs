@@ -252,7 +252,9 @@ pub struct ServeArgs {
     /// closing the listener, so load balancers see the sink leave.
     #[arg(long, env = "SINK_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub drain_delay: Duration,
-    /// A request that takes longer than this is answered 503 (slow clients included).
+    /// A request body not received within this is answered 408 (a slow client); a
+    /// request whose events are staged waits for their fsync, up to 4× this (then 503
+    /// with `Retry-After`: the spool is stalled).
     #[arg(long, env = "SINK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Log format: `text` or `json`.

@@ -49,10 +49,10 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
             "unauthorized",
             "a valid bearer token is required",
         );
-        return Err(refuse_after_drain(body, e).await);
+        return Err(refuse_after_drain(body, e, state.cfg.request_timeout).await);
     }
     if let Err(e) = state.refuse_if_closing() {
-        return Err(refuse_after_drain(body, e).await);
+        return Err(refuse_after_drain(body, e, state.cfg.request_timeout).await);
     }
     let id = match headers.get("x-batch-id") {
         None => None,
@@ -71,7 +71,14 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
             Some(b.to_vec())
         }
     };
-    let bytes = read_body(headers, body, state.cfg.max_batch_bytes, "body").await?;
+    let bytes = read_body(
+        headers,
+        body,
+        state.cfg.max_batch_bytes,
+        "body",
+        state.cfg.request_timeout,
+    )
+    .await?;
     let bad = |e: ingest_core::Error| {
         state.metrics.reject(e.code(), 1);
         ApiError::bad_input(&e)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -233,28 +233,40 @@ pub fn with_layers(app: Router, timeout: Duration, metrics: Arc<Metrics>) -> Rou
                     .into_response()
                 },
             ))
-            // The timeout layer answers an empty 408: give it the JSON body every error
-            // has.
+            // A backstop only: a body is timed out where it is read (408, `read_body`),
+            // and a request whose events are staged waits for their fsync, since an
+            // error then would make the client send stored events again. Past
+            // BACKSTOP × the timeout (the spool stalled) it is answered 503 with
+            // `Retry-After`, as JSON like every error.
             .layer(axum::middleware::map_response(json_timeout))
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                timeout,
+                StatusCode::SERVICE_UNAVAILABLE,
+                timeout.saturating_mul(BACKSTOP),
             )),
     )
 }
 
+/// The whole request's limit, in request timeouts ([`router`]).
+pub const BACKSTOP: u32 = 4;
+
 async fn json_timeout(r: Response) -> Response {
-    if r.status() != StatusCode::REQUEST_TIMEOUT {
+    // The timeout layer's own answer is the only empty 503.
+    if r.status() != StatusCode::SERVICE_UNAVAILABLE
+        || r.headers().contains_key(header::CONTENT_TYPE)
+    {
         return r;
     }
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
+    let mut r = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
         "request",
         "timeout",
-        "the request was not received and handled within the request timeout",
+        "the request was not handled in time (the spool is stalled); retry later",
     )
     .closing()
-    .into_response()
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 /// Most body bytes read and thrown away to answer an early refusal (401, 503) cleanly:
@@ -263,19 +275,22 @@ pub const DRAIN_MAX: usize = 1 << 20;
 
 /// Reads and discards up to [`DRAIN_MAX`] body bytes, so an early refusal reaches a
 /// client that is still sending; past that the refusal says `Connection: close`.
-async fn refuse_after_drain(body: Body, e: ApiError) -> ApiError {
-    match Limited::new(body, DRAIN_MAX).collect().await {
-        Ok(_) => e,
-        Err(_) => e.closing(),
+async fn refuse_after_drain(body: Body, e: ApiError, timeout: Duration) -> ApiError {
+    match tokio::time::timeout(timeout, Limited::new(body, DRAIN_MAX).collect()).await {
+        Ok(Ok(_)) => e,
+        _ => e.closing(),
     }
 }
 
-/// Reads a body, never buffering more than `max` bytes: 413 past it.
+/// Reads a body, never buffering more than `max` bytes: 413 past it; 408 if it has not
+/// all arrived within `timeout` (`--request-timeout`: a slow client). This is where a
+/// request times out; once its events are staged, it waits for their fsync.
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     max: usize,
     field: &str,
+    timeout: Duration,
 ) -> Result<bytes::Bytes, ApiError> {
     let too_large = |actual: String| {
         ApiError::new(
@@ -295,7 +310,16 @@ async fn read_body(
             return Err(too_large(len.to_string()));
         }
     }
-    match Limited::new(body, max).collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, max).collect()).await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            field,
+            "timeout",
+            "the body was not received within the request timeout",
+        )
+        .closing());
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(too_large(format!("more than {max}")))

@@ -152,13 +152,14 @@ async fn read_tracker_body(
     body: Body,
 ) -> Result<bytes::Bytes, ApiError> {
     if let Err(e) = state.refuse_if_closing() {
-        return Err(refuse_after_drain(body, e).await);
+        return Err(refuse_after_drain(body, e, state.cfg.request_timeout).await);
     }
     read_body(
         headers,
         body,
         state.cfg.pipeline.limits.max_body_bytes,
         "body",
+        state.cfg.request_timeout,
     )
     .await
 }
