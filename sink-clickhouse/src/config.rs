@@ -257,6 +257,11 @@ pub struct ServeArgs {
     /// with `Retry-After`: the spool is stalled).
     #[arg(long, env = "SINK_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Connections served at once; past it new ones wait in the listen backlog until
+    /// one closes. With each connection's read buffer capped near 64 KiB (and refused
+    /// bodies drained, not buffered) this bounds the server's memory per connection.
+    #[arg(long, env = "SINK_MAX_CONNECTIONS", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Log format: `text` or `json`.
     #[arg(long, env = "SINK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

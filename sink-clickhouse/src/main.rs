@@ -198,6 +198,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         listener,
         app,
         a.request_timeout,
+        a.max_connections as usize,
         shutdown,
     ));
     // Wait for the signal, then give in-flight requests until the deadline.

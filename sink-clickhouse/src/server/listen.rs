@@ -15,21 +15,32 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+/// A connection's read buffer at most, about (hyper's default is ≈ 400 KiB): headers
+/// that do not fit are refused (431), and a body is read in pieces of up to this.
+pub const MAX_CONNECTION_BUFFER: usize = 64 << 10;
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets
 /// every connection finish its request (idle ones close at once) and returns.
-/// A request's headers must arrive within `header_timeout`.
+/// A request's headers must arrive within `header_timeout`. At most `max_connections`
+/// are served at once; others wait in the listen backlog.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     // Every connection task holds a clone of `open_rx`; `open_tx.closed()` resolves when
     // the last one is gone.
     let (open_tx, open_rx) = watch::channel(());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         let (io, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -52,9 +63,11 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         let open = open_rx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_CONNECTION_BUFFER);
             let conn = b.serve_connection(TokioIo::new(io), svc);
             let mut conn = std::pin::pin!(conn);
             let stopping = async move {
@@ -87,6 +100,13 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn start(header_timeout: Duration) -> (SocketAddr, watch::Sender<bool>) {
+        start_with(header_timeout, 1024).await
+    }
+
+    async fn start_with(
+        header_timeout: Duration,
+        max_connections: usize,
+    ) -> (SocketAddr, watch::Sender<bool>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let app = Router::new().route(
@@ -94,7 +114,7 @@ mod tests {
             get(|ConnectInfo(p): ConnectInfo<SocketAddr>| async move { p.ip().to_string() }),
         );
         let (tx, mut rx) = watch::channel(false);
-        tokio::spawn(serve(l, app, header_timeout, async move {
+        tokio::spawn(serve(l, app, header_timeout, max_connections, async move {
             let _ = rx.wait_for(|s| *s).await.map(|_| ());
         }));
         (addr, tx)
@@ -125,6 +145,41 @@ mod tests {
         let reply = read_all(&mut s).await;
         assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
         assert!(!reply.contains(" 200 "), "{reply}");
+        let _ = stop.send(true);
+    }
+
+    /// Past `max_connections` a new connection waits, unanswered, until one closes;
+    /// headers over the connection buffer are refused.
+    #[tokio::test]
+    async fn connections_past_the_limit_wait_for_a_free_slot() {
+        let (addr, stop) = start_with(Duration::from_secs(20), 1).await;
+        let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Let the first connection take the only slot.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 1];
+        let waited = tokio::time::timeout(Duration::from_millis(500), s.read(&mut first)).await;
+        assert!(waited.is_err(), "answered while the slot was taken");
+        drop(idle);
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut reply)).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        // Headers far larger than the buffer (4×): refused (431), not buffered whole.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let big = "a".repeat(4 * MAX_CONNECTION_BUFFER);
+        s.write_all(format!("GET /peer HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let reply = read_all(&mut s).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 431"),
+            "{}",
+            &reply[..reply.len().min(80)]
+        );
         let _ = stop.send(true);
     }
 }

@@ -276,8 +276,21 @@ pub const DRAIN_MAX: usize = 1 << 20;
 /// Reads and discards up to [`DRAIN_MAX`] body bytes, so an early refusal reaches a
 /// client that is still sending; past that the refusal says `Connection: close`.
 async fn refuse_after_drain(body: Body, e: ApiError, timeout: Duration) -> ApiError {
-    match tokio::time::timeout(timeout, Limited::new(body, DRAIN_MAX).collect()).await {
-        Ok(Ok(_)) => e,
+    // Each piece is dropped as it comes: an unauthenticated client costs no buffer.
+    let drain = async {
+        let mut body = body;
+        let mut read = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            read += frame.data_ref().map_or(0, |d| d.len());
+            if read > DRAIN_MAX {
+                return false;
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(timeout, drain).await {
+        Ok(true) => e,
         _ => e.closing(),
     }
 }
