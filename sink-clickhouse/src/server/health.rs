@@ -61,11 +61,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     m.spool_bytes.set(state.spool.bytes() as i64);
     let (written, rounds) = state.spool.written();
-    // Counters only move forward: add what is new since the last scrape.
+    // The counters follow the spool's totals; `fetch_max`, so that scrapes at the same
+    // time (Prometheus, the status page) cannot each add the same change.
     m.spool_written_bytes
-        .inc_by(written.saturating_sub(m.spool_written_bytes.get()));
+        .inner()
+        .fetch_max(written, std::sync::atomic::Ordering::Relaxed);
     m.spool_fsyncs
-        .inc_by(rounds.saturating_sub(m.spool_fsyncs.get()));
+        .inner()
+        .fetch_max(rounds, std::sync::atomic::Ordering::Relaxed);
     if let Ok(sealed) = state.spool.sealed() {
         m.spool_segments.set(sealed.len() as i64);
         let oldest = sealed
