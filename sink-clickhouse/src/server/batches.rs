@@ -104,12 +104,16 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
         });
     }
     // Counted for the quotas only (without a sites file nothing is recorded).
-    let mut per_site: Vec<(String, u64)> = Vec::new();
-    if state.quotas.enabled() {
-        for b in &batches {
-            count_sites(b, &mut per_site);
-        }
-    }
+    let per_site = if state.quotas.enabled() {
+        use arrow_array::cast::AsArray;
+        let cols: Vec<_> = batches
+            .iter()
+            .filter_map(|b| b.column_by_name("site_id")?.as_string_opt::<i32>())
+            .collect();
+        super::tracker::rows_per_site(cols.iter().flat_map(|a| a.iter().flatten()))
+    } else {
+        Vec::new()
+    };
     match state
         .spool
         .append_batch(id, batches)
@@ -136,22 +140,6 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
                 rejected: Vec::new(),
                 already_stored: true,
             })
-        }
-    }
-}
-
-fn count_sites(b: &arrow_array::RecordBatch, out: &mut Vec<(String, u64)>) {
-    use arrow_array::cast::AsArray;
-    let Some(col) = b.column_by_name("site_id") else {
-        return;
-    };
-    let Some(a) = col.as_string_opt::<i32>() else {
-        return;
-    };
-    for s in a.iter().flatten() {
-        match out.iter_mut().find(|(x, _)| x == s) {
-            Some((_, n)) => *n += 1,
-            None => out.push((s.to_owned(), 1)),
         }
     }
 }

@@ -201,7 +201,7 @@ fn site_column(batch: &RecordBatch) -> &StringArray {
 /// Rows of each site, in first-seen order (almost always one site). A run of one site
 /// costs a compare per row; a body mixing many sites (a server-side integration) a
 /// hash lookup per row, not a scan of every site seen so far.
-fn rows_per_site<'s>(site_ids: impl Iterator<Item = &'s str>) -> Vec<(String, u64)> {
+pub(super) fn rows_per_site<'s>(site_ids: impl Iterator<Item = &'s str>) -> Vec<(String, u64)> {
     let mut sites: Vec<(&str, u64)> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut last = 0;
