@@ -212,7 +212,7 @@ fn insert_body(c: &mut Criterion) {
 
 fn decode_edge_batches(c: &mut Criterion) {
     let w = Workload::new(1, 100_000);
-    let streams: Vec<Vec<u8>> = pipeline_batches(&w, benches::e2e::EDGE_BATCH_ROWS)
+    let streams: Vec<Vec<u8>> = pipeline_batches(&w, benches::sink_run::EDGE_BATCH_ROWS)
         .iter()
         .map(|b| ingest_core::write_ipc(std::slice::from_ref(b)).unwrap())
         .collect();

@@ -7,7 +7,8 @@
 //! - [`json_arrow`]: JSON → Arrow by ingest-core (full and plain), arrow-json and
 //!   serde_json, on the same events.
 //! - [`chserver`], [`e2e`]: a ClickHouse on loopback and the loaders `compare` and
-//!   `sink_ab` run.
+//!   `sink_ab` run; [`sink_run`]: the sink under test and its requests; [`loadgen`]:
+//!   the load generator that posts them.
 #![deny(missing_docs)]
 
 pub mod chserver;
@@ -17,6 +18,7 @@ mod gen_data;
 pub mod json_arrow;
 pub mod loadgen;
 pub mod rng;
+pub mod sink_run;
 
 /// The exit code of a tool that checks row counts: success, 1 with "a row count was
 /// wrong" (the counts were printed above), or 1 with the error.

@@ -24,8 +24,8 @@ use crate::e2e::LoadReport;
 
 /// One request: its range of the shared body, and its header lines (each ending in
 /// `\r\n`; `host` and `content-length` are added) — NDJSON with a user agent and a
-/// client address for `/e` ([`crate::e2e::tracker_requests`]), or an Arrow batch with
-/// its token and batch id for `/v1/batches` ([`crate::e2e::edge_requests`]).
+/// client address for `/e` ([`crate::sink_run::tracker_requests`]), or an Arrow batch with
+/// its token and batch id for `/v1/batches` ([`crate::sink_run::edge_requests`]).
 pub type Request = (Range<usize>, String);
 
 /// A response head larger than this is a failure (the sink's are ≈ 200 bytes).

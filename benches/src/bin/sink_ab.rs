@@ -20,8 +20,9 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use benches::chserver::ClickHouseServer;
-use benches::e2e::{self, Sink};
+use benches::e2e;
 use benches::json_arrow::Workload;
+use benches::sink_run::{self, Sink};
 use clap::Parser;
 
 /// Ports of this tool (inside the benches' assigned range, apart from `compare`'s).
@@ -84,9 +85,9 @@ fn run(args: &Args) -> Result<bool, String> {
     eprintln!("generating {n} events (seed {})…", args.seed);
     let w = Workload::with_requests(args.seed, n, usize::from(args.events_per_request));
     let (path, (body, requests)) = if args.edge_batches {
-        ("/v1/batches", e2e::edge_requests(&w)?)
+        ("/v1/batches", sink_run::edge_requests(&w)?)
     } else {
-        ("/e", e2e::tracker_requests(&w))
+        ("/e", sink_run::tracker_requests(&w))
     };
     let ch = ClickHouseServer::start(PORTS)?;
     let url = ch.url();

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use benches::chserver::ClickHouseServer;
-use benches::e2e::{self, Requests};
+use benches::e2e;
 use benches::json_arrow::Workload;
+use benches::sink_run::{self, Requests};
 use sink_clickhouse::clickhouse::WireCompression;
 
 use crate::Args;
@@ -118,8 +119,8 @@ impl<'a> Loads<'a> {
             native_path,
             cols,
             ndjson_path,
-            tracker: e2e::tracker_requests(w),
-            edge: e2e::edge_requests(w)?,
+            tracker: sink_run::tracker_requests(w),
+            edge: sink_run::edge_requests(w)?,
             native_mb: native_body.len() as f64 / 1e6,
             row_counts_ok: std::cell::Cell::new(true),
         })
@@ -194,7 +195,7 @@ impl<'a> Loads<'a> {
         self.sink_load(&mut r, rep, "sink_e2e", "/e", &self.tracker)?;
         eprintln!(
             "(a″) sink's /v1/batches (Arrow IPC + LZ4 batches of {} events, {} in flight)…",
-            e2e::EDGE_BATCH_ROWS,
+            sink_run::EDGE_BATCH_ROWS,
             args.concurrency
         );
         self.sink_load(&mut r, rep, "sink_batches_e2e", "/v1/batches", &self.edge)?;
@@ -211,7 +212,7 @@ impl<'a> Loads<'a> {
         path: &str,
         (body, requests): &Requests,
     ) -> Result<(), String> {
-        let sink = e2e::Sink::start(
+        let sink = sink_run::Sink::start(
             &self.sink_bin,
             &self.url,
             &self.work.path().join(format!("{what}-{rep}")),
