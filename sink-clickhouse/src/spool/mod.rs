@@ -18,6 +18,7 @@
 pub mod batch_ids;
 pub mod ipc;
 pub mod record;
+mod recover;
 pub mod segment;
 mod writer;
 
@@ -33,7 +34,7 @@ use ingest_core::{BatchConfig, Batcher};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::batch_ids::BatchIds;
-use self::segment::{parse_name, scan, segment_path, valid_record_after};
+use self::segment::parse_name;
 pub use self::segment::{Next, Record, SegmentReader};
 
 /// Spool settings (from the CLI).
@@ -190,19 +191,8 @@ impl Spool {
         fs::create_dir_all(&cfg.dir)?;
         fs::create_dir_all(&cfg.quarantine_dir)?;
         let mut ids = BatchIds::open(&cfg.dir, cfg.batch_ids_keep)?;
-        let (rec, bytes, found_next) = recover(&cfg, &mut ids)?;
-        // Segment ids (and with the spool id, every dedup token and Parquet file name)
-        // are never used twice: they continue from the reserved high-water mark, which
-        // the writer moves ahead durably before it uses an id past it. A spool without
-        // that file (made by an older build) that holds no segment gets a new spool id,
-        // since ids of segments loaded and deleted before cannot be known.
-        let reserved = read_next_segment(&cfg.dir)?;
-        let spool_id = if reserved.is_none() && rec.segments == 0 {
-            create_id(&cfg.dir)?
-        } else {
-            load_or_create_id(&cfg.dir)?
-        };
-        let next_id = found_next.max(reserved.unwrap_or(0));
+        let (rec, bytes, found_next) = recover::recover(&cfg, &mut ids)?;
+        let (spool_id, next_id) = recover::identity(&cfg.dir, &rec, found_next)?;
         remove_stale_cuts(&cfg.dir)?;
         let shared = Arc::new(Shared {
             cfg,
@@ -428,7 +418,7 @@ impl Spool {
     /// Moves a segment to the quarantine folder with a note saying why.
     pub fn quarantine(&self, seg: &Sealed, reason: &str) -> io::Result<PathBuf> {
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
-        let to = quarantine_file(&self.shared.cfg, &seg.path, reason)?;
+        let to = recover::quarantine_file(&self.shared.cfg, &seg.path, reason)?;
         self.shared
             .bytes
             .fetch_sub(len.min(self.bytes()), Ordering::Relaxed);
@@ -486,197 +476,6 @@ pub(crate) fn write_durably(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result
 /// Fsyncs a directory, so a created, renamed or removed entry survives a crash.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-fn load_or_create_id(dir: &Path) -> io::Result<String> {
-    let p = dir.join("spool-id");
-    if let Ok(s) = fs::read_to_string(&p) {
-        let s = s.trim();
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(s.to_owned());
-        }
-    }
-    create_id(dir)
-}
-
-/// File (in the spool dir) holding the first segment id not yet reserved.
-pub(crate) const NEXT_SEGMENT_FILE: &str = "next-segment";
-
-/// The reserved high-water mark of segment ids, if the file is there (a damaged file is
-/// an error: guessing could reuse an id).
-fn read_next_segment(dir: &Path) -> io::Result<Option<u64>> {
-    match fs::read_to_string(dir.join(NEXT_SEGMENT_FILE)) {
-        Ok(s) => s.trim().parse().map(Some).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{NEXT_SEGMENT_FILE}: {e}: {s:?}"),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reserves segment ids below `next` (tmp + rename + dir fsync).
-pub(crate) fn write_next_segment(dir: &Path, next: u64) -> io::Result<()> {
-    write_durably(
-        &dir.join(format!("{NEXT_SEGMENT_FILE}.tmp")),
-        &dir.join(NEXT_SEGMENT_FILE),
-        next.to_string().as_bytes(),
-    )
-}
-
-/// A new random spool id, written durably.
-fn create_id(dir: &Path) -> io::Result<String> {
-    let p = dir.join("spool-id");
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| io::Error::other(e.to_string()))?;
-    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    write_durably(&dir.join("spool-id.tmp"), &p, id.as_bytes())?;
-    Ok(id)
-}
-
-fn quarantine_file(cfg: &SpoolConfig, path: &Path, reason: &str) -> io::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    let mut to = cfg.quarantine_dir.join(&name);
-    let mut n = 1;
-    while to.exists() {
-        to = cfg.quarantine_dir.join(format!("{name}.{n}"));
-        n += 1;
-    }
-    let name = to
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    fs::rename(path, &to)?;
-    // A quarantined segment is replayed by hand, whole: its cut has no use left.
-    remove_if_there(&cut_path(path))?;
-    fs::write(cfg.quarantine_dir.join(format!("{name}.reason")), reason)?;
-    fsync_dir(&cfg.quarantine_dir)?;
-    fsync_dir(&cfg.dir)?;
-    tracing::error!(segment = %path.display(), to = %to.display(), reason, "spool segment quarantined");
-    Ok(to)
-}
-
-/// Scans every segment: keeps good ones (sealing the newest), cuts a torn tail of the
-/// newest, quarantines the rest. Returns (report, bytes on disk, next segment id).
-fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64, u64)> {
-    let mut segs = Vec::new();
-    for e in fs::read_dir(&cfg.dir)? {
-        let e = e?;
-        if let Some((id, sealed)) = e.file_name().to_str().and_then(parse_name) {
-            segs.push((id, sealed, e.path()));
-        }
-    }
-    segs.sort_by_key(|s| s.0);
-    let newest = segs.last().map(|s| s.0);
-    let mut rec = Recovered::default();
-    let mut bytes = 0u64;
-    // Every segment is scanned before anything is cut, renamed or quarantined, so that
-    // the batch ids are where `batch_ids` says first: those of segments found unsealed
-    // (open at a crash), never fsynced in the batch-ids file, are written back to it;
-    // those of sealed segments are in it, and where it lacks them (it was lost, or they
-    // fell out of its window) they are remembered as the oldest, and the file rewritten.
-    // Only the newest `batch_ids_keep` ids of sealed segments are held meanwhile, so
-    // that memory does not grow with the spool.
-    let mut scans = Vec::with_capacity(segs.len());
-    let mut sealed_ids = std::collections::VecDeque::new();
-    let mut unsealed_ids = Vec::new();
-    for (_, sealed, path) in &segs {
-        let mut s = scan(path)?;
-        let found = std::mem::take(&mut s.batch_ids);
-        if *sealed {
-            for b in found {
-                sealed_ids.push_back(b);
-                if sealed_ids.len() > cfg.batch_ids_keep.max(1) {
-                    sealed_ids.pop_front();
-                }
-            }
-        } else {
-            unsealed_ids.extend(found);
-        }
-        scans.push(s);
-    }
-    // Newest first, so that the oldest end up at the front.
-    let mut lacked = false;
-    for b in sealed_ids.iter().rev() {
-        lacked |= ids.remember_oldest(b);
-    }
-    drop(sealed_ids);
-    let missing: Vec<&[u8]> = unsealed_ids
-        .iter()
-        .map(Vec::as_slice)
-        .filter(|b| ids.remember(b))
-        .collect();
-    let written_back = if lacked {
-        ids.rewrite()
-    } else {
-        ids.persist(&missing)
-    };
-    // A full disk must not keep the sink from starting and draining the spool: the
-    // segments found unsealed then stay so (not loaded) until a start that can write
-    // their ids back; the ids are known in memory meanwhile.
-    let keep_unsealed = match written_back {
-        Ok(()) => false,
-        Err(e) => {
-            tracing::error!(error = %e, "writing batch ids back to the batch-ids file failed; segments found unsealed stay unsealed until a restart");
-            true
-        }
-    };
-    let quarantine = |rec: &mut Recovered, path: &Path, reason: String| -> io::Result<()> {
-        quarantine_file(cfg, path, &reason)?;
-        rec.quarantined.push((path.to_owned(), reason));
-        Ok(())
-    };
-    for ((id, sealed, path), s) in segs.iter().cloned().zip(scans) {
-        let is_newest_open = !sealed && Some(id) == newest;
-        if let Some((off, reason)) = s.bad {
-            let torn_tail = is_newest_open
-                && (s.header.is_some() || s.file_len < record::SEGMENT_HEADER_LEN as u64)
-                && !valid_record_after(&path, off)?;
-            if !torn_tail {
-                quarantine(&mut rec, &path, format!("{reason} at offset {off}"))?;
-                continue;
-            }
-            tracing::warn!(segment = %path.display(), offset = off, cut = s.file_len - s.valid_len, reason, "cutting torn tail of the newest spool segment");
-            rec.cut_bytes += s.file_len - s.valid_len;
-            if s.header.is_some() {
-                let f = fs::OpenOptions::new().write(true).open(&path)?;
-                f.set_len(s.valid_len)?;
-                f.sync_all()?;
-            }
-        }
-        if s.records == 0 {
-            fs::remove_file(&path)?;
-            fsync_dir(&cfg.dir)?;
-            continue;
-        }
-        if !sealed {
-            if keep_unsealed {
-                bytes += s.valid_len;
-                continue;
-            }
-            fs::rename(&path, segment_path(&cfg.dir, id, true))?;
-            fsync_dir(&cfg.dir)?;
-        }
-        rec.segments += 1;
-        rec.rows += s.rows;
-        bytes += s.valid_len;
-    }
-    // Ids of quarantined segments are never reused: their dedup tokens may be known to
-    // the server already.
-    let mut next = segs.iter().map(|s| s.0 + 1).max().unwrap_or(1);
-    for e in fs::read_dir(&cfg.quarantine_dir)? {
-        if let Some((id, _)) = e?.file_name().to_str().and_then(parse_name) {
-            next = next.max(id + 1);
-        }
-    }
-    Ok((rec, bytes, next))
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ impl Open {
     }
 }
 
-/// Segment ids are reserved this many at a time ([`super::write_next_segment`]).
+/// Segment ids are reserved this many at a time ([`super::recover::write_next_segment`]).
 const RESERVE_IDS: u64 = 1024;
 
 struct Writer {
@@ -405,7 +405,7 @@ impl Writer {
         let id = self.next_id;
         if id >= self.reserved {
             let reserve = id + RESERVE_IDS;
-            super::write_next_segment(&self.shared.cfg.dir, reserve)?;
+            super::recover::write_next_segment(&self.shared.cfg.dir, reserve)?;
             self.reserved = reserve;
         }
         self.next_id += 1;

@@ -199,7 +199,7 @@ async fn segment_ids_and_dedup_tokens_are_never_reused_across_restarts() {
         tokens.push(write_and_drain(spool).await);
     }
     // As an older build left it: no high-water mark.
-    fs::remove_file(d.path().join("spool").join(NEXT_SEGMENT_FILE)).unwrap();
+    fs::remove_file(d.path().join("spool").join(recover::NEXT_SEGMENT_FILE)).unwrap();
     let (spool, _) = Spool::open(cfg(d.path())).unwrap();
     tokens.push(write_and_drain(spool).await);
     let mut unique = tokens.clone();
