@@ -90,7 +90,7 @@ impl BatchIds {
         if i < bytes.len() {
             // A torn append or a tail of zeros: rewrite without it so later appends
             // stay aligned.
-            ids.compact()?;
+            ids.rewrite()?;
         }
         Ok(ids)
     }
@@ -151,7 +151,7 @@ impl BatchIds {
         }
         self.on_disk += ids.len();
         if self.on_disk > 2 * self.keep {
-            self.compact()?;
+            self.rewrite()?;
         }
         Ok(())
     }
@@ -162,7 +162,7 @@ impl BatchIds {
     /// success for pages the failed one lost).
     pub fn sync(&mut self) -> io::Result<()> {
         if self.poisoned {
-            return self.compact();
+            return self.rewrite();
         }
         if self.unsynced {
             if let Err(e) = self.file.sync_data() {
@@ -174,19 +174,15 @@ impl BatchIds {
         Ok(())
     }
 
-    /// Rewrites the file from memory, durably (tmp + rename + dir fsync): the window's
-    /// ids, oldest first.
-    pub fn rewrite(&mut self) -> io::Result<()> {
-        self.compact()
-    }
-
     /// [`BatchIds::append`] then [`BatchIds::sync`].
     pub fn persist(&mut self, ids: &[&[u8]]) -> io::Result<()> {
         self.append(ids)?;
         self.sync()
     }
 
-    fn compact(&mut self) -> io::Result<()> {
+    /// Rewrites the file from memory, durably (tmp + rename + dir fsync): the window's
+    /// ids, oldest first. Compacts it, and replaces a tail that is not trusted.
+    pub fn rewrite(&mut self) -> io::Result<()> {
         let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
         let mut buf = Vec::new();
         for id in &self.order {
