@@ -3,7 +3,9 @@
 //! A segment is streamed one record at a time; records are grouped into chunks of up
 //! to `--insert-rows` rows; each chunk is one insert whose deduplication token is
 //! derived from the spool id, the segment id and the record range (the same after a
-//! replay: the cut depends only on the segment and the setting). Up to
+//! replay: the cut depends only on the segment and the setting it is cut with, which
+//! the spool records per run, so a restart with another `--insert-rows` replays a
+//! segment as it was cut — `Spool::insert_rows`). Up to
 //! `--load-concurrency` inserts are in flight, across segments and within one. The
 //! segment sealed last, at the end of a burst, is cut in two halves inserted at once
 //! (`cut`). A failed insert is retried with exponential backoff and jitter (the client
@@ -25,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::metrics::{CodeLabel, Metrics};
 use crate::server::{now_ms, Health};
-use crate::spool::{ipc, Sealed, Spool};
+use crate::spool::{ipc, InsertRows, Sealed, Spool};
 
 mod cut;
 mod segment;
@@ -41,7 +43,8 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
     /// Most rows per insert / Parquet file: a segment is cut into chunks of this many
-    /// rows (at record boundaries), the same cut on every pass.
+    /// rows (at record boundaries), the same cut on every pass. Segments left in the
+    /// spool by a run with another value keep that run's ([`Spool::insert_rows`]).
     pub max_rows: usize,
     /// First retry delay.
     pub min_backoff: Duration,
@@ -60,6 +63,8 @@ pub struct Loader {
     cfg: LoaderConfig,
     /// One permit per insert in flight (`cfg.concurrency`), shared by the segments.
     inserts: tokio::sync::Semaphore,
+    /// The rows per chunk of each segment, settled before the first chunk is read.
+    insert_rows: tokio::sync::OnceCell<InsertRows>,
 }
 
 /// How a segment ended.
@@ -83,6 +88,7 @@ impl Loader {
             metrics,
             health,
             inserts: tokio::sync::Semaphore::new(cfg.concurrency.max(1)),
+            insert_rows: tokio::sync::OnceCell::new(),
             cfg,
         }
     }
@@ -224,13 +230,34 @@ impl Loader {
     ) -> SegmentEnd {
         let mut backoff = self.cfg.min_backoff;
         loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return SegmentEnd::Stopped;
+            }
             let t0 = Instant::now();
             // A panic while preparing or encoding the insert is this chunk's failure,
             // not the loader's end (which would leave the spool filling unloaded).
-            let res = match AssertUnwindSafe(self.store.write(chunk))
-                .catch_unwind()
-                .await
-            {
+            let write = AssertUnwindSafe(self.store.write(chunk)).catch_unwind();
+            // At the drain's deadline an insert in flight is dropped, not awaited (it
+            // could run to the client's timeout, once per URL): its segment stays in
+            // the spool and the chunk goes again, with the same token, at the next
+            // start. (A Parquet write on its blocking thread still finishes; its file
+            // is the one the replay writes over.)
+            let res = match deadline {
+                None => write.await,
+                Some(d) => match tokio::time::timeout_at(d.into(), write).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        tracing::warn!(
+                            segment = chunk.segment,
+                            first = chunk.first,
+                            last = chunk.last,
+                            "insert abandoned at the shutdown deadline; the segment stays in the spool"
+                        );
+                        return SegmentEnd::Stopped;
+                    }
+                },
+            };
+            let res = match res {
                 Ok(res) => res,
                 Err(_) => {
                     self.metrics.panics.inc();

@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use tokio::sync::watch;
 
 use super::{Chunk, Loader, SegmentEnd};
-use crate::spool::{ipc, Next, Sealed, SegmentReader};
+use crate::spool::{ipc, InsertRows, Next, Sealed, SegmentReader};
 
 /// The next chunk of a segment, as the loader reads it.
 enum Read {
@@ -42,11 +42,13 @@ impl Loader {
             }
             other => {
                 tracing::error!(segment = %seg.path.display(), result = ?other.err(), "opening a spool segment failed; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let pause = Instant::now() + Duration::from_secs(1);
+                tokio::time::sleep_until(deadline.map_or(pause, |d| d.min(pause)).into()).await;
                 return SegmentEnd::Done;
             }
         };
         let created = reader.header.created_at_ms;
+        let max_rows = self.max_rows_of(seg).await;
         let cut = self.cut_of(seg, last_sealed).await;
         // The chunks are read one after another, the next only while fewer than
         // `concurrency` of this segment's are held (memory stays bounded by the
@@ -58,7 +60,8 @@ impl Loader {
         let (mut bad, mut failed) = (None, false);
         loop {
             if reader.is_some() && writes.len() < most {
-                let mut read = std::pin::pin!(self.next_chunk(seg, created, cut, reader.take()));
+                let mut read =
+                    std::pin::pin!(self.next_chunk(seg, created, max_rows, cut, reader.take()));
                 // The writes in flight go on while the next chunk is read.
                 let got = loop {
                     tokio::select! {
@@ -100,16 +103,36 @@ impl Loader {
         SegmentEnd::Done
     }
 
+    /// The rows per chunk of `seg`: `--insert-rows`, or for a segment an earlier run
+    /// wrote, that run's (`Spool::insert_rows`: recorded per run, not per segment, so
+    /// that a segment loaded without a crash costs no fsync for it). Settled once, off
+    /// the async threads, before this loader reads its first chunk.
+    async fn max_rows_of(&self, seg: &Sealed) -> usize {
+        let rows = self.cfg.max_rows;
+        self.insert_rows
+            .get_or_init(|| async {
+                let spool = self.spool.clone();
+                tokio::task::spawn_blocking(move || spool.insert_rows(rows))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "settling --insert-rows panicked");
+                        InsertRows::only(rows)
+                    })
+            })
+            .await
+            .of(seg.id)
+    }
+
     /// The next chunk of `seg` from `reader` (`None`: the stream has ended).
     async fn next_chunk(
         &self,
         seg: &Sealed,
         created: i64,
+        max_rows: usize,
         cut: Option<u32>,
         reader: Option<SegmentReader>,
     ) -> Option<(Read, Option<SegmentReader>)> {
         let mut reader = reader?;
-        let max_rows = self.cfg.max_rows;
         // Blocking I/O + decode off the async threads.
         let res = tokio::task::spawn_blocking(move || {
             let chunk = read_chunk(&mut reader, max_rows, cut);

@@ -1,8 +1,10 @@
 //! The write-ahead spool: every acknowledged event is on disk before its 2xx.
 //!
 //! Layout of `<data-dir>/spool/`: `spool-id` (random id of this spool, part of every
-//! dedup token), `batch-ids` (see [`batch_ids`]), and segment files
-//! `<20-digit id>.open` (the one being written) / `.seg` (sealed, ready to load).
+//! dedup token), `batch-ids` (see [`batch_ids`]), `next-segment` (segment ids reserved),
+//! `insert-rows` (the chunk size each segment is cut with, see [`insert_rows`]), and
+//! segment files `<20-digit id>.open` (the one being written) / `.seg` (sealed, ready
+//! to load), with a `.cut` beside a sealed one the loader cuts in halves.
 //! Damaged sealed segments move to `<data-dir>/quarantine/`.
 //!
 //! The rules (DESIGN.md, "The spool, precisely") and where they are kept:
@@ -16,6 +18,7 @@
 //! - readers stream a segment one record at a time ([`segment::SegmentReader`]).
 
 pub mod batch_ids;
+pub mod insert_rows;
 pub mod ipc;
 pub mod record;
 mod recover;
@@ -34,6 +37,7 @@ use ingest_core::{BatchConfig, Batcher};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::batch_ids::BatchIds;
+pub use self::insert_rows::InsertRows;
 use self::segment::parse_name;
 pub use self::segment::{Next, Record, SegmentReader};
 
@@ -126,6 +130,10 @@ pub(crate) struct Shared {
     pub(crate) last_round_us: AtomicU64,
     /// Rows requests moved in ([`Spool::stage`]) since the writer's last round.
     pub(crate) staged: Mutex<Staged>,
+    /// The first segment id this run may use: the segments below it are earlier runs'.
+    pub(crate) first_segment: u64,
+    /// The chunk size of each segment, settled by the first loader ([`Spool::insert_rows`]).
+    pub(crate) insert_rows: std::sync::OnceLock<InsertRows>,
 }
 
 impl Shared {
@@ -209,6 +217,8 @@ impl Spool {
                 waiters: Vec::new(),
                 closed: false,
             }),
+            first_segment: next_id,
+            insert_rows: std::sync::OnceLock::new(),
         });
         let (tx, rx) = mpsc::channel(4096);
         writer::start(shared.clone(), rx, ids, next_id, tx.clone())?;
