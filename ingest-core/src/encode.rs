@@ -105,27 +105,71 @@ impl IpcEncoder {
     }
 }
 
-/// Bytes a stream may decode to per byte received, at most (see [`read_ipc`]). LZ4
-/// cannot expand more than about 255 times; our batches compress 3–10 times.
+/// The default of [`IpcLimits::max_expansion`]: bytes a stream may decode to per byte
+/// received. LZ4 cannot expand more than about 255 times; our batches compress 3–10
+/// times, so 64 leaves room for very repetitive batches and still bounds a hostile one.
 pub const MAX_IPC_EXPANSION: usize = 64;
-/// Decoded bytes always allowed, whatever the body size (a small body of many empty
-/// strings still has offsets and fixed-width columns).
+/// The default of [`IpcLimits::min_decoded_bytes`]: decoded bytes always allowed,
+/// whatever the body size (a small body of many empty strings still has offsets and
+/// fixed-width columns).
 pub const MIN_IPC_DECODED: usize = 16 << 20;
+
+/// How many bytes a received Arrow IPC stream may decode to, given its size: the cap
+/// [`read_ipc`] applies with the defaults, and the values a service exposes as its
+/// configuration and passes to [`read_ipc_limited`] (the sink's `--max-ipc-expansion`
+/// and `--min-ipc-decoded-bytes`).
+///
+/// ```
+/// use ingest_core::{events_to_batch, read_ipc_limited, write_ipc, Event, IpcLimits};
+/// let limits = IpcLimits { max_expansion: 8, ..IpcLimits::default() };
+/// assert_eq!(limits.max_decoded_bytes(1_000), 16 << 20); // a small body: the floor
+/// assert_eq!(limits.max_decoded_bytes(4 << 20), 32 << 20); // a large one: 8 × its size
+/// let bytes = write_ipc(&[events_to_batch(&[Event::default()])]).unwrap();
+/// let batches = read_ipc_limited(&bytes, 10, limits.max_decoded_bytes(bytes.len())).unwrap();
+/// assert_eq!(batches[0].num_rows(), 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpcLimits {
+    /// Decoded bytes allowed per byte received. Default [`MAX_IPC_EXPANSION`].
+    pub max_expansion: usize,
+    /// Decoded bytes allowed whatever the body size. Default [`MIN_IPC_DECODED`].
+    pub min_decoded_bytes: usize,
+}
+
+impl Default for IpcLimits {
+    fn default() -> Self {
+        IpcLimits {
+            max_expansion: MAX_IPC_EXPANSION,
+            min_decoded_bytes: MIN_IPC_DECODED,
+        }
+    }
+}
+
+impl IpcLimits {
+    /// The decoded bytes allowed for a body of `body_len` bytes:
+    /// `max(min_decoded_bytes, max_expansion × body_len)` (saturating).
+    pub fn max_decoded_bytes(&self, body_len: usize) -> usize {
+        self.min_decoded_bytes
+            .max(self.max_expansion.saturating_mul(body_len))
+    }
+}
 
 /// Reads an Arrow IPC stream (compressed or not) into its batches.
 ///
 /// Refuses, *before* decoding anything, a stream that declares more than `max_rows`
 /// rows in total, or buffers that would decode to more than
-/// `max(MIN_IPC_DECODED, MAX_IPC_EXPANSION × bytes.len())` bytes: a compressed body
-/// cannot make the reader allocate without bound. Every error is
-/// [`Error::Encoding`] with field `"body"`. The batches are returned as written; pass
-/// them through [`crate::conform`] to check them against schema v1.
+/// `max(MIN_IPC_DECODED, MAX_IPC_EXPANSION × bytes.len())` bytes (the default
+/// [`IpcLimits`]; [`read_ipc_limited`] takes others): a compressed body cannot make the
+/// reader allocate without bound. Every error is [`Error::Encoding`] with field
+/// `"body"`. The batches are returned as written; pass them through
+/// [`crate::conform`] to check them against schema v1.
 pub fn read_ipc(bytes: &[u8], max_rows: usize) -> Result<Vec<RecordBatch>> {
-    let max_decoded = MIN_IPC_DECODED.max(MAX_IPC_EXPANSION.saturating_mul(bytes.len()));
+    let max_decoded = IpcLimits::default().max_decoded_bytes(bytes.len());
     read_ipc_limited(bytes, max_rows, max_decoded)
 }
 
-/// [`read_ipc`] with an explicit cap on the decoded buffer bytes.
+/// [`read_ipc`] with an explicit cap on the decoded buffer bytes (for a cap relative
+/// to the body's size, [`IpcLimits::max_decoded_bytes`]).
 ///
 /// A stream of schema v1 as this crate writes it (what the edge posts) takes a shorter
 /// path: its schema message is recognised by its bytes, not decoded, and each message
@@ -390,6 +434,45 @@ mod tests {
         let e = read_ipc_limited(&bytes, 100, st.decoded_bytes - 1).unwrap_err();
         assert!(e.to_string().contains("decodes to more than"), "{e}");
         assert_eq!(e.field(), "body");
+    }
+
+    /// Each bound of `IpcLimits` alone, at the limit and one past it.
+    #[test]
+    fn ipc_limits_at_and_past_each_bound() {
+        let ev = Event {
+            pathname: "/a".repeat(500).into(),
+            ..Event::default()
+        };
+        let bytes = write_ipc(&[events_to_batch(&vec![ev; 100])]).unwrap();
+        let decoded = scan_ipc(&bytes).unwrap().decoded_bytes;
+        let len = bytes.len();
+        assert!(decoded > 2 * len, "{decoded} from {len}");
+        let read = |max_expansion, min_decoded_bytes| {
+            let l = IpcLimits {
+                max_expansion,
+                min_decoded_bytes,
+            };
+            read_ipc_limited(&bytes, 100, l.max_decoded_bytes(len))
+        };
+        // The expansion: the smallest that covers the stream, and one less.
+        let fits = decoded.div_ceil(len);
+        assert!(read(fits, 0).is_ok());
+        let e = read(fits - 1, 0).unwrap_err();
+        assert_eq!(e.field(), "body");
+        let cap = (fits - 1) * len;
+        assert!(
+            e.to_string().contains(&format!("more than {cap} bytes")),
+            "{e}"
+        );
+        // The floor, with an expansion that alone would refuse the stream.
+        assert!(read(1, decoded).is_ok());
+        let e = read(1, decoded - 1).unwrap_err();
+        assert_eq!(e.field(), "body");
+        // The defaults are the documented constants.
+        let d = IpcLimits::default();
+        assert_eq!(d.max_decoded_bytes(1), MIN_IPC_DECODED);
+        assert_eq!(d.max_decoded_bytes(1 << 20), MAX_IPC_EXPANSION << 20);
+        assert_eq!(d.max_decoded_bytes(usize::MAX), usize::MAX);
     }
 
     #[test]

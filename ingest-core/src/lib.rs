@@ -64,6 +64,6 @@ mod encode;
 #[cfg(feature = "parquet")]
 pub use encode::write_parquet;
 pub use encode::{
-    read_ipc, read_ipc_limited, read_ipc_v1_body, scan_ipc, write_ipc, IpcEncoder, IpcStats,
-    MAX_IPC_EXPANSION, MIN_IPC_DECODED,
+    read_ipc, read_ipc_limited, read_ipc_v1_body, scan_ipc, write_ipc, IpcEncoder, IpcLimits,
+    IpcStats, MAX_IPC_EXPANSION, MIN_IPC_DECODED,
 };

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::clickhouse::{check_block_rows, WireCompression, DEFAULT_BLOCK_ROWS};
+use crate::server::head::{MAX_HEADER_BYTES_CEILING, MAX_URL_BYTES_CEILING, MIN_HEAD_LIMIT_BYTES};
 
 /// Default `--insert-rows`: a whole default segment. Half of it (two inserts per
 /// segment) cost the server 10% more CPU per row under a steady load and made the
@@ -104,6 +105,26 @@ fn block_rows(s: &str) -> Result<usize, String> {
     check_block_rows(s.parse().map_err(|e| format!("{s:?}: {e}"))?)
 }
 
+/// The largest `--max-ipc-expansion`: LZ4, the only compression the IPC reader takes,
+/// expands a body at most about 255 times, so a larger factor would bound nothing.
+pub const MAX_IPC_EXPANSION_CEILING: u64 = 255;
+
+/// The largest `--min-ipc-decoded-bytes`: the floor is what a body of a few bytes may
+/// make the sink allocate, per request; past 1 GiB it no longer bounds anything a
+/// host of this service has to spare.
+pub const MAX_IPC_DECODED_FLOOR: u64 = 1 << 30;
+
+/// `--min-ipc-decoded-bytes`: a size up to [`MAX_IPC_DECODED_FLOOR`].
+fn ipc_decoded_floor(s: &str) -> Result<usize, String> {
+    let n = parse_bytes(s)?;
+    if n > MAX_IPC_DECODED_FLOOR {
+        return Err(format!(
+            "{s:?}: at most 1GiB (every body, however small, may decode to this much)"
+        ));
+    }
+    usize::try_from(n).map_err(|_| format!("{s:?}: too large for this platform"))
+}
+
 /// The smallest `--flush-bytes`: a segment is sealed once it reaches its size, so one
 /// below a group-commit round's size makes a segment, and an insert, of every round.
 pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
@@ -126,6 +147,31 @@ fn segment_age(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?}: must be more than zero"));
     }
     Ok(d)
+}
+
+/// `--max-url-bytes`: a size within [`MIN_HEAD_LIMIT_BYTES`] and
+/// [`MAX_URL_BYTES_CEILING`].
+fn url_bytes(s: &str) -> Result<usize, String> {
+    head_limit(s, MAX_URL_BYTES_CEILING)
+}
+
+/// `--max-header-bytes`: a size within [`MIN_HEAD_LIMIT_BYTES`] and
+/// [`MAX_HEADER_BYTES_CEILING`].
+fn header_bytes(s: &str) -> Result<usize, String> {
+    head_limit(s, MAX_HEADER_BYTES_CEILING)
+}
+
+/// A request-head limit: at least 1KiB, and at most `ceiling`, so that both limits
+/// together fit the connection's read buffer (`server::head`).
+fn head_limit(s: &str, ceiling: usize) -> Result<usize, String> {
+    let n = parse_bytes(s)?;
+    if n < MIN_HEAD_LIMIT_BYTES as u64 || n > ceiling as u64 {
+        return Err(format!(
+            "{s:?}: must be within {MIN_HEAD_LIMIT_BYTES} and {ceiling} bytes (past the \
+             connection's read buffer hyper refuses the request with no JSON body)"
+        ));
+    }
+    Ok(n as usize)
 }
 
 /// Flags of `migrate`.
@@ -175,7 +221,9 @@ pub struct ServeArgs {
     /// Rows per insert (or Parquet file): a sealed segment larger than this is cut into
     /// chunks of this many rows, at record boundaries, loaded up to
     /// `--load-concurrency` at once. The cut depends only on the segment and this
-    /// value, so a replay gets the same dedup tokens (keep it across a restart).
+    /// value, so a replay gets the same dedup tokens; a change applies to the segments
+    /// written from the next start on (the spool records each start's value, so the
+    /// segments left in it are cut as before).
     #[arg(long, env = "SINK_INSERT_ROWS", default_value_t = DEFAULT_INSERT_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
     pub insert_rows: u64,
     /// Inserts in flight, over one segment or several. One insert is parsed and
@@ -230,12 +278,45 @@ pub struct ServeArgs {
     /// Most events in one tracker request.
     #[arg(long, env = "SINK_MAX_EVENTS_PER_REQUEST", default_value_t = 100)]
     pub max_events_per_request: usize,
+    /// Longest request target (path and query string, so also a pixel's query), on
+    /// every route: longer is answered `414 url_too_long` (JSON). 1KiB to 24KiB: with
+    /// `--max-header-bytes` it must fit the connection's 64 KiB read buffer, past which
+    /// hyper answers a bare 431 itself.
+    #[arg(long, env = "SINK_MAX_URL_BYTES", default_value = "16KiB", value_parser = url_bytes)]
+    pub max_url_bytes: usize,
+    /// Most request header bytes (name + value + 4 per header), on every route: more is
+    /// answered `431 headers_too_large` (JSON). 1KiB to 32KiB, for the same reason as
+    /// `--max-url-bytes`; more than 100 headers hyper refuses itself (a bare 431).
+    #[arg(long, env = "SINK_MAX_HEADER_BYTES", default_value = "32KiB", value_parser = header_bytes)]
+    pub max_header_bytes: usize,
     /// Largest `/v1/batches` body (an edge batch is ~10 000 events, well under 8 MiB).
     #[arg(long, env = "SINK_MAX_BATCH_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_batch_bytes: u64,
     /// Most rows in one `/v1/batches` body (bounds the memory of one decoded batch).
     #[arg(long, env = "SINK_MAX_BATCH_ROWS", default_value_t = 200_000)]
     pub max_batch_rows: usize,
+    /// Bytes a `/v1/batches` body may decode to per byte received (1 to 255), checked
+    /// from its headers before anything is decoded: a small LZ4 body cannot make the
+    /// sink allocate without bound. Edge batches compress 3–10×; LZ4 cannot pass about
+    /// 255×. At 1 a well-formed uncompressed body still passes (its buffers are its bytes).
+    #[arg(
+        long,
+        env = "SINK_MAX_IPC_EXPANSION",
+        default_value_t = ingest_core::MAX_IPC_EXPANSION,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=MAX_IPC_EXPANSION_CEILING),
+    )]
+    pub max_ipc_expansion: usize,
+    /// Bytes a `/v1/batches` body may always decode to, whatever its size (at most
+    /// 1GiB; `0`: `--max-ipc-expansion` alone bounds it): a small body of many rows
+    /// of short strings still decodes to their offsets and fixed-width columns.
+    #[arg(
+        long,
+        env = "SINK_MIN_IPC_DECODED_BYTES",
+        default_value = "16MiB",
+        value_parser = ipc_decoded_floor,
+    )]
+    pub min_ipc_decoded_bytes: usize,
     /// Recent `/v1/batches` ids remembered (on disk) to answer a redelivery "already stored".
     #[arg(long, env = "SINK_BATCH_IDS_KEEP", default_value_t = 100_000)]
     pub batch_ids_keep: usize,
@@ -350,6 +431,13 @@ mod tests {
         assert_eq!(s.flush_idle_rows, 10_000);
         assert_eq!(s.load_concurrency, 2);
         assert_eq!(s.spool_max_bytes, 10 << 30);
+        assert_eq!(
+            (s.max_url_bytes, s.max_header_bytes),
+            (
+                crate::server::head::DEFAULT_MAX_URL_BYTES,
+                crate::server::head::DEFAULT_MAX_HEADER_BYTES
+            )
+        );
         assert!(s.batch_token.is_none() && s.sites.is_none() && s.trusted_proxy.is_empty());
     }
 
@@ -448,6 +536,35 @@ mod tests {
         }
     }
 
+    /// The request-head limits are taken from 1KiB up to their ceilings (which fit
+    /// hyper's read buffer together) and refused outside, naming the flag.
+    #[test]
+    fn head_limits_are_taken_within_their_bounds_and_refused_outside() {
+        let serve = |flag: &str, value: &str| -> Result<(usize, usize), clap::Error> {
+            let cli = Cli::try_parse_from(["sink-clickhouse", "serve", flag, value])?;
+            match cli.command {
+                Some(Command::Serve(s)) => Ok((s.max_url_bytes, s.max_header_bytes)),
+                _ => panic!("serve expected"),
+            }
+        };
+        assert_eq!(serve("--max-url-bytes", "1KiB").unwrap().0, 1024);
+        assert_eq!(serve("--max-url-bytes", "24KiB").unwrap().0, 24 << 10);
+        assert_eq!(serve("--max-header-bytes", "1024").unwrap().1, 1024);
+        assert_eq!(serve("--max-header-bytes", "32KiB").unwrap().1, 32 << 10);
+        for (flag, bad) in [
+            ("--max-url-bytes", "0"),
+            ("--max-url-bytes", "1023"),
+            ("--max-url-bytes", "24577"),
+            ("--max-url-bytes", "64KiB"),
+            ("--max-header-bytes", "1023"),
+            ("--max-header-bytes", "32769"),
+            ("--max-header-bytes", "lots"),
+        ] {
+            let e = serve(flag, bad).unwrap_err().to_string();
+            assert!(e.contains(flag), "{flag} {bad}: {e}");
+        }
+    }
+
     #[test]
     fn block_rows_are_taken_within_their_bounds_and_refused_outside() {
         let serve = |v: &str| {
@@ -459,6 +576,40 @@ mod tests {
         for bad in ["0", "1023", "1048577", "many"] {
             let e = serve(bad).unwrap_err().to_string();
             assert!(e.contains("--clickhouse-block-rows"), "{bad}: {e}");
+        }
+    }
+
+    /// The IPC decode limits default to ingest-core's documented constants, are taken
+    /// at their bounds and refused one past them, naming the flag.
+    #[test]
+    fn ipc_decode_limits_default_to_ingest_core_and_keep_their_bounds() {
+        let serve = |args: &[&str]| -> Result<(usize, usize), clap::Error> {
+            let cli = Cli::try_parse_from([&["sink-clickhouse", "serve"], args].concat())?;
+            match cli.command {
+                Some(Command::Serve(s)) => Ok((s.max_ipc_expansion, s.min_ipc_decoded_bytes)),
+                _ => panic!("serve expected"),
+            }
+        };
+        assert_eq!(
+            serve(&[]).unwrap(),
+            (ingest_core::MAX_IPC_EXPANSION, ingest_core::MIN_IPC_DECODED)
+        );
+        assert_eq!(serve(&["--max-ipc-expansion", "1"]).unwrap().0, 1);
+        assert_eq!(serve(&["--max-ipc-expansion", "255"]).unwrap().0, 255);
+        assert_eq!(serve(&["--min-ipc-decoded-bytes", "0"]).unwrap().1, 0);
+        assert_eq!(
+            serve(&["--min-ipc-decoded-bytes", "1GiB"]).unwrap().1,
+            1 << 30
+        );
+        for (flag, bad) in [
+            ("--max-ipc-expansion", "0"),
+            ("--max-ipc-expansion", "256"),
+            ("--max-ipc-expansion", "many"),
+            ("--min-ipc-decoded-bytes", "1073741825"),
+            ("--min-ipc-decoded-bytes", "lots"),
+        ] {
+            let e = serve(&[flag, bad]).unwrap_err().to_string();
+            assert!(e.contains(flag), "{flag} {bad}: {e}");
         }
     }
 }

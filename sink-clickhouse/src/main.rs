@@ -142,10 +142,18 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
                 },
                 max_batch_bytes: usize::try_from(a.max_batch_bytes).unwrap_or(usize::MAX),
                 max_batch_rows: a.max_batch_rows,
+                ipc_limits: ingest_core::IpcLimits {
+                    max_expansion: a.max_ipc_expansion,
+                    min_decoded_bytes: a.min_ipc_decoded_bytes,
+                },
                 batch_token: a.batch_token.clone(),
                 trusted_proxies: a.trusted_proxy.clone(),
                 unready_after: a.unready_after,
                 request_timeout: a.request_timeout,
+                head: server::head::HeadLimits {
+                    max_url_bytes: a.max_url_bytes,
+                    max_header_bytes: a.max_header_bytes,
+                },
             },
             spool.clone(),
             metrics.clone(),
@@ -226,7 +234,17 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     spool.close().await;
     quota_task.abort();
     let _ = stop_tx.send(true);
-    let _ = loader_task.await;
+    // The loop's inserts in flight may finish, but only until the deadline (one could
+    // run to the client timeout): then they are dropped, their segments stay in the
+    // spool and go again, with the same tokens, at the next start.
+    let mut loader_task = loader_task;
+    if tokio::time::timeout_at(deadline.into(), &mut loader_task)
+        .await
+        .is_err()
+    {
+        loader_task.abort();
+        let _ = loader_task.await;
+    }
     let empty = loader.drain(deadline).await;
     if empty {
         tracing::info!("spool fully loaded; bye");

@@ -83,7 +83,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
         state.metrics.reject(e.code(), 1);
         ApiError::bad_input(&e)
     };
-    let batches = ingest_core::read_ipc(&bytes, state.cfg.max_batch_rows).map_err(bad)?;
+    let max_decoded = state.cfg.ipc_limits.max_decoded_bytes(bytes.len());
+    let batches = ingest_core::read_ipc_limited(&bytes, state.cfg.max_batch_rows, max_decoded)
+        .map_err(bad)?;
     drop(bytes);
     let batches = batches
         .iter()

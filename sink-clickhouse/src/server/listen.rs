@@ -15,8 +15,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-/// A connection's read buffer at most, about (hyper's default is ≈ 400 KiB): headers
-/// that do not fit are refused (431), and a body is read in pieces of up to this.
+/// A connection's read buffer at most, about (hyper's default is ≈ 400 KiB): a request
+/// line and headers that do not fit are refused by hyper itself (a bare 431, no JSON),
+/// and a body is read in pieces of up to this. The sink's own head limits
+/// (`--max-url-bytes`, `--max-header-bytes`, `server::head`) stay well inside it, so a
+/// request just over one of them is read whole and refused with JSON.
 pub const MAX_CONNECTION_BUFFER: usize = 64 << 10;
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets

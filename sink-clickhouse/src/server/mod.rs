@@ -2,6 +2,7 @@
 
 mod batches;
 pub mod client_ip;
+pub mod head;
 mod health;
 pub mod listen;
 pub mod reply;
@@ -47,6 +48,9 @@ pub struct HttpConfig {
     pub max_batch_bytes: usize,
     /// Most rows in one `/v1/batches` body.
     pub max_batch_rows: usize,
+    /// What a `/v1/batches` body may decode to (`--max-ipc-expansion`,
+    /// `--min-ipc-decoded-bytes`).
+    pub ipc_limits: ingest_core::IpcLimits,
     /// The bearer token of `/v1/batches` (None: refuse all).
     pub batch_token: Option<String>,
     /// Trusted proxies.
@@ -55,6 +59,9 @@ pub struct HttpConfig {
     pub unready_after: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Limits of every request's target and headers (`--max-url-bytes`,
+    /// `--max-header-bytes`).
+    pub head: head::HeadLimits,
 }
 
 /// Everything a handler needs.
@@ -177,6 +184,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/e", post(tracker::own).options(preflight))
         .route("/e.gif", get(tracker::pixel).options(preflight));
     let timeout = state.cfg.request_timeout;
+    let head = state.cfg.head;
     let metrics = state.metrics.clone();
     let app = Router::new()
         .merge(tracker)
@@ -188,7 +196,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    with_layers(app, timeout, metrics)
+    with_layers(app, timeout, head, metrics)
 }
 
 /// Any other path: a 404 with the JSON body every error has.
@@ -213,10 +221,20 @@ async fn preflight() -> impl IntoResponse {
     (StatusCode::NO_CONTENT, ingest_core::CORS_PREFLIGHT_HEADERS)
 }
 
-/// Layers every route shares: a caught panic is a 500 JSON reply, not a dead process;
-/// a request slower than the timeout (a slow client included) is cut.
-pub fn with_layers(app: Router, timeout: Duration, metrics: Arc<Metrics>) -> Router {
-    // One `Router::layer` of the three composed, not three: axum boxes and clones each
+/// Layers every route shares: a request target or headers over `head` are refused (JSON
+/// 414 / 431) before any route runs; a caught panic is a 500 JSON reply, not a dead
+/// process; a request slower than the timeout (a slow client included) is cut.
+pub fn with_layers(
+    app: Router,
+    timeout: Duration,
+    head: head::HeadLimits,
+    metrics: Arc<Metrics>,
+) -> Router {
+    let head = head::HeadLimitLayer {
+        limits: head,
+        metrics: metrics.clone(),
+    };
+    // One `Router::layer` of the four composed, not four: axum boxes and clones each
     // `layer` call's stack around every route for every request.
     app.layer(
         tower::ServiceBuilder::new()
@@ -242,7 +260,9 @@ pub fn with_layers(app: Router, timeout: Duration, metrics: Arc<Metrics>) -> Rou
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 timeout.saturating_mul(BACKSTOP),
-            )),
+            ))
+            // Innermost, where the response body is still axum's (`CatchPanic` boxes it).
+            .layer(head),
     )
 }
 
@@ -368,7 +388,12 @@ mod tests {
         let app = Router::new()
             .route("/boom", get(|| async { panic!("boom") as &str }))
             .route("/ok", get(|| async { "ok" }));
-        let app = with_layers(app, Duration::from_secs(5), metrics.clone());
+        let app = with_layers(
+            app,
+            Duration::from_secs(5),
+            head::HeadLimits::default(),
+            metrics.clone(),
+        );
         let r = app
             .clone()
             .oneshot(

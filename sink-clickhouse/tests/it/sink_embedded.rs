@@ -426,6 +426,54 @@ fn batch_limits_at_and_past() {
     );
 }
 
+/// `--max-ipc-expansion` and `--min-ipc-decoded-bytes` bound what a `/v1/batches` body
+/// may decode to: a batch the defaults take is taken at each bound alone, and refused
+/// (400 naming `body`, nothing stored) one below both — were either value ignored, its
+/// default (64×, 16 MiB) would take it. The floor is given by its env var there.
+#[test]
+fn ipc_decode_limits_at_and_past() {
+    let (body, _) = load::arrow(0, 1000);
+    let decoded = ingest_core::scan_ipc(&body).unwrap().decoded_bytes;
+    let len = body.len();
+    // The smallest expansion that covers the body; at least 2, so that one less exists.
+    let fits = decoded.div_ceil(len);
+    assert!(fits >= 2, "{decoded} bytes decoded from {len}");
+    let (fits_s, decoded_s) = (fits.to_string(), decoded.to_string());
+    for (i, args) in [
+        [
+            "--max-ipc-expansion",
+            &fits_s,
+            "--min-ipc-decoded-bytes",
+            "0",
+        ],
+        [
+            "--max-ipc-expansion",
+            "1",
+            "--min-ipc-decoded-bytes",
+            &decoded_s,
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sink = Sink::start(&args);
+        let r = post_batch(&sink, body.clone(), &format!("at-{i}"));
+        assert_eq!(r.status(), 202, "{args:?}: {}", r.text().unwrap());
+    }
+    let floor = (decoded - 1).to_string();
+    let sink = Sink::start_with_env(
+        &["--max-ipc-expansion", &(fits - 1).to_string()],
+        &[("SINK_MIN_IPC_DECODED_BYTES", &floor)],
+    );
+    let r = post_batch(&sink, body, "past");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["field"], "body", "{v}");
+    let reason = v["error"]["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("more than {floor} bytes")), "{v}");
+    assert_eq!(sink.metric("sink_events_accepted_total"), 0.0);
+}
+
 #[test]
 fn damaged_arrow_bodies_are_a_400_never_a_500() {
     // A batch whose schema declares `event_id` of a negative fixed width: arrow-ipc's
