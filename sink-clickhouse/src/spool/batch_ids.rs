@@ -19,11 +19,13 @@
 //! At start-up, before it cuts, renames or quarantines any segment, recovery fsyncs
 //! the file (after a `kill -9` its last appends may be in the page cache only) and
 //! writes back to it the ids of every segment it finds unsealed — the one open at the
-//! crash — since those were never fsynced here. Ids of sealed segments are in the file
-//! already; where it lacks them (it was lost, or they fell out of the window) they are
+//! crash — since those were never fsynced here (of a damaged one, the ids of every
+//! record that verifies, after the damage too, though the segment is quarantined). Ids
+//! of sealed segments are in the file already; where it lacks them (it was lost, or they fell out of the window) they are
 //! remembered as the oldest and the file is rewritten from memory. If that write-back
-//! fails (a full disk), the segments found unsealed stay unsealed, and the sink still
-//! starts and drains the sealed ones.
+//! fails (a full disk), the segments found unsealed stay unsealed — damaged ones are not
+//! quarantined either, which would take their ids out of the next start's sight — and
+//! the sink still starts and drains the sealed ones.
 //!
 //! The file is rewritten (tmp + rename + dir fsync) when it holds twice the configured
 //! number of ids; the oldest are forgotten.

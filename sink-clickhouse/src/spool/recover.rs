@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::batch_ids::BatchIds;
 use super::record;
-use super::segment::{parse_name, scan, segment_path, valid_record_after};
+use super::segment::{parse_name, records_after, scan, segment_path, AfterDamage};
 use super::{cut_path, fsync_dir, remove_if_there, write_durably, Recovered, SpoolConfig};
 
 /// The spool id and the first segment id to use, given the segments recovered (`rec`,
@@ -126,12 +126,31 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
     // fell out of its window) they are remembered as the oldest, and the file rewritten.
     // Only the newest `batch_ids_keep` ids of sealed segments are held meanwhile, so
     // that memory does not grow with the spool.
+    //
+    // A damaged segment's ids are those of every record that verifies, after the
+    // damage too (`records_after`), not only those of the valid prefix: a segment
+    // damaged in the middle is quarantined whole below, the records after the damage
+    // with it, and those were fsynced and acknowledged. Were their ids forgotten (the
+    // scan stops at the first bad record, and the writer's unfsynced appends to the
+    // batch-ids file do not outlive a power loss), a retry of those batches would be
+    // stored a second time, the first copy sitting in quarantine. Remembered, the retry
+    // is answered "already stored", as it is for the ids of the prefix and for a sealed
+    // segment the loader quarantines (its ids are in the batch-ids file): the
+    // quarantined file is then the one copy of those rows, and its reason says so. (A
+    // wrong id would take bytes inside a damaged payload that frame a record, pass its
+    // CRC32C, and name a batch not yet sent: not a case worth a certain duplicate.)
     let mut scans = Vec::with_capacity(segs.len());
     let mut sealed_ids = std::collections::VecDeque::new();
     let mut unsealed_ids = Vec::new();
     for (_, sealed, path) in &segs {
         let mut s = scan(path)?;
-        let found = std::mem::take(&mut s.batch_ids);
+        let mut after = match s.bad {
+            Some((off, _)) => records_after(path, off)?,
+            None => AfterDamage::default(),
+        };
+        let found = std::mem::take(&mut s.batch_ids)
+            .into_iter()
+            .chain(std::mem::take(&mut after.batch_ids));
         if *sealed {
             for b in found {
                 sealed_ids.push_back(b);
@@ -142,7 +161,7 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
         } else {
             unsealed_ids.extend(found);
         }
-        scans.push(s);
+        scans.push((s, after));
     }
     // Newest first, so that the oldest end up at the front.
     let mut lacked = false;
@@ -175,14 +194,41 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
         rec.quarantined.push((path.to_owned(), reason));
         Ok(())
     };
-    for ((id, sealed, path), s) in segs.iter().cloned().zip(scans) {
+    for ((id, sealed, path), (s, after)) in segs.iter().cloned().zip(scans) {
         let is_newest_open = !sealed && Some(id) == newest;
         if let Some((off, reason)) = s.bad {
             let torn_tail = is_newest_open
                 && (s.header.is_some() || s.file_len < record::SEGMENT_HEADER_LEN as u64)
-                && !valid_record_after(&path, off)?;
+                && after.records == 0;
+            if !torn_tail && !sealed && keep_unsealed {
+                // Its ids are in memory only: quarantined now, the segment would take
+                // them out of the next start's sight. It stays (not loaded, being
+                // unsealed) until a start that can write them back quarantines it.
+                tracing::error!(segment = %path.display(), offset = off, reason, "damaged spool segment found unsealed; quarantined at a restart that can write its batch ids back");
+                bytes += s.file_len;
+                continue;
+            }
             if !torn_tail {
-                quarantine(&mut rec, &path, format!("{reason} at offset {off}"))?;
+                // Damage before records that verify is not a torn tail: the whole
+                // segment is quarantined (DESIGN.md: "anywhere else it MUST quarantine
+                // the segment"), as the loader does with a damaged sealed one, rather
+                // than the records that verify kept. Records carry neither their
+                // segment nor their index, so a record found past damage by searching
+                // for one cannot be told from bytes inside a damaged payload that
+                // happen to frame one, nor the records lost in the damage counted; and
+                // an operator replaying the file by hand gets every byte the sink
+                // wrote. Nothing is deleted, and the ids of the records that verify
+                // are remembered (above).
+                let reason = match after.records {
+                    0 => format!("{reason} at offset {off}"),
+                    n => format!(
+                        "{reason} at offset {off}; after it {n} record(s) ({} rows) verify \
+                         and their batch ids are remembered (retries answered already \
+                         stored): this file is their only copy",
+                        after.rows
+                    ),
+                };
+                quarantine(&mut rec, &path, reason)?;
                 continue;
             }
             tracing::warn!(segment = %path.display(), offset = off, cut = s.file_len - s.valid_len, reason, "cutting torn tail of the newest spool segment");

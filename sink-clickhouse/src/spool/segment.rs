@@ -250,29 +250,57 @@ pub fn record_rows(path: &Path) -> io::Result<Vec<u32>> {
     Ok(rows)
 }
 
-/// True when a complete, checksummed record starts anywhere after `offset`: the damage
-/// at `offset` is then in the middle of the file, not a torn tail.
-pub fn valid_record_after(path: &Path, offset: u64) -> io::Result<bool> {
+/// The records that verify after damage at `offset`, found by [`records_after`].
+#[derive(Debug, Default)]
+pub struct AfterDamage {
+    /// Records found that verify.
+    pub records: u32,
+    /// Rows in them.
+    pub rows: u64,
+    /// Batch ids of the posted batches in them.
+    pub batch_ids: Vec<Vec<u8>>,
+}
+
+/// The complete, checksummed records after damage at `offset`: every offset past it is
+/// tried until one verifies, then the records are followed by their lengths, and
+/// past a further bad spot the search goes on byte by byte. The bytes of a record that
+/// verifies are not searched (a payload holding bytes that frame a record is not read
+/// as one); those of damaged ones are. None found: the damage is a torn tail.
+pub fn records_after(path: &Path, offset: u64) -> io::Result<AfterDamage> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(offset + 1))?;
     let mut rest = Vec::new();
     // Bounded: segments are sealed at the configured size; only run at recovery.
     f.read_to_end(&mut rest)?;
     let magic = super::record::RECORD_MAGIC.to_le_bytes();
+    let mut found = AfterDamage::default();
     let mut i = 0;
     while i + RECORD_HEADER_LEN <= rest.len() {
         if rest[i..i + 4] == magic {
             let h: &[u8; RECORD_HEADER_LEN] = rest[i..i + RECORD_HEADER_LEN].try_into().unwrap();
             if let Some(h) = RecordHeader::decode(h) {
                 let end = i + RECORD_HEADER_LEN + h.body_len as usize;
-                if end <= rest.len() && h.verify(&rest[i + RECORD_HEADER_LEN..end]).is_some() {
-                    return Ok(true);
+                if let Some((_, ids, _)) = rest
+                    .get(i + RECORD_HEADER_LEN..end)
+                    .and_then(|body| h.verify(body))
+                {
+                    found.records += 1;
+                    found.rows += u64::from(h.rows);
+                    found.batch_ids.extend(ids.into_iter().map(<[u8]>::to_vec));
+                    i = end;
+                    continue;
                 }
             }
         }
         i += 1;
     }
-    Ok(false)
+    Ok(found)
+}
+
+/// True when a complete, checksummed record starts anywhere after `offset`: the damage
+/// at `offset` is then in the middle of the file, not a torn tail.
+pub fn valid_record_after(path: &Path, offset: u64) -> io::Result<bool> {
+    Ok(records_after(path, offset)?.records > 0)
 }
 
 #[cfg(test)]
