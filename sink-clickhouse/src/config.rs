@@ -10,7 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::clickhouse::{check_block_rows, WireCompression, DEFAULT_BLOCK_ROWS};
-use crate::server::head::{MAX_HEADER_BYTES_CEILING, MAX_URL_BYTES_CEILING, MIN_HEAD_LIMIT_BYTES};
+use crate::server::head::{
+    MAX_HEADERS_CEILING, MAX_HEADER_BYTES_CEILING, MAX_URL_BYTES_CEILING, MIN_HEAD_LIMIT_BYTES,
+    MIN_MAX_HEADERS,
+};
 
 /// Default `--insert-rows`: a whole default segment. Half of it (two inserts per
 /// segment) cost the server 10% more CPU per row under a steady load and made the
@@ -161,6 +164,21 @@ fn header_bytes(s: &str) -> Result<usize, String> {
     head_limit(s, MAX_HEADER_BYTES_CEILING)
 }
 
+/// `--max-headers`: a count within [`MIN_MAX_HEADERS`] and [`MAX_HEADERS_CEILING`].
+fn header_count(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?}: not a number of headers"))?;
+    if !(MIN_MAX_HEADERS..=MAX_HEADERS_CEILING).contains(&n) {
+        return Err(format!(
+            "{s:?}: must be within {MIN_MAX_HEADERS} and {MAX_HEADERS_CEILING} (fewer would \
+             refuse browsers behind a CDN; past {MAX_HEADERS_CEILING} hyper refuses the \
+             request with no JSON body)"
+        ));
+    }
+    Ok(n)
+}
+
 /// A request-head limit: at least 1KiB, and at most `ceiling`, so that both limits
 /// together fit the connection's read buffer (`server::head`).
 fn head_limit(s: &str, ceiling: usize) -> Result<usize, String> {
@@ -286,9 +304,15 @@ pub struct ServeArgs {
     pub max_url_bytes: usize,
     /// Most request header bytes (name + value + 4 per header), on every route: more is
     /// answered `431 headers_too_large` (JSON). 1KiB to 32KiB, for the same reason as
-    /// `--max-url-bytes`; more than 100 headers hyper refuses itself (a bare 431).
+    /// `--max-url-bytes`.
     #[arg(long, env = "SINK_MAX_HEADER_BYTES", default_value = "32KiB", value_parser = header_bytes)]
     pub max_header_bytes: usize,
+    /// Most request headers (a repeated name counts each time), on every route: more is
+    /// answered `431 too_many_headers` (JSON). 32 to 99: fewer would refuse browsers
+    /// behind a CDN; past 99 hyper answers a bare 431 itself (and raising hyper's 100
+    /// costs a heap allocation per request).
+    #[arg(long, env = "SINK_MAX_HEADERS", default_value_t = crate::server::head::DEFAULT_MAX_HEADERS, value_parser = header_count)]
+    pub max_headers: usize,
     /// Largest `/v1/batches` body (an edge batch is ~10 000 events, well under 8 MiB).
     #[arg(long, env = "SINK_MAX_BATCH_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_batch_bytes: u64,
@@ -432,10 +456,11 @@ mod tests {
         assert_eq!(s.load_concurrency, 2);
         assert_eq!(s.spool_max_bytes, 10 << 30);
         assert_eq!(
-            (s.max_url_bytes, s.max_header_bytes),
+            (s.max_url_bytes, s.max_header_bytes, s.max_headers),
             (
                 crate::server::head::DEFAULT_MAX_URL_BYTES,
-                crate::server::head::DEFAULT_MAX_HEADER_BYTES
+                crate::server::head::DEFAULT_MAX_HEADER_BYTES,
+                crate::server::head::DEFAULT_MAX_HEADERS
             )
         );
         assert!(s.batch_token.is_none() && s.sites.is_none() && s.trusted_proxy.is_empty());
@@ -537,16 +562,19 @@ mod tests {
     }
 
     /// The request-head limits are taken from 1KiB up to their ceilings (which fit
-    /// hyper's read buffer together) and refused outside, naming the flag.
+    /// hyper's read buffer together), the header count from 32 to 99 (under hyper's
+    /// 100), and refused outside, naming the flag.
     #[test]
     fn head_limits_are_taken_within_their_bounds_and_refused_outside() {
-        let serve = |flag: &str, value: &str| -> Result<(usize, usize), clap::Error> {
+        let serve = |flag: &str, value: &str| -> Result<(usize, usize, usize), clap::Error> {
             let cli = Cli::try_parse_from(["sink-clickhouse", "serve", flag, value])?;
             match cli.command {
-                Some(Command::Serve(s)) => Ok((s.max_url_bytes, s.max_header_bytes)),
+                Some(Command::Serve(s)) => Ok((s.max_url_bytes, s.max_header_bytes, s.max_headers)),
                 _ => panic!("serve expected"),
             }
         };
+        assert_eq!(serve("--max-headers", "32").unwrap().2, 32);
+        assert_eq!(serve("--max-headers", "99").unwrap().2, 99);
         assert_eq!(serve("--max-url-bytes", "1KiB").unwrap().0, 1024);
         assert_eq!(serve("--max-url-bytes", "24KiB").unwrap().0, 24 << 10);
         assert_eq!(serve("--max-header-bytes", "1024").unwrap().1, 1024);
@@ -559,6 +587,10 @@ mod tests {
             ("--max-header-bytes", "1023"),
             ("--max-header-bytes", "32769"),
             ("--max-header-bytes", "lots"),
+            ("--max-headers", "31"),
+            ("--max-headers", "100"),
+            ("--max-headers", "0"),
+            ("--max-headers", "64KiB"),
         ] {
             let e = serve(flag, bad).unwrap_err().to_string();
             assert!(e.contains(flag), "{flag} {bad}: {e}");

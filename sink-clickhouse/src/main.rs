@@ -153,6 +153,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
                 head: server::head::HeadLimits {
                     max_url_bytes: a.max_url_bytes,
                     max_header_bytes: a.max_header_bytes,
+                    max_headers: a.max_headers,
                 },
             },
             spool.clone(),

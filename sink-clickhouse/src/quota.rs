@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use ingest_core::{check_site_quota, month_bounds, QuotaDecision, QuotaState, SiteRegistry};
+use ingest_core::{check_site_quota, month_bounds, Plan, QuotaDecision, QuotaState, SiteRegistry};
 
 /// How long usage read from ClickHouse is trusted.
 pub const USAGE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -26,6 +26,22 @@ struct Usage {
     /// once read (rows are not deleted), so it is asked once.
     crossing_read: HashSet<String>,
     refreshed: Option<Instant>,
+}
+
+impl Usage {
+    /// The site's month-to-date count as known here.
+    fn used(&self, site: &str) -> u64 {
+        self.base.get(site).copied().unwrap_or(0) + self.local.get(site).copied().unwrap_or(0)
+    }
+
+    /// The site's recorded crossing, or none while its count is within `plan`'s limit:
+    /// a site back under it (a plan upgrade) has not crossed the new limit yet.
+    fn crossing(&self, site: &str, used: u64, plan: &Plan) -> QuotaState {
+        match self.states.get(site) {
+            Some(st) if used > plan.monthly_events => *st,
+            _ => QuotaState::default(),
+        }
+    }
 }
 
 /// Sites and quota bookkeeping.
@@ -183,7 +199,12 @@ impl Quotas {
         over
     }
 
-    /// Decides whether `incoming` more events of `site` are accepted now.
+    /// Decides whether `incoming` more events of `site` are accepted now, without
+    /// recording anything about them: a request whose events are then not stored (the
+    /// spool failed) must not start a grace period, or use up the one first crossing,
+    /// for events that were never accepted. [`Quotas::commit`] records the crossing once
+    /// they are stored; until then `first_crossing` only says that this request would
+    /// cross (two requests checked at once may both say so; one commit wins).
     pub fn check(&self, site: &str, incoming: u64, now_ms: i64) -> QuotaDecision {
         let Some(reg) = self.registry() else {
             return QuotaDecision::Accept;
@@ -201,9 +222,46 @@ impl Quotas {
             u.states.clear();
             u.crossing_read.clear();
         }
-        let used = u.base.get(site).copied().unwrap_or(0) + u.local.get(site).copied().unwrap_or(0);
-        let st = u.states.entry(site.to_owned()).or_default();
-        check_site_quota(site, plan, used, incoming, st, now_ms)
+        let used = u.used(site);
+        // Decided on a copy: the state changes only in `commit`.
+        let mut st = u.crossing(site, used, plan);
+        check_site_quota(site, plan, used, incoming, &mut st, now_ms)
+    }
+
+    /// Counts `n` events of `site` stored by this instance after a
+    /// [`Quotas::check`] at `checked_at_ms` accepted them, and records the crossing of
+    /// the site's limit they made, if they made it: the grace period runs from
+    /// `checked_at_ms`. Returns when the grace period ends for exactly one commit per
+    /// crossing — the first stored request past the limit — to act on once (log, email
+    /// the owner). Done under the one lock, so of requests crossing at once only one
+    /// is first.
+    ///
+    /// Events checked in a month that has ended since are not counted: they belong to
+    /// that month (the store shows them there).
+    pub fn commit(&self, site: &str, n: u64, checked_at_ms: i64) -> Option<i64> {
+        if !self.enabled() {
+            return None;
+        }
+        let plan = self
+            .registry()
+            .and_then(|r| r.get(site).and_then(|c| c.plan_def()));
+        let mut u = self.usage.lock().expect("usage lock");
+        if month_bounds(checked_at_ms).0 < u.month_start_ms {
+            return None;
+        }
+        let used = u.used(site);
+        *u.local.entry(site.to_owned()).or_default() += n;
+        let plan = plan?;
+        let mut st = u.crossing(site, used, plan);
+        let d = check_site_quota(site, plan, used, n, &mut st, checked_at_ms);
+        u.states.insert(site.to_owned(), st);
+        match d {
+            QuotaDecision::AcceptInGrace {
+                first_crossing: true,
+                grace_ends_ms,
+            } => Some(grace_ends_ms),
+            _ => None,
+        }
     }
 
     /// True when a sites file is configured: only then are requests checked and
@@ -213,7 +271,9 @@ impl Quotas {
         self.path.is_some()
     }
 
-    /// Counts `n` events of `site` stored by this instance.
+    /// Counts `n` events of `site` stored by this instance that no [`Quotas::check`]
+    /// admitted (an edge batch: the edge applied the quota); a crossing they make is
+    /// recorded by the next [`Quotas::commit`].
     pub fn record(&self, site: &str, n: u64) {
         if self.path.is_none() {
             return;
@@ -252,6 +312,7 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(q.commit("a.com", 1, now), Some(now + 3 * 86_400_000));
         let later = now + 4 * 86_400_000;
         if month_bounds(later).0 == month_bounds(now).0 {
             assert!(matches!(
@@ -261,6 +322,102 @@ mod tests {
         }
         // Unknown site: the registry decides elsewhere; no plan, no quota.
         assert_eq!(q.check("b.com", 1, now), QuotaDecision::Accept);
+    }
+
+    /// A request whose events the spool did not store leaves no trace: the grace
+    /// period starts with the first request past the limit that was stored.
+    #[test]
+    fn a_crossing_not_stored_starts_no_grace_period() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Quotas::new(Some(sites(d.path(), "free"))).unwrap();
+        let (month, _) = month_bounds(1_763_900_000_000);
+        let day = 86_400_000;
+        q.set_usage(
+            month,
+            HashMap::from([("a.com".into(), 10_000)]),
+            HashMap::new(),
+        );
+        let in_grace = |at: i64, first: bool| {
+            matches!(
+                q.check("a.com", 1, at),
+                QuotaDecision::AcceptInGrace { first_crossing, grace_ends_ms }
+                    if first_crossing == first && grace_ends_ms == at + 3 * day
+            )
+        };
+        // Day 1 and day 5 cross, and their stores fail: nothing is committed.
+        assert!(in_grace(month + day, true));
+        assert!(in_grace(month + 5 * day, true));
+        // Day 6's crossing is the first one stored: its grace runs from day 6.
+        assert!(in_grace(month + 6 * day, true));
+        assert_eq!(q.commit("a.com", 1, month + 6 * day), Some(month + 9 * day));
+        assert!(matches!(
+            q.check("a.com", 1, month + 8 * day),
+            QuotaDecision::AcceptInGrace { first_crossing: false, grace_ends_ms, .. }
+                if grace_ends_ms == month + 9 * day
+        ));
+        assert!(matches!(
+            q.check("a.com", 1, month + 9 * day),
+            QuotaDecision::Refuse { .. }
+        ));
+    }
+
+    /// Requests checked at once that each cross the limit: each commit counts, one is
+    /// the first crossing, and the grace period runs from its check.
+    #[test]
+    fn of_concurrent_crossings_one_commit_is_first() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Arc::new(Quotas::new(Some(sites(d.path(), "free"))).unwrap());
+        let (month, _) = month_bounds(1_763_900_000_000);
+        let now = month + 86_400_000;
+        q.set_usage(
+            month,
+            HashMap::from([("a.com".into(), 9_990)]),
+            HashMap::new(),
+        );
+        // Every check before any commit: all would cross.
+        let checked = Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (q, checked) = (q.clone(), checked.clone());
+                std::thread::spawn(move || {
+                    assert!(matches!(
+                        q.check("a.com", 20, now),
+                        QuotaDecision::AcceptInGrace {
+                            first_crossing: true,
+                            ..
+                        }
+                    ));
+                    checked.wait();
+                    q.commit("a.com", 20, now)
+                })
+            })
+            .collect();
+        let firsts: Vec<i64> = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(firsts, [now + 3 * 86_400_000]);
+        assert_eq!(q.usage.lock().unwrap().used("a.com"), 9_990 + 8 * 20);
+        // Under the limit a commit records no crossing; a site back under its limit (a
+        // plan upgrade) forgets it, and its next crossing is a first one again.
+        assert_eq!(q.commit("b.com", 5, now), None);
+        std::fs::write(
+            d.path().join("sites.toml"),
+            "[sites.\"a.com\"]\nplan = \"growth\"\n",
+        )
+        .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(d.path().join("sites.toml"))
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        assert!(q.reload_if_changed());
+        assert_eq!(q.check("a.com", 1, now), QuotaDecision::Accept);
+        assert_eq!(
+            q.commit("a.com", 100_000, now + 1),
+            Some(now + 1 + 7 * 86_400_000)
+        );
     }
 
     #[test]

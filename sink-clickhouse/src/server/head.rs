@@ -1,14 +1,15 @@
 //! The request head's limits: every request's target and headers are measured against
-//! `--max-url-bytes` and `--max-header-bytes` before any route runs, and one over
-//! either is refused with the JSON every error has — `414 url_too_long` naming `url`,
-//! `431 headers_too_large` naming `headers` — instead of hyper's bare status.
+//! `--max-url-bytes`, `--max-header-bytes` and `--max-headers` before any route runs,
+//! and one over any is refused with the JSON every error has — `414 url_too_long`
+//! naming `url`, `431 headers_too_large` or `431 too_many_headers` naming `headers` —
+//! instead of hyper's bare status.
 //!
 //! hyper still answers a head that does not fit the connection's read buffer
-//! ([`MAX_CONNECTION_BUFFER`]), or that has more than its 100 headers, itself, with a
-//! bare 431: such a request never reaches the sink. The ceilings below keep both limits
-//! together, with room for the method, the request line's framing and header
-//! whitespace, inside that buffer, so a request just over either limit is always read
-//! whole and answered here.
+//! ([`MAX_CONNECTION_BUFFER`]), or that has more than [`MAX_HEADER_LINES`] headers,
+//! itself, with a bare 431: such a request never reaches the sink. The ceilings below
+//! keep both byte limits together, with room for the method, the request line's
+//! framing and header whitespace, inside that buffer, and the header count under
+//! hyper's, so a request just over any limit is always read whole and answered here.
 
 use std::future::{ready, Ready};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use tower::{Layer, Service};
 
-use super::listen::MAX_CONNECTION_BUFFER;
+use super::listen::{MAX_CONNECTION_BUFFER, MAX_HEADER_LINES};
 use super::reply::ApiError;
 use crate::metrics::{Metrics, StatusLabel};
 
@@ -43,14 +44,26 @@ const FRAMING_ROOM: usize = 8 << 10;
 const _: () = assert!(
     MAX_URL_BYTES_CEILING + MAX_HEADER_BYTES_CEILING + FRAMING_ROOM <= MAX_CONNECTION_BUFFER
 );
+/// Default `--max-headers`: a browser's beacon carries 15–20 headers (fetch metadata
+/// and client hints included), and a CDN and proxies in front of the sink add 10–20
+/// more; 64 leaves room for both, and a client sending more is not a browser.
+pub const DEFAULT_MAX_HEADERS: usize = 64;
+/// The smallest `--max-headers`: below it a browser's beacon through a CDN would be
+/// refused.
+pub const MIN_MAX_HEADERS: usize = 32;
+/// The largest `--max-headers`: one under hyper's own count ([`MAX_HEADER_LINES`]),
+/// so one header over the limit still reaches the sink and gets its JSON.
+pub const MAX_HEADERS_CEILING: usize = MAX_HEADER_LINES - 1;
 
-/// The two limits of a request head.
+/// The three limits of a request head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
     /// Longest request target (path and query string), in bytes.
     pub max_url_bytes: usize,
     /// Most header bytes, counted by [`header_bytes`].
     pub max_header_bytes: usize,
+    /// Most header lines (a repeated name counts each time).
+    pub max_headers: usize,
 }
 
 impl Default for HeadLimits {
@@ -58,13 +71,14 @@ impl Default for HeadLimits {
         HeadLimits {
             max_url_bytes: DEFAULT_MAX_URL_BYTES,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
         }
     }
 }
 
 impl HeadLimits {
-    /// `Ok` for a head within both limits, else the refusal (with `Connection: close`:
-    /// a body the request may carry is not read).
+    /// `Ok` for a head within all three limits, else the refusal (with `Connection:
+    /// close`: a body the request may carry is not read).
     pub fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
         let target = target_bytes(uri);
         if target > self.max_url_bytes {
@@ -88,6 +102,20 @@ impl HeadLimits {
                 format!(
                     "request headers of {h} bytes are over the limit of {}",
                     self.max_header_bytes
+                ),
+            )
+            .closing());
+        }
+        // `len` counts every value, as hyper counts lines: `X-A` twice is two.
+        let n = headers.len();
+        if n > self.max_headers {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers",
+                "too_many_headers",
+                format!(
+                    "request of {n} headers is over the limit of {}",
+                    self.max_headers
                 ),
             )
             .closing());
@@ -203,6 +231,7 @@ mod tests {
     const LIMITS: HeadLimits = HeadLimits {
         max_url_bytes: 2000,
         max_header_bytes: 3000,
+        max_headers: 40,
     };
 
     fn app(metrics: Arc<Metrics>) -> Router {
@@ -215,9 +244,22 @@ mod tests {
     }
 
     async fn send(app: &Router, target: &str, pad: usize) -> (u16, serde_json::Value, bool) {
+        send_with(app, target, pad, 0).await
+    }
+
+    /// [`send`] with `extra` more headers (`x-h: 1`, repeated).
+    async fn send_with(
+        app: &Router,
+        target: &str,
+        pad: usize,
+        extra: usize,
+    ) -> (u16, serde_json::Value, bool) {
         let mut req = axum::http::Request::get(target);
         if pad > 0 {
             req = req.header("x-pad", "p".repeat(pad));
+        }
+        for _ in 0..extra {
+            req = req.header("x-h", "1");
         }
         let r = app
             .clone()
@@ -279,6 +321,20 @@ mod tests {
         assert_eq!(v["error"]["field"], "headers");
         assert_eq!(v["error"]["code"], "headers_too_large");
         assert!(v["error"]["reason"].as_str().unwrap().contains("3001"));
+    }
+
+    #[tokio::test]
+    async fn headers_at_the_count_limit_pass_and_one_more_is_a_json_431() {
+        let app = app(Arc::new(Metrics::new()));
+        // A repeated name counts once per line.
+        assert_eq!(send_with(&app, "/e.gif", 0, 40).await.0, 200);
+        let (status, v, cors) = send_with(&app, "/e.gif", 0, 41).await;
+        assert_eq!(status, 431, "{v}");
+        assert_eq!(v["error"]["field"], "headers");
+        assert_eq!(v["error"]["code"], "too_many_headers");
+        let reason = v["error"]["reason"].as_str().unwrap();
+        assert!(reason.contains("41") && reason.contains("40"), "{reason}");
+        assert!(cors);
     }
 
     #[test]

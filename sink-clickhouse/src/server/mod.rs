@@ -60,7 +60,7 @@ pub struct HttpConfig {
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// Limits of every request's target and headers (`--max-url-bytes`,
-    /// `--max-header-bytes`).
+    /// `--max-header-bytes`, `--max-headers`).
     pub head: head::HeadLimits,
 }
 

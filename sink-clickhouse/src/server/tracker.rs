@@ -352,19 +352,8 @@ async fn ingest(
             let mut refused_sites = Vec::new();
             for (site, n) in &per_site {
                 match state.quotas.check(site, *n, now) {
-                    QuotaDecision::Accept => {}
-                    QuotaDecision::AcceptInGrace {
-                        first_crossing,
-                        grace_ends_ms,
-                    } => {
-                        if first_crossing {
-                            tracing::warn!(
-                                site,
-                                grace_ends_ms,
-                                "site crossed its monthly quota; in grace"
-                            );
-                        }
-                    }
+                    // A crossing is recorded (and logged) by `commit`, once stored.
+                    QuotaDecision::Accept | QuotaDecision::AcceptInGrace { .. } => {}
                     QuotaDecision::Refuse {
                         message,
                         retry_after_ms,
@@ -447,8 +436,15 @@ async fn ingest(
         m.accepted
             .get_or_create(&RouteLabel { route })
             .inc_by(prepared.accepted as u64);
+        // Only now, with the events stored, do they count and start a grace period.
         for (site, n) in &prepared.per_site {
-            state.quotas.record(site, *n);
+            if let Some(grace_ends_ms) = state.quotas.commit(site, *n, now) {
+                tracing::warn!(
+                    site,
+                    grace_ends_ms,
+                    "site crossed its monthly quota; in grace"
+                );
+            }
         }
     }
     Ok(Accepted {

@@ -110,6 +110,22 @@ const MAX_URL: usize = 16 << 10;
 const MAX_HEADERS: usize = 32 << 10;
 /// hyper's read buffer of a connection (`server::listen::MAX_CONNECTION_BUFFER`).
 const HYPER_BUFFER: usize = 64 << 10;
+/// The default `--max-headers`, and its ceiling (one under hyper's own count).
+const MAX_HEADER_COUNT: usize = 64;
+const MAX_HEADER_COUNT_CEILING: usize = 99;
+
+/// A pixel request with exactly `count` header lines (`raw::request`'s three and
+/// User-Agent included).
+fn pixel_with_headers(port: u16, count: usize) -> Reply {
+    let extra: String = (0..count - 4).map(|i| format!("\r\nX-H{i}: v")).collect();
+    raw::request(
+        port,
+        &format!(
+            "GET /e.gif?site=a.com&url=https%3A%2F%2Fa.com%2F HTTP/1.1\r\nUser-Agent: {UA}{extra}"
+        ),
+        b"",
+    )
+}
 
 /// A pixel request whose target is exactly `target` bytes and whose headers, counted
 /// as the sink counts them (name + value + 4 each), are exactly `headers` bytes.
@@ -173,6 +189,24 @@ fn request_targets_and_headers_at_and_past_their_limits_get_json_and_past_hyper_
         "headers_too_large",
         "both, headers one past",
     );
+    // The header count at its limit and one past.
+    is_gif(
+        &pixel_with_headers(port, MAX_HEADER_COUNT),
+        "header count at the limit",
+    );
+    let r = pixel_with_headers(port, MAX_HEADER_COUNT + 1);
+    head_refused(
+        &r,
+        431,
+        "headers",
+        "too_many_headers",
+        "header count one past",
+    );
+    let reason = r.json()["error"]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains(&(MAX_HEADER_COUNT + 1).to_string()),
+        "{reason}"
+    );
     // Any route, a body route with a body included: the head is refused first.
     let r = raw::request(
         port,
@@ -189,7 +223,7 @@ fn request_targets_and_headers_at_and_past_their_limits_get_json_and_past_hyper_
         b"",
     );
     assert_eq!(refused(&r, 414, "unknown route"), "url_too_long");
-    // Past hyper's own read buffer (or its 100 headers) the request never reaches the
+    // Past hyper's own read buffer (or its 100 header lines) the request never reaches the
     // sink: hyper answers a bare 4xx itself. Only that it is a 4xx, and that the sink
     // lives on, is ours to assert.
     let q = format!("site=a.com&url={}", "x".repeat(MAX_BODY));
@@ -216,8 +250,16 @@ fn request_targets_and_headers_at_and_past_their_limits_get_json_and_past_hyper_
     healthy(&sink);
     bounded(&sink, "after oversized heads");
     drop(sink);
-    // At their ceilings both limits together still fit hyper's buffer.
-    let sink = Sink::start(&["--max-url-bytes", "24KiB", "--max-header-bytes", "32KiB"]);
+    // At their ceilings both limits together still fit hyper's buffer, and one header
+    // over the count's ceiling is still under hyper's.
+    let sink = Sink::start(&[
+        "--max-url-bytes",
+        "24KiB",
+        "--max-header-bytes",
+        "32KiB",
+        "--max-headers",
+        "99",
+    ]);
     is_gif(
         &pixel_sized(sink.port, 24 << 10, 32 << 10),
         "both at the ceilings",
@@ -231,6 +273,18 @@ fn request_targets_and_headers_at_and_past_their_limits_get_json_and_past_hyper_
         "headers",
         "headers_too_large",
         "ceilings, headers one past",
+    );
+    is_gif(
+        &pixel_with_headers(sink.port, MAX_HEADER_COUNT_CEILING),
+        "header count at the ceiling",
+    );
+    let r = pixel_with_headers(sink.port, MAX_HEADER_COUNT_CEILING + 1);
+    head_refused(
+        &r,
+        431,
+        "headers",
+        "too_many_headers",
+        "ceiling, header count one past",
     );
     healthy(&sink);
 }
