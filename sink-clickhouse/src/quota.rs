@@ -29,6 +29,19 @@ struct Usage {
 }
 
 impl Usage {
+    /// Starts the month of `now_ms` if it is not the one counted: everything counted
+    /// before belongs to the old one.
+    fn roll_month(&mut self, now_ms: i64) {
+        let (start, _) = month_bounds(now_ms);
+        if self.month_start_ms != start {
+            self.month_start_ms = start;
+            self.base.clear();
+            self.local.clear();
+            self.states.clear();
+            self.crossing_read.clear();
+        }
+    }
+
     /// The site's month-to-date count as known here.
     fn used(&self, site: &str) -> u64 {
         self.base.get(site).copied().unwrap_or(0) + self.local.get(site).copied().unwrap_or(0)
@@ -213,15 +226,7 @@ impl Quotas {
             return QuotaDecision::Accept;
         };
         let mut u = self.usage.lock().expect("usage lock");
-        let (start, _) = month_bounds(now_ms);
-        if u.month_start_ms != start {
-            // A new month: everything counted before belongs to the old one.
-            u.month_start_ms = start;
-            u.base.clear();
-            u.local.clear();
-            u.states.clear();
-            u.crossing_read.clear();
-        }
+        u.roll_month(now_ms);
         let used = u.used(site);
         // Decided on a copy: the state changes only in `commit`.
         let mut st = u.crossing(site, used, plan);
@@ -274,11 +279,15 @@ impl Quotas {
     /// Counts `n` events of `site` stored by this instance that no [`Quotas::check`]
     /// admitted (an edge batch: the edge applied the quota); a crossing they make is
     /// recorded by the next [`Quotas::commit`].
-    pub fn record(&self, site: &str, n: u64) {
+    pub fn record(&self, site: &str, n: u64, now_ms: i64) {
         if self.path.is_none() {
             return;
         }
         let mut u = self.usage.lock().expect("usage lock");
+        // The month starts here too: counted into a month not yet started (a fresh
+        // process whose first stored events are edge batches), they were wiped by the
+        // first `check` that started it.
+        u.roll_month(now_ms);
         match u.local.get_mut(site) {
             Some(c) => *c += n,
             None => {
@@ -298,13 +307,27 @@ mod tests {
         p
     }
 
+    /// Events stored before any check (edge batches reaching a fresh process) count:
+    /// the first check of the month does not wipe them.
+    #[test]
+    fn events_recorded_before_the_first_check_count() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Quotas::new(Some(sites(d.path(), "free"))).unwrap();
+        let now = 1_763_900_000_000;
+        q.record("a.com", 10_000, now);
+        assert!(matches!(
+            q.check("a.com", 1, now),
+            QuotaDecision::AcceptInGrace { .. }
+        ));
+    }
+
     #[test]
     fn counts_locally_and_refuses_past_grace() {
         let d = tempfile::tempdir().unwrap();
         let q = Quotas::new(Some(sites(d.path(), "free"))).unwrap();
         let now = 1_763_900_000_000;
         assert_eq!(q.check("a.com", 10, now), QuotaDecision::Accept);
-        q.record("a.com", 10_000);
+        q.record("a.com", 10_000, now);
         assert!(matches!(
             q.check("a.com", 1, now),
             QuotaDecision::AcceptInGrace {
@@ -467,7 +490,7 @@ mod tests {
             HashMap::from([("a.com".into(), 4_000)]),
             HashMap::new(),
         );
-        q.record("a.com", 6_000);
+        q.record("a.com", 6_000, now);
         // Only 1,000 of the 6,000 are loaded when the store is read again.
         q.set_usage(
             month,
@@ -489,7 +512,7 @@ mod tests {
         // the new month's counts, not its (absent) base.
         let next = month_bounds(now).1;
         assert_eq!(q.check("a.com", 1, next + 1), QuotaDecision::Accept);
-        q.record("a.com", 9_999);
+        q.record("a.com", 9_999, next + 1);
         q.set_usage(
             month,
             HashMap::from([("a.com".into(), 20_000)]),

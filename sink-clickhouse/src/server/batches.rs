@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::reply::{Accepted, ApiError};
 use super::tracker::spool_error;
-use super::{count_status, read_body, refuse_after_drain, AppState};
+use super::{count_status, now_ms, read_body, refuse_after_drain, AppState};
 use crate::metrics::RouteLabel;
 use crate::spool::batch_ids::MAX_BATCH_ID_LEN;
 use crate::spool::Appended;
@@ -127,7 +127,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
                 .get_or_create(&RouteLabel { route: ROUTE })
                 .inc_by(rows as u64);
             for (s, n) in &per_site {
-                state.quotas.record(s, *n);
+                state.quotas.record(s, *n, now_ms());
             }
             Ok(Accepted {
                 accepted: rows,
