@@ -296,7 +296,7 @@ pub struct ServeArgs {
     /// Most events in one tracker request.
     #[arg(long, env = "SINK_MAX_EVENTS_PER_REQUEST", default_value_t = 100)]
     pub max_events_per_request: usize,
-    /// Longest request target (path and query string, so also a pixel's query), on
+    /// Longest request target (path and query string, so also a pixel's query; scheme and host too in absolute form), on
     /// every route: longer is answered `414 url_too_long` (JSON). 1KiB to 24KiB: with
     /// `--max-header-bytes` it must fit the connection's 64 KiB read buffer, past which
     /// hyper answers a bare 431 itself.

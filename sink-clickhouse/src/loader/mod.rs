@@ -251,7 +251,7 @@ impl Loader {
                             segment = chunk.segment,
                             first = chunk.first,
                             last = chunk.last,
-                            "insert abandoned at the shutdown deadline; the segment stays in the spool"
+                            "insert abandoned at the shutdown deadline; the segment stays in the spool (replayed at the next start with the same token: stored twice where the table does not deduplicate, if the server completed this one)"
                         );
                         return SegmentEnd::Stopped;
                     }

@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use tokio::sync::watch;
 
 use super::{Chunk, Loader, SegmentEnd};
-use crate::spool::{ipc, InsertRows, Next, Sealed, SegmentReader};
+use crate::spool::{ipc, Next, Sealed, SegmentReader};
 
 /// The next chunk of a segment, as the loader reads it.
 enum Read {
@@ -48,7 +48,12 @@ impl Loader {
             }
         };
         let created = reader.header.created_at_ms;
-        let max_rows = self.max_rows_of(seg).await;
+        let Some(max_rows) = self.max_rows_of(seg).await else {
+            // The segment stays in the spool and is tried again on the next pass.
+            let pause = Instant::now() + Duration::from_secs(1);
+            tokio::time::sleep_until(deadline.map_or(pause, |d| d.min(pause)).into()).await;
+            return SegmentEnd::Done;
+        };
         let cut = self.cut_of(seg, last_sealed).await;
         // The chunks are read one after another, the next only while fewer than
         // `concurrency` of this segment's are held (memory stays bounded by the
@@ -106,21 +111,30 @@ impl Loader {
     /// The rows per chunk of `seg`: `--insert-rows`, or for a segment an earlier run
     /// wrote, that run's (`Spool::insert_rows`: recorded per run, not per segment, so
     /// that a segment loaded without a crash costs no fsync for it). Settled once, off
-    /// the async threads, before this loader reads its first chunk.
-    async fn max_rows_of(&self, seg: &Sealed) -> usize {
+    /// the async threads, before this loader reads its first chunk. `None` while the
+    /// record cannot be read (nothing is cut then: a guess could cut a segment loaded in
+    /// part differently, and store its rows twice).
+    async fn max_rows_of(&self, seg: &Sealed) -> Option<usize> {
         let rows = self.cfg.max_rows;
-        self.insert_rows
-            .get_or_init(|| async {
+        let settled = self
+            .insert_rows
+            .get_or_try_init(|| async {
                 let spool = self.spool.clone();
-                tokio::task::spawn_blocking(move || spool.insert_rows(rows))
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "settling --insert-rows panicked");
-                        InsertRows::only(rows)
-                    })
+                match tokio::task::spawn_blocking(move || spool.insert_rows(rows)).await {
+                    Ok(Ok(settled)) => Ok(settled),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "reading the spool's insert-rows file failed; will retry");
+                        Err(())
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "settling --insert-rows panicked; will retry");
+                        Err(())
+                    }
+                }
             })
             .await
-            .of(seg.id)
+            .ok()?;
+        Some(settled.of(seg.id))
     }
 
     /// The next chunk of `seg` from `reader` (`None`: the stream has ended).

@@ -543,7 +543,7 @@ async fn a_restart_with_another_insert_rows_replays_a_segment_as_it_was_cut() {
     drop(spool);
     // Second run, 30 rows: it only writes a segment (cut by 30 from now on).
     let (spool, _) = Spool::open(spool_cfg(d.path())).unwrap();
-    assert_eq!(spool.insert_rows(30).of(s), 20);
+    assert_eq!(spool.insert_rows(30).unwrap().of(s), 20);
     append_segment(&spool, 6).await;
     let thirty = spool.sealed().unwrap()[2].id;
     spool.close().await;
@@ -598,7 +598,8 @@ async fn drain_abandons_an_insert_in_flight_at_the_deadline() {
     assert!(!l.drain(deadline).await);
     let late = Instant::now().saturating_duration_since(deadline);
     assert!(
-        late < Duration::from_millis(300),
+        // Without the cut, the write's 5 s; with it, ≈ 0 (slack for a loaded machine).
+        late < Duration::from_secs(2),
         "{late:?} past the deadline"
     );
     assert_eq!(spool.sealed().unwrap().len(), 1, "the segment stays");
@@ -616,4 +617,30 @@ async fn drain_abandons_an_insert_in_flight_at_the_deadline() {
             .await
     );
     assert_eq!(store.got.lock().unwrap()[0], (abandoned[0].clone(), 10));
+}
+
+/// A record of `--insert-rows` that exists but cannot be read is not taken for absent:
+/// nothing is loaded (a guessed cut could store a segment loaded in part twice) until
+/// it can be read.
+#[tokio::test]
+async fn an_unreadable_insert_rows_record_loads_nothing_until_it_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = spool_with(d.path(), 2).await;
+    // A folder where the file goes: reading it fails with something else than
+    // "not found".
+    let file = spool.config().dir.join("insert-rows");
+    let _ = std::fs::remove_file(&file);
+    std::fs::create_dir(&file).unwrap();
+    let store = ranges(usize::MAX);
+    let l = loader_of(&spool, store.clone(), 10, 1);
+    assert!(!l.drain(Instant::now() + Duration::from_millis(300)).await);
+    assert!(
+        store.got.lock().unwrap().is_empty(),
+        "nothing cut by a guess"
+    );
+    assert_eq!(spool.sealed().unwrap().len(), 1, "the segment stays");
+    std::fs::remove_dir(&file).unwrap();
+    assert!(l.drain(Instant::now() + Duration::from_secs(10)).await);
+    assert!(!store.got.lock().unwrap().is_empty());
+    assert!(spool.sealed().unwrap().is_empty());
 }

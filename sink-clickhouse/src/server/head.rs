@@ -58,7 +58,7 @@ pub const MAX_HEADERS_CEILING: usize = MAX_HEADER_LINES - 1;
 /// The three limits of a request head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
-    /// Longest request target (path and query string), in bytes.
+    /// Longest request target (path and query string; scheme and host too in absolute form), in bytes.
     pub max_url_bytes: usize,
     /// Most header bytes, counted by [`header_bytes`].
     pub max_header_bytes: usize,
@@ -87,7 +87,7 @@ impl HeadLimits {
                 "url",
                 "url_too_long",
                 format!(
-                    "request target (path and query string) of {target} bytes is over the limit of {}",
+                    "request target of {target} bytes is over the limit of {}",
                     self.max_url_bytes
                 ),
             )

@@ -110,11 +110,13 @@ impl Spool {
     /// opened: a second loader of the same spool gets the first one's settings, whose
     /// chunks may be in flight. Blocking (reads, maybe writes, a small file).
     ///
-    /// Never an error: a file that cannot be written leaves the recorded settings in
-    /// force for this run too (the next start can record the new one); a file that
-    /// cannot be read is written anew with `rows` for every segment, as a spool from a
-    /// build before this file is.
-    pub fn insert_rows(&self, rows: usize) -> InsertRows {
+    /// An error only when the file exists and cannot be read (then nothing is settled,
+    /// and the caller tries again: a history taken for absent could cut a segment
+    /// loaded in part differently, and store its rows twice). A file that cannot be
+    /// written leaves the recorded settings in force for this run too (the next start
+    /// can record the new one); a file that does not parse is written anew with `rows`
+    /// for every segment, as a spool from a build before this file is.
+    pub fn insert_rows(&self, rows: usize) -> io::Result<InsertRows> {
         let first = self.shared.first_segment;
         if let Some(got) = self.shared.insert_rows.get() {
             if got.of(first) != rows {
@@ -124,16 +126,14 @@ impl Spool {
                     "--insert-rows not applied: a loader of this spool settled another value"
                 );
             }
-            return got.clone();
+            return Ok(got.clone());
         }
-        self.shared
-            .insert_rows
-            .get_or_init(|| settle(&self.shared.cfg.dir, first, rows))
-            .clone()
+        let settled = settle(&self.shared.cfg.dir, first, rows)?;
+        Ok(self.shared.insert_rows.get_or_init(|| settled).clone())
     }
 }
 
-fn settle(dir: &Path, first: u64, rows: usize) -> InsertRows {
+fn settle(dir: &Path, first: u64, rows: usize) -> io::Result<InsertRows> {
     let path = dir.join(INSERT_ROWS_FILE);
     let old = match fs::read_to_string(&path) {
         Ok(s) => match InsertRows::parse(&s) {
@@ -144,18 +144,15 @@ fn settle(dir: &Path, first: u64, rows: usize) -> InsertRows {
             }
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            tracing::error!(file = %path.display(), error = %e, "reading the insert-rows file failed; writing it anew");
-            None
-        }
+        Err(e) => return Err(e),
     };
     let new = match &old {
-        Some(old) if old.of(first) == rows => return old.clone(),
+        Some(old) if old.of(first) == rows => return Ok(old.clone()),
         Some(old) => match present_before(dir, first) {
             Ok(present) => old.then(&present, first, rows),
             Err(e) => {
                 tracing::warn!(error = %e, "listing the spool failed; --insert-rows is applied from the next start");
-                return old.clone();
+                return Ok(old.clone());
             }
         },
         None => InsertRows::only(rows),
@@ -174,11 +171,11 @@ fn settle(dir: &Path, first: u64, rows: usize) -> InsertRows {
                     "--insert-rows changed: segments written before keep the value they were written under"
                 );
             }
-            new
+            Ok(new)
         }
         Err(e) => {
             tracing::warn!(error = %e, "recording --insert-rows failed; it is applied from a start that can record it");
-            old.unwrap_or(new)
+            Ok(old.unwrap_or(new))
         }
     }
 }

@@ -137,15 +137,27 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
     // is answered "already stored", as it is for the ids of the prefix and for a sealed
     // segment the loader quarantines (its ids are in the batch-ids file): the
     // quarantined file is then the one copy of those rows, and its reason says so. (A
-    // wrong id would take bytes inside a damaged payload that frame a record, pass its
-    // CRC32C, and name a batch not yet sent: not a case worth a certain duplicate.)
+    // wrong id would take bytes inside a damaged payload that frame a whole record with
+    // its CRC32C and name a batch not yet sent. Event strings are stored raw, so a
+    // client could plant such bytes, but they count only if damage then falls right
+    // before them, and the id must be one the edge will use — its queue's message ids.
+    // Not a case worth a certain duplicate; records that carried their segment and
+    // index under the checksum would close it, at a format change.)
     let mut scans = Vec::with_capacity(segs.len());
     let mut sealed_ids = std::collections::VecDeque::new();
     let mut unsealed_ids = Vec::new();
     for (_, sealed, path) in &segs {
         let mut s = scan(path)?;
         let mut after = match s.bad {
-            Some((off, _)) => records_after(path, off)?,
+            // Best effort: a read error past the damage (another bad sector) must not
+            // keep the sink from starting; the segment is then quarantined whole.
+            Some((off, _)) => records_after(path, off).unwrap_or_else(|e| {
+                tracing::error!(segment = %path.display(), error = %e, "reading past the damage failed; the segment is quarantined whole");
+                AfterDamage {
+                    unreadable: true,
+                    ..AfterDamage::default()
+                }
+            }),
             None => AfterDamage::default(),
         };
         let found = std::mem::take(&mut s.batch_ids)
@@ -199,7 +211,8 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
         if let Some((off, reason)) = s.bad {
             let torn_tail = is_newest_open
                 && (s.header.is_some() || s.file_len < record::SEGMENT_HEADER_LEN as u64)
-                && after.records == 0;
+                && after.records == 0
+                && !after.unreadable;
             if !torn_tail && !sealed && keep_unsealed {
                 // Its ids are in memory only: quarantined now, the segment would take
                 // them out of the next start's sight. It stays (not loaded, being

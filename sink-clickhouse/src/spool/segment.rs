@@ -259,13 +259,17 @@ pub struct AfterDamage {
     pub rows: u64,
     /// Batch ids of the posted batches in them.
     pub batch_ids: Vec<Vec<u8>>,
+    /// The bytes after the damage could not be read (recovery then quarantines the
+    /// segment whole, never cuts it as a torn tail).
+    pub unreadable: bool,
 }
 
 /// The complete, checksummed records after damage at `offset`: every offset past it is
 /// tried until one verifies, then the records are followed by their lengths, and
 /// past a further bad spot the search goes on byte by byte. The bytes of a record that
 /// verifies are not searched (a payload holding bytes that frame a record is not read
-/// as one); those of damaged ones are. None found: the damage is a torn tail.
+/// as one); those of damaged ones are. None found in the newest `.open` segment: the
+/// damage is a torn tail.
 pub fn records_after(path: &Path, offset: u64) -> io::Result<AfterDamage> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(offset + 1))?;
