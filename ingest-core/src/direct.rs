@@ -13,6 +13,7 @@ use crate::batch::Row;
 use crate::pipeline::country;
 use crate::privacy::EventIds;
 use crate::referrer::normalize_referrer_cached;
+use crate::sites::canonical_site_id;
 use crate::{
     device_class, normalize_url, Batcher, Error, Format, Parsed, Pipeline, RawEvent, Referrer,
     Rejection, RequestContext, Result, VisitorHasher,
@@ -96,7 +97,7 @@ impl Pipeline {
         on_batch: &mut dyn FnMut(RecordBatch),
     ) -> Appended {
         let Parsed {
-            events,
+            mut events,
             mut rejected,
         } = parsed;
         let ua = self.ua_cache.classify(ctx.user_agent);
@@ -113,7 +114,11 @@ impl Pipeline {
         let mut visitors: [Option<(&str, u64)>; VISITOR_SLOTS] = [None; VISITOR_SLOTS];
         let rejected_from_wire = rejected.len();
         let mut accepted = 0;
-        for (index, raw) in &events {
+        for (index, raw) in &mut events {
+            // The site id as `process` stores it (canonical), fixed in the event so
+            // the visitor slots can borrow it for the rest of the request.
+            raw.site = raw.site.take().and_then(canonical_site_id);
+            let (index, raw) = (&*index, &*raw);
             let RawEvent {
                 site,
                 url,

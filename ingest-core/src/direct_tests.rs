@@ -98,13 +98,19 @@ fn edge_cases_give_the_same_batches() {
          "referrer":"https:\/\/news.ycombinator.com\/item?id=1","props":{"k\"":"v\\","plan":"pro"}},
         {"site":"b.com","url":"https://B.COM/a/../b c","name":"signup","screen_width":390,
          "props":{"x":"1"},"fcp_ms":1,"inp_ms":2,"load_ms":3,"lcp_ms":4},
-        {"site":"b.com","url":"http://[::1]:8080/p","referrer":"https://www.google.com/search?q=x"}
+        {"site":"b.com","url":"http://[::1]:8080/p","referrer":"https://www.google.com/search?q=x"},
+        {"site":" B.Com","url":"https://b.com/q"},
+        {"site":"A.COM\t","url":"https://a.com/q"},
+        {"site":" ","url":"https://a.com/q"}
     ]"#;
     let ndjson = "{\"site\":\"a.com\",\"url\":\"https://a.com/1\"}\r\n\r\n{bad\n\
                   {\"site\":\"b.com\",\"url\":\"https://b.com/2\",\"referrer\":\"\"}\n";
     let plausible = r#"{"n":"pageview","u":"https://www.example.com/pricing?utm_source=news&utm_medium=email&x=1#top",
         "d":"example.com,other.com","r":"https://www.google.com/search?q=x","w":390,"p":{"plan":"pro"}}"#;
     let engagement = r#"{"n":"engagement","u":"https://a.com/","d":"a.com","sd":55,"e":1234}"#;
+    let upper_plausible =
+        r#"{"n":"pageview","u":"https://example.com/","d":" Example.COM ,x.com"}"#;
+    let upper_pixel = "site=+A.Com%20&url=https%3A%2F%2Fa.com%2F";
     let pixel = "site=a.com&url=https%3A%2F%2Fa.com%2Fp%C3%A9%3Futm_campaign%3Dspring\
                  &referrer=https%3A%2F%2Fnews.ycombinator.com%2F&w=1920&p.k=v";
     let mut phone = ctx(IPHONE, &salt, 2);
@@ -120,6 +126,8 @@ fn edge_cases_give_the_same_batches() {
         (Format::Plausible, engagement, phone),
         (Format::Pixel, pixel, c),
         (Format::Own, own, phone),
+        (Format::Plausible, upper_plausible, c),
+        (Format::Pixel, upper_pixel, c),
     ]);
 }
 
@@ -135,7 +143,7 @@ fn site_registry_and_many_sites_give_the_same_batches() {
     )]);
     let mut c = ctx(CHROME, &salt, 9);
     c.sites = Some(&sites);
-    let registry = r#"[{"site":"a.com","url":"https://www.a.com/"},{"site":"a.com","url":"https://evil.com/"},{"site":"b.com","url":"https://b.com/"}]"#;
+    let registry = r#"[{"site":"a.com","url":"https://www.a.com/"},{"site":" A.Com","url":"https://a.com/"},{"site":"a.com","url":"https://evil.com/"},{"site":"b.com","url":"https://b.com/"}]"#;
     // More distinct sites than the visitor slots, interleaved, so hashes are both
     // remembered and recomputed.
     let many: String = (0..3 * VISITOR_SLOTS)

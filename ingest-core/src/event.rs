@@ -27,8 +27,10 @@ pub struct Timings {
 /// where they had no escapes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawEvent<'a> {
-    /// Site id (own format `site`, Plausible `d`/`domain`). `None` when absent; the
-    /// pipeline then rejects the event with `Missing { field: "site" }`.
+    /// Site id (own format `site`, Plausible `d`/`domain`), as sent (the pipeline
+    /// trims and ASCII-lowercases it). `None` when absent; the pipeline then rejects
+    /// the event with `Missing { field: "site" }`, as it does an id that is empty
+    /// after trimming.
     pub site: Option<Cow<'a, str>>,
     /// Full page URL (`url` / `u`).
     pub url: Cow<'a, str>,
@@ -80,7 +82,8 @@ pub struct Event<'a> {
     pub event_id: [u8; 16],
     /// Receive time, Unix ms UTC, as passed in by the caller.
     pub received_at_ms: i64,
-    /// Column `site_id` of schema v1.
+    /// Column `site_id` of schema v1: the site id canonicalized (ASCII whitespace
+    /// trimmed, ASCII letters lowercased; see the crate docs).
     #[serde(borrow)]
     pub site_id: Cow<'a, str>,
     /// Column `name` of schema v1.

@@ -1,14 +1,16 @@
 //! The pipeline: one request's body → validated, normalized, enriched [`Event`] rows.
 //!
 //! It ties the crate together in the order that rejects cheapest first: wire format
-//! and limits ([`crate::Parser`]), user agent (a bot request stops here), site id, page
-//! URL ([`normalize_url`]), the site registry, referrer, device class, then the privacy
+//! and limits ([`crate::Parser`]), user agent (a bot request stops here), site id
+//! (trimmed and ASCII-lowercased, as [`crate::SiteRegistry`] stores ids), page URL
+//! ([`normalize_url`]), the site registry, referrer, device class, then the privacy
 //! hashes. The IP address and the raw user agent are inputs of the hashes only: no
 //! field of an [`Event`] is ever set from them.
 
 use std::borrow::Cow;
 
 use crate::referrer::{normalize_referrer_cached, SourceCache};
+use crate::sites::canonical_site_id;
 
 use crate::{
     device_class, event_id, normalize_url, DailySalt, Error, Event, Format, Limits,
@@ -23,7 +25,9 @@ pub struct PipelineConfig {
     pub limits: Limits,
     /// URL and referrer normalization (`www.` policy).
     pub normalize: NormalizeConfig,
-    /// Distinct user agents whose classification is cached. Default 4096.
+    /// Distinct user agents whose classification is cached (rounded down to a power of
+    /// two, at most 65,536; 0: no cache). Every slot is allocated when the pipeline is
+    /// built. Default 4096.
     pub ua_cache_capacity: usize,
     /// Slots of the cache of referrer hosts' sources (rounded up to a power of two, at
     /// most 65,536; 0: no cache). Each holds one host of at most 64 bytes. Default 256
@@ -274,9 +278,13 @@ fn enrich<'a>(
         scroll_depth,
         engagement_ms,
     } = raw;
-    let site = site.ok_or_else(|| Error::Missing {
-        field: "site".into(),
-    })?;
+    // Trimmed and ASCII-lowercased before anything uses it: `Example.COM` and
+    // `example.com` are one site, with one visitor id per person.
+    let site = site
+        .and_then(canonical_site_id)
+        .ok_or_else(|| Error::Missing {
+            field: "site".into(),
+        })?;
     // The normalized parts borrow from the URL when it is borrowed from the body; a
     // URL the wire format had to decode (pixel escapes) is owned, so are its parts.
     let page = match url {

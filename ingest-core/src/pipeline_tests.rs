@@ -176,6 +176,114 @@ fn site_registry() {
 }
 
 #[test]
+fn site_ids_are_trimmed_and_ascii_lowercased_before_hashing_and_storing() {
+    let one = |format: Format, body: &str, c: &RequestContext<'_>| {
+        let out = run(format, body, c).unwrap();
+        assert!(out.rejected.is_empty(), "{body}: {:?}", out.rejected);
+        out.accepted.into_iter().next().unwrap()
+    };
+    let c = ctx(CHROME);
+    // The same visitor on the same site, whatever the case of the id.
+    let upper = one(
+        Format::Plausible,
+        r#"{"d":"Example.COM","u":"https://example.com/"}"#,
+        &c,
+    );
+    let lower = one(
+        Format::Plausible,
+        r#"{"d":"example.com","u":"https://example.com/"}"#,
+        &c,
+    );
+    assert_eq!(
+        (&*upper.site_id, &*lower.site_id),
+        ("example.com", "example.com")
+    );
+    assert_eq!(upper.visitor_id, lower.visitor_id);
+    assert_eq!(
+        upper.visitor_id,
+        visitor_id(salt(), "example.com", "203.0.113.7", CHROME)
+    );
+    // An id that is canonical already is borrowed from the body, not copied.
+    assert!(matches!(lower.site_id, Cow::Borrowed(_)));
+    // Every format trims ASCII whitespace and lowercases ASCII letters.
+    for (format, body) in [
+        (Format::Own, r#"{"site":"A.com ","url":"https://a.com/"}"#),
+        (Format::Own, r#"{"site":"\t a.COM\r\n","url":"https://a.com/"}"#),
+        (Format::Own, "{\"site\":\"a.com\",\"url\":\"https://a.com/\"}\n{\"site\":\" A.com\",\"url\":\"https://a.com/\"}"),
+        (Format::Plausible, r#"{"d":" A.Com ,b.com","u":"https://a.com/"}"#),
+        (Format::Pixel, "site=+A.COM%09&url=https%3A%2F%2Fa.com%2F"),
+        (Format::Pixel, "site=A.com&url=https%3A%2F%2Fa.com%2F"),
+    ] {
+        let out = run(format, body, &c).unwrap();
+        assert!(out.rejected.is_empty(), "{body}: {:?}", out.rejected);
+        for ev in &out.accepted {
+            assert_eq!(ev.site_id, "a.com", "{body}");
+            assert_eq!(ev.visitor_id, visitor_id(salt(), "a.com", "203.0.113.7", CHROME));
+        }
+    }
+    // Other characters are kept as sent, as the registry keeps them.
+    let ev = one(
+        Format::Own,
+        r#"{"site":"ÄB.COM","url":"https://a.com/"}"#,
+        &c,
+    );
+    assert_eq!(ev.site_id, "Äb.com");
+    // Nothing left after trimming: the error of an empty (absent) site.
+    let missing = |format: Format, body: &str| {
+        let out = run(format, body, &c).unwrap();
+        assert!(out.accepted.is_empty(), "{body}");
+        out.rejected
+    };
+    let empty = missing(Format::Own, r#"{"site":"","url":"https://a.com/"}"#);
+    assert!(
+        matches!(&empty[..], [Rejection { index: 0, error: Error::Missing { field } }] if field == "site"),
+        "{empty:?}"
+    );
+    for (format, body) in [
+        (Format::Own, r#"{"site":" \t\r\n","url":"https://a.com/"}"#),
+        (Format::Own, r#"{"site":" ","url":"https://a.com/"}"#),
+        (Format::Plausible, r#"{"d":" ,a.com","u":"https://a.com/"}"#),
+        (Format::Pixel, "site=+%20&url=https%3A%2F%2Fa.com%2F"),
+    ] {
+        assert_eq!(missing(format, body), empty, "{body}");
+    }
+}
+
+#[test]
+fn a_registered_site_is_stored_under_its_canonical_id() {
+    let sites = SiteRegistry::new([(
+        "A.com".to_owned(),
+        SiteConfig {
+            hostnames: vec!["a.com".into()],
+            plan: "free".into(),
+        },
+    )]);
+    let mut c = ctx(CHROME);
+    c.sites = Some(Box::leak(Box::new(sites)));
+    let body = r#"[{"site":"A.COM","url":"https://a.com/"},{"site":" a.com ","url":"https://a.com/"},{"site":"B.com","url":"https://a.com/"}]"#;
+    let out = run(Format::Own, body, &c).unwrap();
+    let ids: Vec<&str> = out.accepted.iter().map(|e| &*e.site_id).collect();
+    assert_eq!(ids, ["a.com", "a.com"]);
+    assert_eq!(out.accepted[0].visitor_id, out.accepted[1].visitor_id);
+    assert_eq!(out.rejected.len(), 1);
+    let reason = out.rejected[0].error.to_problem().reason;
+    assert!(reason.contains("site \"b.com\" is not"), "{reason}");
+}
+
+#[test]
+fn a_huge_ua_cache_capacity_is_capped() {
+    let p = Pipeline::new(PipelineConfig {
+        ua_cache_capacity: usize::MAX,
+        ..PipelineConfig::default()
+    });
+    assert!(
+        p.ua_cache.capacity() <= 1 << 16,
+        "{}",
+        p.ua_cache.capacity()
+    );
+}
+
+#[test]
 fn country_is_two_letters_or_empty() {
     for (given, stored) in [
         ("us", "US"),

@@ -14,8 +14,8 @@
 //!   `news.ycombinator.com`, `l.facebook.com` under `facebook.com`…). The longest
 //!   matching domain wins, so `gemini.google.com` is Gemini, not Google.
 //! - [`BRAND_SOURCES`]: a brand label followed by a public-suffix-like tail of one label
-//!   (`google.de`) or of two labels whose first is at most three letters
-//!   (`google.co.uk`, `yandex.com.tr`, `yahoo.co.jp`), with any subdomains before it
+//!   (`google.de`) or of two labels whose first is at most three bytes long, whatever
+//!   they are (`google.co.uk`, `yandex.com.tr`, `yahoo.co.jp`), with any subdomains before it
 //!   (`search.yahoo.com`, `cn.bing.com`). A brand label further left
 //!   (`google.blogspot.com`) does not match.
 //!
@@ -202,7 +202,7 @@ pub fn referrer_source(host: &str) -> Option<&'static str> {
     if found.is_some() {
         return found;
     }
-    // `brand.tld`, or `brand.xx.tld` with `xx` of at most three letters.
+    // `brand.tld`, or `brand.xx.tld` with `xx` of at most three bytes (any bytes).
     let tld_dot = dots[0]?;
     let second_start = dots[1].map_or(0, |d| d + 1);
     let second = &host[second_start..tld_dot];

@@ -17,17 +17,49 @@
 //! Deserializing validates: an unknown plan or a malformed hostname pattern is an error
 //! at load, not at the first request.
 //!
-//! Site ids and hostnames are compared case-insensitively (stored lowercase). A pattern
+//! Site ids and hostnames are compared case-insensitively (stored lowercase). The
+//! pipeline stores an event's site id in the same form (ASCII whitespace trimmed,
+//! ASCII letters lowercased, other characters as sent), so a
+//! registered site's rows carry its id as the registry holds it. A pattern
 //! `*.example.com` matches any subdomain (`a.example.com`, `a.b.example.com`) but not
 //! `example.com` itself: list both when both serve pages. The hostname checked is the
 //! normalized one (after the `www.` policy), so list hostnames in that form.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::quota::{self, Plan};
+
+/// The canonical form of an event's site id, the one hashed into `visitor_id` and
+/// stored in `site_id`: ASCII whitespace trimmed, ASCII letters lowercased (as
+/// [`SiteRegistry::new`] stores its ids); other characters are kept as sent, since
+/// Unicode lowercasing would disagree with the registry's keys (site ids are hostnames,
+/// which are ASCII once punycoded). `None` when nothing is left: the site is absent.
+/// An id that is canonical already is returned as it came (borrowed stays borrowed);
+/// an owned one is fixed in place.
+pub(crate) fn canonical_site_id(site: Cow<'_, str>) -> Option<Cow<'_, str>> {
+    let canonical = match site {
+        Cow::Borrowed(s) => {
+            let s = s.trim_ascii();
+            if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(s.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(s)
+            }
+        }
+        Cow::Owned(mut s) => {
+            s.truncate(s.trim_ascii_end().len());
+            let lead = s.len() - s.trim_ascii_start().len();
+            s.drain(..lead);
+            s.make_ascii_lowercase();
+            Cow::Owned(s)
+        }
+    };
+    (!canonical.is_empty()).then_some(canonical)
+}
 
 /// One site's entry in the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

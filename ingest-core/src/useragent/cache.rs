@@ -17,6 +17,10 @@ use super::{classify_user_agent, UaInfo};
 /// 100–300 bytes.
 pub const MAX_CACHED_UA_LEN: usize = 512;
 
+/// The most entries a [`UaCache`] holds (`PipelineConfig::ua_cache_capacity`): all
+/// slots are allocated up front, and real traffic repeats a few hundred agents.
+pub(crate) const MAX_UA_CACHE_SLOTS: usize = 1 << 16;
+
 struct Slot {
     hash: u64,
     ua: Box<str>,
@@ -45,9 +49,10 @@ pub struct UaCache {
 }
 
 impl UaCache {
-    /// A cache of at most `capacity` entries (rounded down to a power of two; 0
-    /// disables caching). All slots are allocated here, none later.
+    /// A cache of at most `capacity` entries (capped at 65,536, then rounded down to a
+    /// power of two; 0 disables caching). All slots are allocated here, none later.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.min(MAX_UA_CACHE_SLOTS);
         let slots = if capacity == 0 {
             0
         } else {
@@ -195,6 +200,16 @@ mod tests {
         assert_eq!(UaCache::new(2).capacity(), 2);
         assert_eq!(UaCache::new(1000).capacity(), 512);
         assert_eq!(UaCache::new(1024).capacity(), 1024);
+        // A huge request is capped, not an allocation of 2^63 slots.
+        assert_eq!(UaCache::new(usize::MAX).capacity(), MAX_UA_CACHE_SLOTS);
+        assert_eq!(
+            UaCache::new(MAX_UA_CACHE_SLOTS + 1).capacity(),
+            MAX_UA_CACHE_SLOTS
+        );
+        assert_eq!(
+            UaCache::new(usize::MAX).classify(&ua(7)).browser_version,
+            "7.0"
+        );
         // Capacity 0 and 1 still classify correctly.
         for cap in [0, 1] {
             let mut c = UaCache::new(cap);

@@ -301,7 +301,9 @@ pub(crate) fn set_number(ev: &mut RawEvent<'_>, f: Field, n: Num) -> Result<()> 
         Num::Float(x) if x.fract() == 0.0 && x >= u64::MAX as f64 => {
             return Err(out("larger than 18446744073709551615"))
         }
-        Num::Float(x) if x.fract() == 0.0 && x < i64::MIN as f64 => return Err(out("negative")),
+        // `<=`: the first integer below i64::MIN (…809) rounds to i64::MIN as a float,
+        // and i64::MIN itself arrives as an integer, so a whole float there is past it.
+        Num::Float(x) if x.fract() == 0.0 && x <= i64::MIN as f64 => return Err(out("negative")),
         Num::Float(_) => {
             return Err(Error::WrongType {
                 field: f.name().into(),

@@ -491,6 +491,8 @@ mod tests {
             "18446744073709551616",
             &"9".repeat(30),
             "-99999999999999999999",
+            // One below i64::MIN: as a float it rounds to i64::MIN itself.
+            "-9223372036854775809",
         ] {
             let e = reject(&base(&format!(r#""ts":{v}"#)));
             assert!(
@@ -512,6 +514,25 @@ mod tests {
     }
 
     #[test]
+    fn props_numbers_are_reprinted_from_the_parsed_value() {
+        let ev = one(
+            r#"{"site":"a","url":"u","props":{"a":1.50,"b":1e2,"c":1.0,"d":-2,"e":2.5E-3,"f":true}}"#,
+        );
+        let got: Vec<(&str, &str)> = ev.props.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "1.5"),
+                ("b", "100"),
+                ("c", "1"),
+                ("d", "-2"),
+                ("e", "0.0025"),
+                ("f", "true")
+            ]
+        );
+    }
+
+    #[test]
     fn props_strict_types_and_duplicates() {
         assert!(matches!(
             reject(r#"{"site":"a","url":"u","props":{"k":{"x":1}}}"#),
@@ -529,6 +550,13 @@ mod tests {
             reject(r#"{"site":"a","url":"u","site":"b"}"#),
             Error::Invalid { field, .. } if field == "site"
         ));
+        // A repeated unknown key is ignored, like any unknown key.
+        assert_eq!(
+            one(r#"{"site":"a","url":"u","x":1,"x":{"y":2}}"#)
+                .site
+                .as_deref(),
+            Some("a")
+        );
         let ev = one(r#"{"site":"a","url":"u","props":{"empty":"","null":null}}"#);
         assert_eq!(ev.props, vec![("empty".into(), "".into())]);
     }

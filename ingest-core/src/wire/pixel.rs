@@ -5,7 +5,8 @@
 //! `screen_width`. Props are `p.KEY=VALUE` or `props[KEY]=VALUE`. Values are
 //! `application/x-www-form-urlencoded` (percent escapes, `+` for space); invalid UTF-8
 //! in an escape becomes U+FFFD. An empty value counts as absent. Unknown parameters
-//! (cache busters such as `_=123`) are ignored; a repeated one rejects the event.
+//! (cache busters such as `_=123`) are ignored, repeated or not; a repeated known
+//! parameter or prop rejects the event.
 
 use std::borrow::Cow;
 
@@ -203,6 +204,7 @@ mod tests {
             ("invalid", "props.k".into())
         );
         assert_eq!(one("url=u&w=70000").screen_width, Some(65535));
+        assert_eq!(one("url=u&_=1&_=2").url, "u");
     }
 
     #[test]
