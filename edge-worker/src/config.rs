@@ -11,11 +11,16 @@
 //! | `SITES` | var (JSON) | none: any site | `{"sites": {"example.com": {"hostnames": ["example.com"], "plan": "growth"}}}` (ingest-core's `SiteRegistry`) |
 //! | `SITE_USAGE` | var (JSON) | none: 0 | month-to-date usage known before this isolate started, per site: `{"example.com": {"month_to_date": 12345, "over_since_ms": 1763000000000}}` |
 //! | `RATE_LIMIT` | var (JSON) | `{"rate_per_sec":10,"burst":100,"max_keys":100000}` | ingest-core's GCRA per isolate, in events per second per client |
+//! | `MAX_BODY_BYTES` | var | `131072` (128 KiB) | a request body over it is refused (413), by `Content-Length` before reading or while reading one without it; the default keeps a full request's events, encoded, well within a Queue `sendBatch` (256 KB) |
 //! | `DIRECT_FLUSH_MS` | var | `1000` | direct mode: a micro-batch is posted at most this long after its first event |
 //! | `DIRECT_MAX_ROWS` | var | `1000` | direct mode: a micro-batch is posted as soon as it holds this many events |
+//! | `QUEUE_RETRY_BASE_SECS` | var | `10` | queue mode: delay before redelivering messages whose post failed, doubled per attempt ([`crate::retry`]) |
+//! | `QUEUE_RETRY_MAX_SECS` | var | `300` | queue mode: the longest such delay (at least the base, at most 43200) |
 //!
 //! Bindings (optional): `EVENTS` (Queue producer; its presence selects queue mode),
-//! `RATE_LIMITER` (Cloudflare's Rate Limiting binding, checked after the GCRA).
+//! `DEAD_LETTERS` (producer of the dead-letter queue: where the consumer puts messages
+//! the sink refuses for good), `RATE_LIMITER` (Cloudflare's Rate Limiting binding,
+//! checked after the GCRA).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,10 +28,19 @@ use std::fmt;
 use ingest_core::{QuotaState, RateLimitConfig, SiteRegistry};
 use serde::Deserialize;
 
+use crate::retry::{Backoff, MAX_QUEUE_DELAY_SECS};
+
 /// Name of the Queue producer binding; when it exists the worker runs in queue mode.
 pub const QUEUE_BINDING: &str = "EVENTS";
+/// Name of the producer binding of the dead-letter queue (queue mode, optional).
+pub const DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
 /// Name of the optional Cloudflare Rate Limiting binding.
 pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+
+/// Default of `MAX_BODY_BYTES`: 128 KiB. Every event of a request goes into one Queue
+/// `sendBatch` (at most 256 KB); a body of this size encodes to well under that unless
+/// its properties are escaping-heavy (see [`crate::messages`]).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 128 * 1024;
 
 /// A configuration value that cannot be used, named after its variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +96,14 @@ pub struct EdgeConfig {
     pub usage: HashMap<String, UsageSeed>,
     /// The per-isolate GCRA limiter.
     pub rate_limit: RateLimitConfig,
+    /// Largest request body accepted, bytes (ingest-core's `max_body_bytes` at the edge).
+    pub max_body_bytes: usize,
     /// Direct mode: maximum age of a micro-batch, ms.
     pub direct_flush_ms: u64,
     /// Direct mode: maximum rows of a micro-batch.
     pub direct_max_rows: usize,
+    /// Queue mode: the backoff of redeliveries after a failed post.
+    pub retry: Backoff,
 }
 
 impl EdgeConfig {
@@ -127,13 +145,34 @@ impl EdgeConfig {
                 reason: format!("expected {{\"rate_per_sec\", \"burst\", \"max_keys\"}}: {e}"),
             })?,
         };
+        let base_secs: u32 = number(&get, "QUEUE_RETRY_BASE_SECS", Backoff::default().base_secs)?;
+        let max_secs: u32 = number(&get, "QUEUE_RETRY_MAX_SECS", Backoff::default().max_secs)?;
+        if base_secs == 0 || base_secs > MAX_QUEUE_DELAY_SECS {
+            return Err(ConfigError {
+                var: "QUEUE_RETRY_BASE_SECS",
+                reason: format!("{base_secs}: 1 to {MAX_QUEUE_DELAY_SECS} seconds expected"),
+            });
+        }
+        if max_secs < base_secs || max_secs > MAX_QUEUE_DELAY_SECS {
+            return Err(ConfigError {
+                var: "QUEUE_RETRY_MAX_SECS",
+                reason: format!(
+                    "{max_secs}: QUEUE_RETRY_BASE_SECS ({base_secs}) to {MAX_QUEUE_DELAY_SECS} seconds expected"
+                ),
+            });
+        }
         Ok(EdgeConfig {
+            retry: Backoff {
+                base_secs,
+                max_secs,
+            },
             sink_url: get("SINK_URL").map(|u| u.trim_end_matches('/').to_owned()),
             batch_token: get("BATCH_TOKEN"),
             salt_secret,
             sites,
             usage,
             rate_limit,
+            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             direct_flush_ms: number(&get, "DIRECT_FLUSH_MS", 1000)?,
             direct_max_rows: number(&get, "DIRECT_MAX_ROWS", 1000)?.max(1),
         })
@@ -183,6 +222,8 @@ mod tests {
         assert!(c.sites.is_none() && c.usage.is_empty() && c.sink_url.is_none());
         assert_eq!(c.rate_limit, RateLimitConfig::default());
         assert_eq!((c.direct_flush_ms, c.direct_max_rows), (1000, 1000));
+        assert_eq!(c.retry, Backoff::default());
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.batches_url().unwrap_err().var, "SINK_URL");
     }
 
@@ -211,6 +252,8 @@ mod tests {
             ),
             ("RATE_LIMIT", r#"{"rate_per_sec":2,"burst":3}"#),
             ("DIRECT_FLUSH_MS", "250"),
+            ("QUEUE_RETRY_BASE_SECS", "5"),
+            ("QUEUE_RETRY_MAX_SECS", "600"),
         ]))
         .unwrap();
         assert_eq!(c.batches_url().unwrap(), "http://127.0.0.1:1/v1/batches");
@@ -219,6 +262,13 @@ mod tests {
         assert_eq!(c.usage["example.com"].state().over_since_ms, Some(7));
         assert_eq!((c.rate_limit.rate_per_sec, c.rate_limit.burst), (2.0, 3));
         assert_eq!(c.direct_flush_ms, 250);
+        assert_eq!(
+            c.retry,
+            Backoff {
+                base_secs: 5,
+                max_secs: 600
+            }
+        );
     }
 
     #[test]
@@ -229,6 +279,11 @@ mod tests {
             ("RATE_LIMIT", r#"{"rate":1}"#),
             ("DIRECT_FLUSH_MS", "-1"),
             ("DIRECT_MAX_ROWS", "x"),
+            ("QUEUE_RETRY_BASE_SECS", "0"),
+            ("QUEUE_RETRY_BASE_SECS", "43201"),
+            ("QUEUE_RETRY_MAX_SECS", "5"),
+            ("QUEUE_RETRY_MAX_SECS", "86400"),
+            ("MAX_BODY_BYTES", "1e6"),
         ] {
             let err =
                 EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), (var, value)])).unwrap_err();

@@ -11,15 +11,21 @@
 //!
 //! - [`config`]: the worker's configuration, read from wrangler vars and secrets;
 //! - [`reply`]: the JSON bodies and status codes of every answer;
+//! - [`body`]: reading a request body within its limit, with or without `Content-Length`;
+//! - [`messages`]: a request's events as Queue messages within the Queue's limits;
 //! - [`quota`]: the per-isolate usage book that feeds ingest-core's quota decision;
 //! - [`batch_id`]: the deduplication id of a batch posted to the sink;
+//! - [`retry`]: the queue consumer's backoff, and which sink failures are retried;
 //! - [`tracker`]: the `script.js` tracker served at `GET /script.js`.
 #![deny(missing_docs)]
 
 pub mod batch_id;
+pub mod body;
 pub mod config;
+pub mod messages;
 pub mod quota;
 pub mod reply;
+pub mod retry;
 pub mod tracker;
 
 #[cfg(target_arch = "wasm32")]

@@ -3,9 +3,9 @@
 //!
 //! | case | status | body |
 //! |---|---|---|
-//! | accepted (some or all events) | 202 | `{"accepted": n, "rejected": [{"index", "field", "code", "reason"}]}`; the pixel answers a 1×1 GIF |
+//! | accepted (some or all events) | 202 | `{"accepted": n, "rejected": [{"index", "field", "code", "reason"}]}` — invalid events, events of a site refused by its quota (`site`, `quota_exceeded`), events too large for a Queue message (`props`, `too_large`); the pixel answers a 1×1 GIF |
 //! | every event rejected, or the request malformed | 400 | `{"error": {"field", "code", "reason"}, "rejected": [...]}` |
-//! | body over `max_body_bytes` | 413 | as 400 |
+//! | body over `max_body_bytes` (by `Content-Length`, or while streaming a body without one), or the request's events over a Queue `sendBatch` once encoded | 413 | as 400 |
 //! | over the client's rate | 429 + `Retry-After` | `{"error": {"field": "client", "code": "rate_limited", ...}}` |
 //! | the site's plan quota is used up, past its grace period | 429 + `Retry-After` (until the quota resets) | `{"error": {"field": "site", "code": "quota_exceeded", "reason": <friendly message>}, "resets_at_ms"}` |
 //! | the worker cannot enqueue (Queue down, no sink configured) | 503 + `Retry-After` | `{"error": {"field": "server", "code": "unavailable", ...}}` |
@@ -54,14 +54,77 @@ fn error_json(p: &Problem) -> Value {
     json!({"field": p.field, "code": p.code, "reason": p.reason})
 }
 
-fn rejections_json(rejected: &[Rejection]) -> Value {
+/// An event the edge refused after ingest-core accepted it (its site's quota, its size
+/// as a Queue message): the same `{index, field, code, reason}` as a [`Rejection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Zero-based index of the event in the request.
+    pub index: usize,
+    /// Field, code and reason.
+    pub problem: Problem,
+}
+
+impl Refused {
+    /// An event of a site whose plan quota is used up past its grace period; `message`
+    /// is ingest-core's friendly refusal.
+    pub fn quota(index: usize, message: &str) -> Self {
+        Refused {
+            index,
+            problem: Problem {
+                field: "site".into(),
+                code: "quota_exceeded",
+                reason: message.to_owned(),
+            },
+        }
+    }
+
+    /// An event of `bytes` as JSON, over the Queue's message limit of `limit` bytes
+    /// (its properties are what can make it that large).
+    pub fn too_large(index: usize, bytes: usize, limit: usize) -> Self {
+        Refused {
+            index,
+            problem: Problem {
+                field: "props".into(),
+                code: "too_large",
+                reason: format!(
+                    "the event is {bytes} bytes once encoded, over the limit of {limit} bytes per event; send fewer or shorter properties"
+                ),
+            },
+        }
+    }
+}
+
+/// The indexes in the request of the `accepted` events ingest-core returned, given its
+/// `rejected` (in index order): every index is one or the other (bots are dropped whole,
+/// so a request with bots has no accepted events).
+pub fn accepted_indexes(accepted: usize, rejected: &[Rejection]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(accepted);
+    let mut rej = rejected.iter().map(|r| r.index).peekable();
+    let mut index = 0;
+    while out.len() < accepted {
+        if rej.next_if_eq(&index).is_none() {
+            out.push(index);
+        }
+        index += 1;
+    }
+    out
+}
+
+/// Every rejection of a request, ingest-core's and the edge's, in index order.
+fn all_rejections(rejected: &[Rejection], refused: &[Refused]) -> Vec<(usize, Problem)> {
+    let mut all: Vec<(usize, Problem)> = rejected
+        .iter()
+        .map(|r| (r.index, r.error.to_problem()))
+        .chain(refused.iter().map(|r| (r.index, r.problem.clone())))
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    all
+}
+
+fn rejections_json(all: &[(usize, Problem)]) -> Value {
     Value::Array(
-        rejected
-            .iter()
-            .map(|r| {
-                let p = r.error.to_problem();
-                json!({"index": r.index, "field": p.field, "code": p.code, "reason": p.reason})
-            })
+        all.iter()
+            .map(|(i, p)| json!({"index": i, "field": p.field, "code": p.code, "reason": p.reason}))
             .collect(),
     )
 }
@@ -81,15 +144,24 @@ pub fn problem(err: &Error) -> Reply {
 }
 
 /// The outcome of a parsed request: 202 when anything was accepted (or only bots were
-/// dropped), else 400 naming the first rejection. `pixel` answers the GIF on success.
-pub fn outcome(accepted: usize, rejected: &[Rejection], bots: usize, pixel: bool) -> Reply {
+/// dropped), else 400 naming the first rejection. `rejected` are ingest-core's
+/// rejections, `refused` the edge's; the reply lists both by index. `pixel` answers the
+/// GIF on success.
+pub fn outcome(
+    accepted: usize,
+    rejected: &[Rejection],
+    refused: &[Refused],
+    bots: usize,
+    pixel: bool,
+) -> Reply {
+    let all = all_rejections(rejected, refused);
     if accepted == 0 && bots == 0 {
-        if let Some(first) = rejected.first() {
+        if let Some((_, first)) = all.first() {
             return Reply {
                 status: 400,
                 body: Body::Json(json!({
-                    "error": error_json(&first.error.to_problem()),
-                    "rejected": rejections_json(rejected),
+                    "error": error_json(first),
+                    "rejected": rejections_json(&all),
                 })),
                 retry_after_secs: None,
             };
@@ -100,7 +172,7 @@ pub fn outcome(accepted: usize, rejected: &[Rejection], bots: usize, pixel: bool
         body: if pixel {
             Body::Gif
         } else {
-            Body::Json(json!({"accepted": accepted, "rejected": rejections_json(rejected)}))
+            Body::Json(json!({"accepted": accepted, "rejected": rejections_json(&all)}))
         },
         retry_after_secs: None,
     }
@@ -129,6 +201,25 @@ pub fn quota_refused(message: &str, retry_after_ms: u64, resets_at_ms: i64) -> R
             "resets_at_ms": resets_at_ms,
         })),
         retry_after_secs: Some(retry_after_secs(retry_after_ms)),
+    }
+}
+
+/// The request's events, `bytes` once encoded for the Queue, are over what one Queue
+/// `sendBatch` takes (`limit`): refused whole, nothing enqueued.
+pub fn encoded_too_large(bytes: usize, limit: usize) -> Reply {
+    Reply {
+        status: 413,
+        body: Body::Json(json!({
+            "error": {
+                "field": "body",
+                "code": "body_too_large",
+                "reason": format!(
+                    "the request's events are {bytes} bytes once encoded, over the limit of {limit} bytes per request; send fewer events per request"
+                ),
+            },
+            "rejected": [],
+        })),
+        retry_after_secs: None,
     }
 }
 
@@ -197,7 +288,7 @@ mod tests {
                 field: "url".into(),
             },
         }];
-        let r = outcome(0, &rej, 0, false);
+        let r = outcome(0, &rej, &[], 0, false);
         assert_eq!(r.status, 400);
         let v = json_of(&r);
         assert_eq!(v["error"]["field"], "url");
@@ -212,11 +303,76 @@ mod tests {
                 field: "site".into(),
             },
         }];
-        let r = outcome(1, &rej, 0, false);
+        let r = outcome(1, &rej, &[], 0, false);
         assert_eq!(r.status, 202);
         assert_eq!(json_of(&r)["rejected"][0]["field"], "site");
-        assert_eq!(outcome(1, &[], 0, true).body, Body::Gif);
-        assert_eq!(outcome(0, &[], 3, false).status, 202, "bots are not told");
+        assert_eq!(outcome(1, &[], &[], 0, true).body, Body::Gif);
+        assert_eq!(
+            outcome(0, &[], &[], 3, false).status,
+            202,
+            "bots are not told"
+        );
+    }
+
+    /// Events the edge refused (quota, size) are listed with ingest-core's rejections,
+    /// by index, in the same shape.
+    #[test]
+    fn refused_events_are_listed_by_index() {
+        let rej = [Rejection {
+            index: 2,
+            error: Error::Missing {
+                field: "url".into(),
+            },
+        }];
+        let refused = [
+            Refused::too_large(3, 200_000, 102_400),
+            Refused::quota(0, "over.example has used its 10,000 events"),
+        ];
+        let r = outcome(1, &rej, &refused, 0, false);
+        assert_eq!(r.status, 202);
+        let v = json_of(&r);
+        assert_eq!(v["accepted"], 1);
+        let list = v["rejected"].as_array().unwrap();
+        let got: Vec<(u64, &str, &str)> = list
+            .iter()
+            .map(|e| {
+                (
+                    e["index"].as_u64().unwrap(),
+                    e["field"].as_str().unwrap(),
+                    e["code"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "site", "quota_exceeded"),
+                (2, "url", "missing"),
+                (3, "props", "too_large")
+            ]
+        );
+        assert!(list[0]["reason"].as_str().unwrap().contains("over.example"));
+        // Nothing left: 400 naming the first by index.
+        let r = outcome(0, &[], &refused, 0, false);
+        assert_eq!(r.status, 400);
+        assert_eq!(json_of(&r)["error"]["code"], "quota_exceeded");
+        let big = encoded_too_large(300_000, 229_376);
+        assert_eq!(big.status, 413);
+        assert_eq!(json_of(&big)["error"]["field"], "body");
+    }
+
+    #[test]
+    fn accepted_indexes_skip_the_rejected() {
+        let rej = |i| Rejection {
+            index: i,
+            error: Error::Missing {
+                field: "url".into(),
+            },
+        };
+        assert_eq!(accepted_indexes(3, &[]), [0, 1, 2]);
+        assert_eq!(accepted_indexes(3, &[rej(0), rej(2)]), [1, 3, 4]);
+        assert_eq!(accepted_indexes(0, &[rej(0)]), Vec::<usize>::new());
+        assert_eq!(accepted_indexes(2, &[rej(1), rej(2)]), [0, 3]);
     }
 
     #[test]

@@ -341,6 +341,17 @@ pub struct ServeArgs {
         value_parser = ipc_decoded_floor,
     )]
     pub min_ipc_decoded_bytes: usize,
+    /// Most ids in one `/v1/batches` `X-Batch-Ids` header, which is also the most IPC
+    /// record batches such a body may hold (one per id; the edge sends one per Queue
+    /// message, at most 100). More is answered 400. 1 to 10000.
+    #[arg(
+        long,
+        env = "SINK_MAX_BATCH_IDS",
+        default_value_t = 256,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=crate::spool::batch_ids::MAX_IDS_PER_REQUEST as u64),
+    )]
+    pub max_batch_ids: usize,
     /// Recent `/v1/batches` ids remembered (on disk) to answer a redelivery "already stored".
     #[arg(long, env = "SINK_BATCH_IDS_KEEP", default_value_t = 100_000)]
     pub batch_ids_keep: usize,

@@ -142,6 +142,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
                 },
                 max_batch_bytes: usize::try_from(a.max_batch_bytes).unwrap_or(usize::MAX),
                 max_batch_rows: a.max_batch_rows,
+                max_batch_ids: a.max_batch_ids,
                 ipc_limits: ingest_core::IpcLimits {
                     max_expansion: a.max_ipc_expansion,
                     min_decoded_bytes: a.min_ipc_decoded_bytes,

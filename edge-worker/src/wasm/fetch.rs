@@ -1,12 +1,15 @@
 //! `#[event(fetch)]`: the tracker routes.
 //!
-//! Per request, only: read the body (refused early by `Content-Length` when too large),
-//! parse + validate + enrich (ingest-core pipeline, with `request.cf` and the hashed
-//! client), rate-limit (GCRA per isolate, then Cloudflare's binding if configured),
-//! apply the plan quota, enqueue (Queue, or the direct-mode micro-batch), reply.
+//! Per request, only: read the body (refused early by `Content-Length` when too large,
+//! else streamed and refused as soon as it passes the limit), parse + validate + enrich
+//! (ingest-core pipeline, with `request.cf` and the hashed client), rate-limit (GCRA per
+//! isolate, then Cloudflare's binding if configured), decide the plan quota, enqueue
+//! (one Queue `sendBatch`, or the direct-mode micro-batch), count the enqueued events
+//! against the quota, reply.
 
 use std::rc::Rc;
 
+use futures_util::StreamExt;
 use ingest_core::{
     client_key, parse_pixel, Decision, Event, Format, QuotaDecision, Rejection, RequestContext,
 };
@@ -17,13 +20,12 @@ use worker::{
 };
 
 use super::{direct, now_ms, random_seed, with_isolate};
+use crate::body::{declared_length, BoundedBody, CONTENT_LENGTH};
 use crate::config::{EdgeConfig, QUEUE_BINDING, RATE_LIMITER_BINDING};
-use crate::reply::{self, Body, Reply, CORS_HEADERS, GIF};
+use crate::messages::{self, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES};
+use crate::quota::per_site;
+use crate::reply::{self, Body, Refused, Reply, CORS_HEADERS, GIF};
 use crate::tracker;
-
-/// A Queue message holds at most this many bytes of serialized events (Cloudflare's
-/// limit is 128 KB per message; the margin covers the envelope).
-const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -93,9 +95,7 @@ async fn ingest(mut req: Request, format: Format, env: &Env, ctx: &Context) -> R
     let headers = req.headers();
     let ip = headers.get("CF-Connecting-IP")?.unwrap_or_default();
     let ua = headers.get("User-Agent")?.unwrap_or_default();
-    let declared_len: Option<usize> = headers
-        .get("Content-Length")?
-        .and_then(|v| v.trim().parse().ok());
+    let content_length = headers.get(CONTENT_LENGTH)?;
     let (country, region, city) = req
         .cf()
         .map(|cf| {
@@ -114,20 +114,22 @@ async fn ingest(mut req: Request, format: Format, env: &Env, ctx: &Context) -> R
             return Ok(reply::unavailable("the edge is misconfigured"));
         }
     };
-    // Refuse an announced oversize body before reading it into memory.
-    if let Some(len) = declared_len.filter(|&l| l > max_body) {
-        return Ok(reply::problem(&ingest_core::Error::BodyTooLarge {
-            limit: max_body,
-            actual: len,
-        }));
-    }
     let query;
     let mut body = Vec::new();
     if format == Format::Pixel {
         query = req.url()?.query().unwrap_or_default().to_owned();
     } else {
         query = String::new();
-        body = req.bytes().await?;
+        // An announced oversize body is refused before it is read, one without a length
+        // as soon as it passes the limit.
+        let declared = match declared_length(content_length.as_deref(), max_body) {
+            Ok(d) => d,
+            Err(e) => return Ok(reply::problem(&e)),
+        };
+        match read_body(&mut req, max_body, declared).await? {
+            Ok(b) => body = b,
+            Err(e) => return Ok(reply::problem(&e)),
+        }
     }
 
     let step = with_isolate(env, |iso| {
@@ -197,119 +199,174 @@ async fn ingest(mut req: Request, format: Format, env: &Env, ctx: &Context) -> R
         }
     }
 
-    if let Some(refusal) = apply_quota(&mut events, &config, env, now)? {
+    // Indexes in the request of the accepted events, for the events refused below.
+    let mut indexes = reply::accepted_indexes(events.len(), &rejected);
+    let mut refused: Vec<Refused> = Vec::new();
+    let quota = decide_quota(&events, &config, env, now)?;
+    if !quota.is_empty() {
+        let mut i = 0;
+        indexes.retain(|&index| {
+            let ev = &events[i];
+            i += 1;
+            match quota.iter().find(|(site, _)| *site == ev.site_id) {
+                Some((_, q)) => {
+                    refused.push(Refused::quota(index, &q.message));
+                    false
+                }
+                None => true,
+            }
+        });
+        events.retain(|ev| !quota.iter().any(|(site, _)| *site == ev.site_id));
         if events.is_empty() {
-            return Ok(refusal);
+            // Nothing of the request is taken: the refusal, with its Retry-After.
+            let q = &quota[0].1;
+            return Ok(reply::quota_refused(
+                &q.message,
+                q.retry_after_ms,
+                q.resets_at_ms,
+            ));
         }
     }
 
-    let accepted = events.len();
-    if accepted > 0 {
+    let mut accepted = 0;
+    if !events.is_empty() {
         match env.queue(QUEUE_BINDING) {
             Ok(queue) => {
-                for chunk in message_chunks(&events)? {
-                    let msg = RawMessageBuilder::new(JsValue::from_str(&chunk))
-                        .build_with_content_type(QueueContentType::Text);
-                    if let Err(e) = queue.send_raw(msg).await {
+                let packed = messages::pack(&events)?;
+                if !packed.fits_one_batch() {
+                    return Ok(reply::encoded_too_large(packed.bytes, MAX_BATCH_BYTES));
+                }
+                if !packed.too_large.is_empty() {
+                    for &(pos, bytes) in &packed.too_large {
+                        refused.push(Refused::too_large(indexes[pos], bytes, MAX_MESSAGE_BYTES));
+                    }
+                    let mut pos = 0;
+                    events.retain(|_| {
+                        pos += 1;
+                        !packed.too_large.iter().any(|&(p, _)| p == pos - 1)
+                    });
+                }
+                if !packed.messages.is_empty() {
+                    // One sendBatch: the request's messages are enqueued all or none, so a
+                    // client that retries after a 503 does not duplicate a part of it.
+                    let batch = packed.messages.into_iter().map(|m| {
+                        RawMessageBuilder::new(JsValue::from_str(&m))
+                            .build_with_content_type(QueueContentType::Text)
+                    });
+                    if let Err(e) = queue.send_raw_batch(batch).await {
                         console_error!("queue send failed: {e}");
                         return Ok(reply::unavailable("the event queue is unavailable"));
                     }
                 }
+                // Enqueued: only now are they counted (and may start the grace period).
+                commit_quota(&events, &config, env, now);
+                accepted = events.len();
             }
-            Err(_) => direct::push(
-                events.into_iter().map(Event::into_owned).collect(),
-                &config,
-                ctx,
-            ),
+            Err(_) => {
+                // Direct mode takes them at once (at most once: see the README).
+                commit_quota(&events, &config, env, now);
+                let owned: Vec<Event<'static>> = events.drain(..).map(Event::into_owned).collect();
+                accepted = owned.len();
+                direct::push(owned, &config, ctx);
+            }
         }
     }
     Ok(reply::outcome(
         accepted,
         &rejected,
+        &refused,
         bots,
         format == Format::Pixel,
     ))
 }
 
-/// Applies each site's plan quota to `events`, removing the events of refused sites.
-/// Returns the refusal reply when a site was refused.
-fn apply_quota(
-    events: &mut Vec<Event<'_>>,
+/// Reads the body (of `declared` bytes, when announced) chunk by chunk, at most
+/// `max_body` bytes of it: `Ok(Err(BodyTooLarge))` as soon as it passes the limit.
+async fn read_body(
+    req: &mut Request,
+    max_body: usize,
+    declared: Option<usize>,
+) -> Result<std::result::Result<Vec<u8>, ingest_core::Error>> {
+    let mut body = BoundedBody::new(max_body, declared);
+    if req.inner().body().is_none() {
+        return Ok(Ok(body.into_bytes())); // no body at all (an empty POST)
+    }
+    let mut stream = req.stream()?;
+    while let Some(chunk) = stream.next().await {
+        if let Err(e) = body.push(&chunk?) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(body.into_bytes()))
+}
+
+/// A site's refusal by its plan quota.
+struct QuotaRefusal {
+    message: String,
+    retry_after_ms: u64,
+    resets_at_ms: i64,
+}
+
+/// Decides each site's plan quota for `events` at `now`, counting nothing (see
+/// [`commit_quota`]): the refused sites, with their refusal.
+fn decide_quota(
+    events: &[Event<'_>],
     config: &EdgeConfig,
     env: &Env,
     now: i64,
-) -> Result<Option<Reply>> {
+) -> Result<Vec<(String, QuotaRefusal)>> {
     let Some(sites) = config.sites.as_ref() else {
-        return Ok(None); // no registry: no plans, no quota
+        return Ok(Vec::new()); // no registry: no plans, no quota
     };
-    // Events per site (a request holds one or a few sites: a small vector beats a map).
-    let mut per_site: Vec<(String, u64)> = Vec::new();
-    for ev in events.iter() {
-        match per_site.iter_mut().find(|(s, _)| *s == ev.site_id) {
-            Some((_, n)) => *n += 1,
-            None => per_site.push((ev.site_id.to_string(), 1)),
-        }
-    }
-    let mut refusal = None;
-    let mut refused: Vec<String> = Vec::new();
+    let per_site = per_site(events.iter().map(|ev| ev.site_id.as_ref()));
     with_isolate(env, |iso| {
-        for (site, n) in &per_site {
+        let mut refused = Vec::new();
+        for (site, n) in per_site {
             let Some(plan) = sites.get(site).and_then(|c| c.plan_def()) else {
                 continue;
             };
-            match iso
-                .quota
-                .check(site, plan, config.usage.get(site.as_str()), *n, now)
+            if let QuotaDecision::Refuse {
+                message,
+                retry_after_ms,
+                resets_at_ms,
+            } = iso.quota.check(site, plan, config.usage.get(site), n, now)
             {
-                QuotaDecision::Accept => {}
-                QuotaDecision::AcceptInGrace {
-                    first_crossing,
-                    grace_ends_ms,
-                } => {
-                    if first_crossing {
-                        console_warn!(
-                            "site {site} crossed its {} quota; accepted until {grace_ends_ms} (grace)",
-                            plan.name
-                        );
-                    }
-                }
-                QuotaDecision::Refuse {
-                    message,
-                    retry_after_ms,
-                    resets_at_ms,
-                } => {
-                    refused.push(site.clone());
-                    refusal.get_or_insert_with(|| {
-                        reply::quota_refused(&message, retry_after_ms, resets_at_ms)
-                    });
-                }
+                refused.push((
+                    site.to_owned(),
+                    QuotaRefusal {
+                        message,
+                        retry_after_ms,
+                        resets_at_ms,
+                    },
+                ));
             }
         }
+        refused
     })
-    .map_err(|e| worker::Error::RustError(e.to_string()))?;
-    if !refused.is_empty() {
-        events.retain(|ev| !refused.iter().any(|s| *s == ev.site_id));
-    }
-    Ok(refusal)
+    .map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-/// The events as JSON arrays of at most [`MAX_MESSAGE_BYTES`] each (one message per
-/// request in practice; a large request is split so no message is over the limit).
-fn message_chunks(events: &[Event<'_>]) -> Result<Vec<String>> {
-    let mut chunks = Vec::new();
-    let mut cur = String::from("[");
-    for ev in events {
-        let one = serde_json::to_string(ev)?;
-        if cur.len() > 1 && cur.len() + one.len() + 2 > MAX_MESSAGE_BYTES {
-            cur.push(']');
-            chunks.push(std::mem::replace(&mut cur, String::from("[")));
+/// Counts the enqueued `events` against their sites' quotas, as decided at `checked_at`,
+/// and logs a site's first crossing of its plan's limit (once per isolate).
+fn commit_quota(events: &[Event<'_>], config: &EdgeConfig, env: &Env, checked_at: i64) {
+    let Some(sites) = config.sites.as_ref() else {
+        return;
+    };
+    let per_site = per_site(events.iter().map(|ev| ev.site_id.as_ref()));
+    let _ = with_isolate(env, |iso| {
+        for (site, n) in per_site {
+            let Some(plan) = sites.get(site).and_then(|c| c.plan_def()) else {
+                continue;
+            };
+            if let Some(grace_ends_ms) =
+                iso.quota
+                    .commit(site, plan, config.usage.get(site), n, checked_at)
+            {
+                console_warn!(
+                    "site {site} crossed its {} quota; accepted until {grace_ends_ms} (grace)",
+                    plan.name
+                );
+            }
         }
-        if cur.len() > 1 {
-            cur.push(',');
-        }
-        cur.push_str(&one);
-    }
-    cur.push(']');
-    chunks.push(cur);
-    Ok(chunks)
+    });
 }

@@ -13,7 +13,7 @@ mod sink;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ingest_core::{DailySalt, Pipeline, PipelineConfig, RateLimiter};
+use ingest_core::{DailySalt, Limits, Pipeline, PipelineConfig, RateLimiter};
 use worker::Env;
 
 use crate::config::EdgeConfig;
@@ -55,7 +55,13 @@ fn with_isolate<R>(
         if slot.is_none() {
             let config = read_config(env)?;
             *slot = Some(Isolate {
-                pipeline: Pipeline::new(PipelineConfig::default()),
+                pipeline: Pipeline::new(PipelineConfig {
+                    limits: Limits {
+                        max_body_bytes: config.max_body_bytes,
+                        ..Limits::default()
+                    },
+                    ..PipelineConfig::default()
+                }),
                 limiter: RateLimiter::new(config.rate_limit.clone()),
                 salt: None,
                 quota: QuotaBook::new(),

@@ -264,3 +264,98 @@ fn gzip_len(bytes: &[u8]) -> usize {
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     child.wait_with_output().unwrap().stdout.len()
 }
+
+/// Hostile bodies in queue mode: a chunked body (no `Content-Length`) over the limit is
+/// refused with the 413 JSON as soon as it passes the limit, not after it was read
+/// whole; an event too large for a Queue message is rejected alone (202, its index in
+/// `rejected`), the request's other events enqueued.
+#[test]
+fn queue_mode_hostile_bodies() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let _serial = serial();
+    let sink = Sink::start("hostile", 19344, TOKEN);
+    // A body limit of 256 KiB, so one event can be over the Queue's 128 KB message
+    // limit once serialized.
+    let vars = [("MAX_BODY_BYTES", "262144".to_owned())];
+    let edge = Edge::start("hostile", 19370, sink.url(), TOKEN, false, &vars);
+
+    // 1. Chunked, 16 MiB paced over seconds: the 413 comes while it is still being sent.
+    let mut conn = TcpStream::connect("127.0.0.1:19370").expect("connect to the edge");
+    conn.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /e HTTP/1.1\r\nHost: 127.0.0.1:19370\r\nUser-Agent: {}\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        crate::harness::browser_ua()
+    )
+    .unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let total = 16 << 20;
+    let writer = {
+        let (mut conn, sent) = (conn.try_clone().unwrap(), sent.clone());
+        std::thread::spawn(move || {
+            let chunk = vec![b' '; 16 * 1024];
+            while sent.load(Ordering::SeqCst) < total {
+                let ok = write!(conn, "{:x}\r\n", chunk.len()).is_ok()
+                    && conn.write_all(&chunk).is_ok()
+                    && conn.write_all(b"\r\n").is_ok();
+                if !ok {
+                    return;
+                }
+                sent.fetch_add(chunk.len(), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = conn.write_all(b"0\r\n\r\n");
+        })
+    };
+    let mut reader = BufReader::new(conn);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("a reply");
+    let sent_at_reply = sent.load(Ordering::SeqCst);
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    let _ = writer.join();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(status_line.contains(" 413 "), "{status_line}{rest}");
+    let body = rest.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // The body may itself be chunked: its JSON object is between the outer braces.
+    let json = &body[body.find('{').unwrap_or(0)..=body.rfind('}').unwrap_or(0)];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {rest}"));
+    assert_eq!(v["error"]["field"], "body", "{v}");
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+    assert!(
+        sent_at_reply < total / 2,
+        "the 413 came after {sent_at_reply} of {total} bytes: the body was read whole"
+    );
+
+    // 2. One event too large for a Queue message once serialized (control characters
+    // are 1 byte decoded, 6 as JSON), between two ordinary ones.
+    let escaped = "\\u0001".repeat(2000);
+    let props: Vec<String> = (0..20).map(|i| format!(r#""p{i}":"{escaped}""#)).collect();
+    let big = format!(
+        r#"{{"site":"example.com","url":"https://example.com/big","props":{{{}}}}}"#,
+        props.join(",")
+    );
+    let body = format!(
+        "{}\n{big}\n{}",
+        r#"{"site":"example.com","url":"https://example.com/hostile/0"}"#,
+        r#"{"site":"example.com","url":"https://example.com/hostile/2"}"#
+    );
+    assert!(body.len() < 262_144, "{} bytes", body.len());
+    let r = http("POST", &edge.url("/e"), &[], Some(body.as_bytes()));
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["accepted"], 2, "{v}");
+    let rejected = v["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{v}");
+    assert_eq!(rejected[0]["index"], 1, "{v}");
+    assert_eq!(rejected[0]["field"], "props", "{v}");
+    assert_eq!(rejected[0]["code"], "too_large", "{v}");
+    arrived(&sink, "the two ordinary events", |rows| {
+        has_path(rows, "/hostile/0") && has_path(rows, "/hostile/2")
+    });
+}

@@ -65,7 +65,7 @@ fn relay(conn: TcpStream, sink_url: &str, seen: &Mutex<Vec<(String, u16, u16)>>)
         let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
         match k.to_ascii_lowercase().as_str() {
             "content-length" => len = v.parse().unwrap_or(0),
-            "authorization" | "x-batch-id" | "content-type" => headers.push((k, v)),
+            "authorization" | "x-batch-id" | "x-batch-ids" | "content-type" => headers.push((k, v)),
             _ => {}
         }
     }

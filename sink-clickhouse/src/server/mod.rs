@@ -48,6 +48,8 @@ pub struct HttpConfig {
     pub max_batch_bytes: usize,
     /// Most rows in one `/v1/batches` body.
     pub max_batch_rows: usize,
+    /// Most ids in one `X-Batch-Ids` header (= most record batches of such a body).
+    pub max_batch_ids: usize,
     /// What a `/v1/batches` body may decode to (`--max-ipc-expansion`,
     /// `--min-ipc-decoded-bytes`).
     pub ipc_limits: ingest_core::IpcLimits,

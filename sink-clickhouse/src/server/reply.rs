@@ -41,6 +41,14 @@ pub struct Accepted {
     /// Only for `/v1/batches`: true when this batch id was stored before.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub already_stored: bool,
+    /// Only for `/v1/batches` with `X-Batch-Ids`: how many of its record batches were
+    /// stored before (not stored again).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub already_stored_batches: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl IntoResponse for Accepted {

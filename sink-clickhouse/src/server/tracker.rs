@@ -451,6 +451,7 @@ async fn ingest(
         accepted: prepared.accepted,
         rejected: prepared.rejected,
         already_stored: false,
+        already_stored_batches: 0,
     })
 }
 

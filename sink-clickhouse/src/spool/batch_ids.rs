@@ -38,6 +38,11 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "batch-ids";
 /// Longest accepted batch id, in bytes (it is stored with a one-byte length).
 pub const MAX_BATCH_ID_LEN: usize = 255;
+/// Most ids one `/v1/batches` request may carry (`X-Batch-Ids`, one per record batch):
+/// the ceiling of `--max-batch-ids`. A group-commit round stops taking requests
+/// [`MAX_IDS_PER_REQUEST`] short of the most ids a record holds, so one request always
+/// fits the round that takes it.
+pub const MAX_IDS_PER_REQUEST: usize = 10_000;
 
 /// Recent batch ids, in memory and on disk.
 pub struct BatchIds {

@@ -94,6 +94,15 @@ pub enum Appended {
     AlreadyStored,
 }
 
+/// One posted record batch (or several) under one batch id, for [`Spool::append_batches`].
+#[derive(Debug, Clone)]
+pub struct BatchPart {
+    /// Its batch id; `None`: not deduplicated.
+    pub id: Option<Vec<u8>>,
+    /// Its rows, conformed to the event schema.
+    pub batches: Vec<RecordBatch>,
+}
+
 /// What recovery found at start-up.
 #[derive(Debug, Default, Clone)]
 pub struct Recovered {
@@ -275,9 +284,32 @@ impl Spool {
         id: Option<Vec<u8>>,
         batches: Vec<RecordBatch>,
     ) -> Result<Appended, AppendError> {
+        let part = BatchPart { id, batches };
+        let mut outcome = self.append_batches(vec![part]).await?;
+        Ok(outcome.pop().unwrap_or(Appended::Stored))
+    }
+
+    /// Appends the parts of one posted request (`/v1/batches` with `X-Batch-Ids`: one
+    /// part per id), in ONE round, so one record and one fsync; resolves once they are
+    /// fsynced. Each part is checked on its own: one whose id was stored before (or is
+    /// stored by an earlier part of the same round) is not written again, and is
+    /// answered [`Appended::AlreadyStored`] only once the round that stores it is
+    /// fsynced. The answer holds one outcome per part, in order. At most
+    /// [`batch_ids::MAX_IDS_PER_REQUEST`] parts.
+    pub async fn append_batches(
+        &self,
+        parts: Vec<BatchPart>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        if parts.len() > batch_ids::MAX_IDS_PER_REQUEST {
+            return Err(AppendError::Io(format!(
+                "{} batch ids in one request, at most {} are taken",
+                parts.len(),
+                batch_ids::MAX_IDS_PER_REQUEST
+            )));
+        }
         self.check_room()?;
         let (done, rx) = oneshot::channel();
-        self.send(writer::Msg::Batch { id, batches, done }).await?;
+        self.send(writer::Msg::Batch { parts, done }).await?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 

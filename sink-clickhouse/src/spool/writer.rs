@@ -17,6 +17,7 @@
 //! paid per 100-event batch, which cost the sink more per event on the edge's path
 //! than on `/e`; BENCHMARKS.md.)
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -28,11 +29,12 @@ use ingest_core::Batcher;
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch_ids::BatchIds;
+use super::batch_ids::MAX_IDS_PER_REQUEST;
 use super::record::{
     encode_record, RecordKind, SegmentHeader, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN,
 };
 use super::segment::segment_path;
-use super::{fsync_dir, ipc, AppendError, Appended, Shared};
+use super::{fsync_dir, ipc, AppendError, Appended, BatchPart, Shared};
 
 /// Stop adding to a round past this many bytes of input (bounds the round's buffer).
 const ROUND_MAX_BYTES: usize = 32 << 20;
@@ -42,10 +44,10 @@ pub(super) enum Msg {
         batch: RecordBatch,
         done: oneshot::Sender<Result<(), AppendError>>,
     },
+    /// One request to `/v1/batches`: one part per batch id (one for `X-Batch-Id`).
     Batch {
-        id: Option<Vec<u8>>,
-        batches: Vec<RecordBatch>,
-        done: oneshot::Sender<Result<Appended, AppendError>>,
+        parts: Vec<BatchPart>,
+        done: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
     },
     /// Rows were staged ([`super::Spool::stage`]): a round should take them.
     Staged,
@@ -169,19 +171,21 @@ pub(super) fn start(
                     }
                     continue;
                 }
-                // The first message's id counts too: a record holds at most
-                // `MAX_IDS_PER_RECORD`.
-                let mut ids = usize::from(matches!(&first, Msg::Batch { id: Some(_), .. }));
+                // The first message's ids count too: a record holds at most
+                // `MAX_IDS_PER_RECORD`, and a request brings up to
+                // `MAX_IDS_PER_REQUEST`, so the round stops taking requests that far
+                // short of it.
+                let mut ids = ids_of(&first);
                 let mut round = vec![first];
                 let mut size = 0usize;
-                while size < ROUND_MAX_BYTES && ids < MAX_IDS_PER_RECORD {
+                while size < ROUND_MAX_BYTES && ids + MAX_IDS_PER_REQUEST <= MAX_IDS_PER_RECORD {
                     match rx.try_recv() {
                         Ok(m) => {
+                            ids += ids_of(&m);
                             size += match &m {
                                 Msg::Events { batch, .. } => batch_bytes(batch),
-                                Msg::Batch { batches, id, .. } => {
-                                    ids += usize::from(id.is_some());
-                                    batches.iter().map(batch_bytes).sum()
+                                Msg::Batch { parts, .. } => {
+                                    parts.iter().flat_map(|p| &p.batches).map(batch_bytes).sum()
                                 }
                                 _ => 0,
                             };
@@ -203,6 +207,14 @@ pub(super) fn start(
     Ok(())
 }
 
+/// The batch ids a message brings to a round.
+fn ids_of(m: &Msg) -> usize {
+    match m {
+        Msg::Batch { parts, .. } => parts.iter().filter(|p| p.id.is_some()).count(),
+        _ => 0,
+    }
+}
+
 /// How long the writer's clock waits before its next tick: `every`, or less when the
 /// spool, quiet for `quiet`, would otherwise pass its idle seal time (`idle`) asleep.
 fn tick_wait(every: Duration, idle: Duration, quiet: Duration) -> Duration {
@@ -219,11 +231,12 @@ impl Writer {
         let mut events = Vec::new();
         let mut event_waiters = Vec::new();
         let mut buf = Vec::new();
+        // Posted requests with their outcome per part, answered after the round's fsync
+        // (or with its error). A part whose id an earlier part of this round carries is
+        // "already stored" only once that part is, so it waits for the fsync too.
         let mut batch_waiters = Vec::new();
         let mut new_ids: Vec<Vec<u8>> = Vec::new();
-        // Batches whose id an earlier batch of this round carries: answered "already
-        // stored" only once that batch is (after the round's fsync), or with its error.
-        let mut dup_waiters = Vec::new();
+        let mut in_round: HashSet<Vec<u8>> = HashSet::new();
         let mut controls = Vec::new();
         for m in round {
             match m {
@@ -231,23 +244,32 @@ impl Writer {
                     events.push(batch);
                     event_waiters.push(done);
                 }
-                Msg::Batch { id, batches, done } => {
-                    if id.as_deref().is_some_and(|id| self.ids.contains(id)) {
-                        let _ = done.send(Ok(Appended::AlreadyStored));
-                        continue;
+                Msg::Batch { parts, done } => {
+                    let mut outcome = Vec::with_capacity(parts.len());
+                    let mut waits = false;
+                    for BatchPart { id, batches } in parts {
+                        if id.as_deref().is_some_and(|id| self.ids.contains(id)) {
+                            outcome.push(Appended::AlreadyStored);
+                            continue;
+                        }
+                        waits = true;
+                        if id.as_deref().is_some_and(|id| in_round.contains(id)) {
+                            outcome.push(Appended::AlreadyStored);
+                            continue;
+                        }
+                        events.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+                        if let Some(id) = id {
+                            in_round.insert(id.clone());
+                            new_ids.push(id);
+                        }
+                        outcome.push(Appended::Stored);
                     }
-                    if id
-                        .as_deref()
-                        .is_some_and(|id| new_ids.iter().any(|n| n == id))
-                    {
-                        dup_waiters.push(done);
-                        continue;
+                    if waits {
+                        batch_waiters.push((done, outcome));
+                    } else {
+                        // Every part stored by an earlier round, already fsynced.
+                        let _ = done.send(Ok(outcome));
                     }
-                    events.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
-                    if let Some(id) = id {
-                        new_ids.push(id);
-                    }
-                    batch_waiters.push(done);
                 }
                 Msg::Seal { done } => controls.push((done, false)),
                 Msg::Close { done } => controls.push((done, true)),
@@ -296,7 +318,7 @@ impl Writer {
                     for d in event_waiters.drain(..) {
                         let _ = d.send(Err(e.clone()));
                     }
-                    for d in batch_waiters.drain(..).chain(dup_waiters.drain(..)) {
+                    for (d, _) in batch_waiters.drain(..) {
                         let _ = d.send(Err(e.clone()));
                     }
                     new_ids.clear();
@@ -306,11 +328,8 @@ impl Writer {
             // Only posted batches without rows (the handler answers those itself, so
             // none reach here through `/v1/batches`): nothing is written, and their ids
             // are not remembered — a later batch with rows under the same id is stored.
-            for d in batch_waiters.drain(..) {
-                let _ = d.send(Ok(Appended::Stored));
-            }
-            for d in dup_waiters.drain(..) {
-                let _ = d.send(Ok(Appended::AlreadyStored));
+            for (d, outcome) in batch_waiters.drain(..) {
+                let _ = d.send(Ok(outcome));
             }
             new_ids.clear();
         }
@@ -333,11 +352,8 @@ impl Writer {
             for d in event_waiters {
                 let _ = d.send(err.clone().map_or(Ok(()), Err));
             }
-            for d in batch_waiters {
-                let _ = d.send(err.clone().map_or(Ok(Appended::Stored), Err));
-            }
-            for d in dup_waiters {
-                let _ = d.send(err.clone().map_or(Ok(Appended::AlreadyStored), Err));
+            for (d, outcome) in batch_waiters {
+                let _ = d.send(err.clone().map_or(Ok(outcome), Err));
             }
             // `seal_due` is asked here too: under a steady load the ticks arrive inside
             // rounds, where they are not looked at.

@@ -259,6 +259,73 @@ fn batches_need_the_token_and_a_repeated_id_is_stored_once() {
     assert_eq!(v["duckdb"]["rows"], 100);
 }
 
+/// `X-Batch-Ids`: one id per record batch, each checked on its own, so a redelivery
+/// that regroups messages stores only the ones not stored before.
+#[test]
+fn batch_ids_deduplicate_each_record_batch() {
+    let sink = Sink::start(&["--flush-interval", "200ms", "--max-batch-ids", "3"]);
+    let http = reqwest::blocking::Client::new();
+    let post = |ids: &str, runs: &[(u64, u64)]| {
+        http.post(sink.url("/v1/batches"))
+            .bearer_auth(TOKEN)
+            // Ignored beside X-Batch-Ids (an older edge's id of the whole set).
+            .header("x-batch-id", "whole-set")
+            .header("x-batch-ids", ids)
+            .body(load::arrow_runs(runs))
+            .send()
+            .unwrap()
+    };
+    let (a, b, c) = ((0, 10), (100, 20), (200, 40));
+    let r = post("id-a,id-b", &[a, b]);
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        (v["accepted"].as_u64(), v.get("already_stored_batches")),
+        (Some(30), None)
+    );
+    // b again, grouped with c: only c's rows are stored.
+    let r = post("id-b, id-c", &[b, c]);
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        (v["accepted"].as_u64(), v["already_stored_batches"].as_u64()),
+        (Some(40), Some(1))
+    );
+    // All three again: nothing stored.
+    let r = post("id-a,id-b,id-c", &[a, b, c]);
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["accepted"], 0);
+    assert_eq!(v["already_stored"], true);
+    assert_eq!(v["already_stored_batches"], 3);
+    // Ids and record batches must match one to one; at most --max-batch-ids ids.
+    for (ids, runs, code) in [
+        ("id-d", &[(300, 1), (400, 1)][..], "count_mismatch"),
+        ("id-d,id-e", &[(300, 1)][..], "count_mismatch"),
+        ("id-d,,id-e", &[(300, 1), (400, 1), (500, 1)][..], "invalid"),
+        (
+            "i1,i2,i3,i4",
+            &[(300, 1), (400, 1), (500, 1), (600, 1)][..],
+            "too_many",
+        ),
+    ] {
+        let r = post(ids, runs);
+        assert_eq!(r.status(), 400, "{ids}");
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["error"]["field"], "x-batch-ids", "{ids}: {v}");
+        assert_eq!(v["error"]["code"], code, "{ids}: {v}");
+    }
+    assert_eq!(sink.metric("sink_events_accepted_total"), 70.0);
+    sink.wait_until("rows loaded", Duration::from_secs(10), || {
+        sink.metric("sink_loaded_rows_total") == 70.0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.metric("sink_loaded_rows_total"), 70.0);
+    let v = read_parquet(&sink.data_dir().join("parquet"));
+    assert_eq!(v["duckdb"]["rows"], 70);
+    assert_eq!(v["duckdb"]["distinct_ids"], 70);
+}
+
 #[test]
 fn spool_limit_answers_503_then_recovers_by_itself() {
     // The Parquet dir is replaced by a file: the loader cannot write, the spool grows.

@@ -96,6 +96,21 @@ pub fn arrow(from: u64, n: u64) -> (Vec<u8>, Tally) {
     (body, t)
 }
 
+/// An Arrow IPC body of one record batch per run `(from, n)`: the events of
+/// [`arrow`]`(from, n)` each.
+pub fn arrow_runs(runs: &[(u64, u64)]) -> Vec<u8> {
+    let batches: Vec<_> = runs
+        .iter()
+        .map(|&(from, n)| {
+            let body = arrow(from, n).0;
+            ingest_core::read_ipc(&body, n as usize)
+                .expect("ipc")
+                .remove(0)
+        })
+        .collect();
+    write_ipc(&batches).expect("ipc")
+}
+
 /// Outcome of a load run.
 #[derive(Debug, Default, Clone)]
 pub struct Run {
