@@ -13,7 +13,7 @@ use crate::batch::Row;
 use crate::pipeline::country;
 use crate::privacy::EventIds;
 use crate::referrer::normalize_referrer_cached;
-use crate::sites::canonical_site_id;
+use crate::sites::{canonical_site_id, is_canonical_site_id};
 use crate::{
     device_class, normalize_url, Batcher, Error, Format, Parsed, Pipeline, RawEvent, Referrer,
     Rejection, RequestContext, Result, VisitorHasher,
@@ -117,7 +117,9 @@ impl Pipeline {
         for (index, raw) in &mut events {
             // The site id as `process` stores it (canonical), fixed in the event so
             // the visitor slots can borrow it for the rest of the request.
-            raw.site = raw.site.take().and_then(canonical_site_id);
+            if !raw.site.as_deref().is_some_and(is_canonical_site_id) {
+                raw.site = raw.site.take().and_then(canonical_site_id);
+            }
             let (index, raw) = (&*index, &*raw);
             let RawEvent {
                 site,
