@@ -111,13 +111,7 @@ impl QuotaBook {
         let d = check_site_quota(site, plan, entry.usage, n, &mut state, checked_at_ms);
         entry.usage = entry.usage.saturating_add(n);
         entry.state = state;
-        match d {
-            QuotaDecision::AcceptInGrace {
-                first_crossing: true,
-                grace_ends_ms,
-            } => Some(grace_ends_ms),
-            _ => None,
-        }
+        d.first_crossing()
     }
 
     /// Month-to-date usage this book holds for `site` (seed included).

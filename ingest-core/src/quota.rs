@@ -93,6 +93,20 @@ pub enum QuotaDecision {
     },
 }
 
+impl QuotaDecision {
+    /// When the grace period ends, for the one decision that crossed the limit (the
+    /// moment to tell the owner, once); `None` for every other decision.
+    pub fn first_crossing(&self) -> Option<i64> {
+        match *self {
+            QuotaDecision::AcceptInGrace {
+                first_crossing: true,
+                grace_ends_ms,
+            } => Some(grace_ends_ms),
+            _ => None,
+        }
+    }
+}
+
 const DAY_MS: i64 = 86_400_000;
 
 /// [`check_site_quota`] with the site named "this site" in the message.

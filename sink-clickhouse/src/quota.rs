@@ -260,13 +260,7 @@ impl Quotas {
         let mut st = u.crossing(site, used, plan);
         let d = check_site_quota(site, plan, used, n, &mut st, checked_at_ms);
         u.states.insert(site.to_owned(), st);
-        match d {
-            QuotaDecision::AcceptInGrace {
-                first_crossing: true,
-                grace_ends_ms,
-            } => Some(grace_ends_ms),
-            _ => None,
-        }
+        d.first_crossing()
     }
 
     /// True when a sites file is configured: only then are requests checked and
