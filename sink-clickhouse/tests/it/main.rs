@@ -21,6 +21,7 @@ mod faults;
 mod hostile;
 mod native_decoder;
 mod quota;
+mod sink_batches;
 mod sink_clickhouse;
 mod sink_embedded;
 mod status_page;
