@@ -16,6 +16,28 @@
 //! | `DIRECT_MAX_ROWS` | var | `1000` | direct mode: a micro-batch is posted as soon as it holds this many events |
 //! | `QUEUE_RETRY_BASE_SECS` | var | `10` | queue mode: delay before redelivering messages whose post failed, doubled per attempt ([`crate::retry`]) |
 //! | `QUEUE_RETRY_MAX_SECS` | var | `300` | queue mode: the longest such delay (at least the base, at most 43200) |
+//! | `RATE_LIMITER_PERIOD_SECS` | var | `10` | the `period` of the `RATE_LIMITER` binding (Cloudflare allows only 10 or 60): the `Retry-After` of a request that binding refuses |
+//!
+//! Per-request limits of ingest-core's parsers ([`Limits`]); a value at a limit is
+//! accepted, one past it rejected, naming the field. Each var is a whole number within
+//! its bounds (inclusive); unset, the default applies (ingest-core's own defaults):
+//!
+//! | name | default | bounds | what is over it |
+//! |---|---|---|---|
+//! | `MAX_EVENTS_PER_REQUEST` | `100` | 1–1000 | the request (400, `body`, `too_many_events`): array elements or NDJSON lines |
+//! | `MAX_URL_BYTES` | `2048` | 64–16384 | the event (`url`, `too_long`) |
+//! | `MAX_REFERRER_BYTES` | `2048` | 64–16384 | the event (`referrer`, `too_long`) |
+//! | `MAX_NAME_BYTES` | `120` | 16–1024 | the event (`name`, `too_long`) |
+//! | `MAX_PROPS` | `30` | 1–100 | the event (`props`, `too_many_props`): properties per event |
+//! | `MAX_PROP_KEY_BYTES` | `300` | 16–1024 | the event (`props`, `too_long`) |
+//! | `MAX_PROP_VALUE_BYTES` | `2000` | 16–16384 | the event (`props.<key>`, `too_long`) |
+//!
+//! The upper bounds keep one request's CPU (events) and one event's size (fields) within
+//! what a Worker and a Queue message take. Whatever the limits, an event over 100 KiB
+//! once encoded as JSON is refused alone (`props`, `too_large`: the Queue's message
+//! limit, see [`crate::messages`]), and a request's events over one Queue `sendBatch`
+//! are refused whole (413). The site id's length (253, a DNS name) and the JSON nesting
+//! depth (8) are not configurable: they guard the parser, not a product choice.
 //!
 //! Bindings (optional): `EVENTS` (Queue producer; its presence selects queue mode),
 //! `DEAD_LETTERS` (producer of the dead-letter queue: where the consumer puts messages
@@ -25,7 +47,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use ingest_core::{QuotaState, RateLimitConfig, SiteRegistry};
+use ingest_core::{Limits, QuotaState, RateLimitConfig, SiteRegistry};
 use serde::Deserialize;
 
 use crate::retry::{Backoff, MAX_QUEUE_DELAY_SECS};
@@ -41,6 +63,72 @@ pub const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
 /// `sendBatch` (at most 256 KB); a body of this size encodes to well under that unless
 /// its properties are escaping-heavy (see [`crate::messages`]).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// The periods, in seconds, that Cloudflare's Rate Limiting binding accepts (its
+/// `simple = { limit, period }`), hence the only values of `RATE_LIMITER_PERIOD_SECS`.
+pub const RATE_LIMITER_PERIODS: [u32; 2] = [10, 60];
+
+/// Default of `RATE_LIMITER_PERIOD_SECS`: the commented binding in `wrangler.toml`.
+pub const DEFAULT_RATE_LIMITER_PERIOD_SECS: u32 = 10;
+
+/// A var that sets one of ingest-core's per-request [`Limits`].
+struct LimitVar {
+    /// The var's name.
+    var: &'static str,
+    /// Smallest value accepted.
+    min: usize,
+    /// Largest value accepted.
+    max: usize,
+    /// The field of [`Limits`] it sets.
+    field: fn(&mut Limits) -> &mut usize,
+}
+
+/// The limit vars; the module docs' table says what each refuses and why its bounds
+/// are where they are.
+const LIMIT_VARS: [LimitVar; 7] = [
+    LimitVar {
+        var: "MAX_EVENTS_PER_REQUEST",
+        min: 1,
+        max: 1000,
+        field: |l| &mut l.max_events_per_request,
+    },
+    LimitVar {
+        var: "MAX_URL_BYTES",
+        min: 64,
+        max: 16 * 1024,
+        field: |l| &mut l.max_url_len,
+    },
+    LimitVar {
+        var: "MAX_REFERRER_BYTES",
+        min: 64,
+        max: 16 * 1024,
+        field: |l| &mut l.max_referrer_len,
+    },
+    LimitVar {
+        var: "MAX_NAME_BYTES",
+        min: 16,
+        max: 1024,
+        field: |l| &mut l.max_name_len,
+    },
+    LimitVar {
+        var: "MAX_PROPS",
+        min: 1,
+        max: 100,
+        field: |l| &mut l.max_props,
+    },
+    LimitVar {
+        var: "MAX_PROP_KEY_BYTES",
+        min: 16,
+        max: 1024,
+        field: |l| &mut l.max_prop_key_len,
+    },
+    LimitVar {
+        var: "MAX_PROP_VALUE_BYTES",
+        min: 16,
+        max: 16 * 1024,
+        field: |l| &mut l.max_prop_value_len,
+    },
+];
 
 /// A configuration value that cannot be used, named after its variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,14 +184,18 @@ pub struct EdgeConfig {
     pub usage: HashMap<String, UsageSeed>,
     /// The per-isolate GCRA limiter.
     pub rate_limit: RateLimitConfig,
-    /// Largest request body accepted, bytes (ingest-core's `max_body_bytes` at the edge).
-    pub max_body_bytes: usize,
+    /// The per-request limits of ingest-core's pipeline at the edge: `MAX_BODY_BYTES`
+    /// and the limit vars of the module docs, ingest-core's defaults for the rest.
+    pub limits: Limits,
     /// Direct mode: maximum age of a micro-batch, ms.
     pub direct_flush_ms: u64,
     /// Direct mode: maximum rows of a micro-batch.
     pub direct_max_rows: usize,
     /// Queue mode: the backoff of redeliveries after a failed post.
     pub retry: Backoff,
+    /// The `period` of the `RATE_LIMITER` binding, seconds (10 or 60): the `Retry-After`
+    /// of a request it refuses, since its count starts again within that time.
+    pub rate_limiter_period_secs: u32,
 }
 
 impl EdgeConfig {
@@ -161,18 +253,52 @@ impl EdgeConfig {
                 ),
             });
         }
+        let rate_limiter_period_secs: u32 = number(
+            &get,
+            "RATE_LIMITER_PERIOD_SECS",
+            DEFAULT_RATE_LIMITER_PERIOD_SECS,
+        )?;
+        if !RATE_LIMITER_PERIODS.contains(&rate_limiter_period_secs) {
+            return Err(ConfigError {
+                var: "RATE_LIMITER_PERIOD_SECS",
+                reason: format!(
+                    "{rate_limiter_period_secs}: 10 or 60 expected (the periods Cloudflare's Rate Limiting binding allows; set the binding's `period`)"
+                ),
+            });
+        }
+        let mut limits = Limits {
+            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            ..Limits::default()
+        };
+        for LimitVar {
+            var,
+            min,
+            max,
+            field,
+        } in LIMIT_VARS
+        {
+            let value = field(&mut limits);
+            *value = number(&get, var, *value)?;
+            if !(min..=max).contains(value) {
+                return Err(ConfigError {
+                    var,
+                    reason: format!("{value}: {min} to {max} expected"),
+                });
+            }
+        }
         Ok(EdgeConfig {
             retry: Backoff {
                 base_secs,
                 max_secs,
             },
+            rate_limiter_period_secs,
+            limits,
             sink_url: get("SINK_URL").map(|u| u.trim_end_matches('/').to_owned()),
             batch_token: get("BATCH_TOKEN"),
             salt_secret,
             sites,
             usage,
             rate_limit,
-            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             direct_flush_ms: number(&get, "DIRECT_FLUSH_MS", 1000)?,
             direct_max_rows: number(&get, "DIRECT_MAX_ROWS", 1000)?.max(1),
         })
@@ -223,7 +349,15 @@ mod tests {
         assert_eq!(c.rate_limit, RateLimitConfig::default());
         assert_eq!((c.direct_flush_ms, c.direct_max_rows), (1000, 1000));
         assert_eq!(c.retry, Backoff::default());
-        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                ..Limits::default()
+            },
+            "the limits are ingest-core's defaults but the body's"
+        );
+        assert_eq!(c.rate_limiter_period_secs, 10);
         assert_eq!(c.batches_url().unwrap_err().var, "SINK_URL");
     }
 
@@ -284,10 +418,104 @@ mod tests {
             ("QUEUE_RETRY_MAX_SECS", "5"),
             ("QUEUE_RETRY_MAX_SECS", "86400"),
             ("MAX_BODY_BYTES", "1e6"),
+            ("MAX_EVENTS_PER_REQUEST", "ten"),
+            ("MAX_URL_BYTES", "-2048"),
+            ("MAX_PROP_VALUE_BYTES", "2 KiB"),
+            ("RATE_LIMITER_PERIOD_SECS", "10s"),
         ] {
             let err =
                 EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), (var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{err}");
+        }
+    }
+
+    /// Every limit var lands in its field of ingest-core's `Limits`; the others keep
+    /// their defaults.
+    #[test]
+    fn limit_vars_set_the_pipeline_limits() {
+        let c = EdgeConfig::from_vars(vars(&[
+            ("SALT_SECRET", "s"),
+            ("MAX_BODY_BYTES", "65536"),
+            ("MAX_EVENTS_PER_REQUEST", "250"),
+            ("MAX_URL_BYTES", "4096"),
+            ("MAX_REFERRER_BYTES", " 1024 "),
+            ("MAX_NAME_BYTES", "64"),
+            ("MAX_PROPS", "10"),
+            ("MAX_PROP_KEY_BYTES", "100"),
+            ("MAX_PROP_VALUE_BYTES", "8000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_body_bytes: 65_536,
+                max_events_per_request: 250,
+                max_url_len: 4096,
+                max_referrer_len: 1024,
+                max_name_len: 64,
+                max_props: 10,
+                max_prop_key_len: 100,
+                max_prop_value_len: 8000,
+                ..Limits::default()
+            }
+        );
+    }
+
+    /// Each limit's bounds are inclusive: the bound itself is accepted, one past it is
+    /// refused naming the var and the bounds.
+    #[test]
+    fn limit_vars_are_bounded() {
+        let limits = |var: &str, value: String| {
+            EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), (var, &value)])).map(|c| c.limits)
+        };
+        for LimitVar {
+            var,
+            min,
+            max,
+            field,
+        } in LIMIT_VARS
+        {
+            for ok in [min, max] {
+                let mut l = limits(var, ok.to_string()).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(*field(&mut l), ok, "{var}={ok}");
+            }
+            for bad in [min - 1, max + 1] {
+                let err = limits(var, bad.to_string()).unwrap_err();
+                assert_eq!(err.var, var, "{err}");
+                assert!(
+                    err.reason.contains(&format!("{min} to {max}")),
+                    "{var}={bad}: {err}"
+                );
+            }
+        }
+        // The table covers the seven vars the docs list, each on its own field.
+        let mut seen = Vec::new();
+        for LimitVar { var, field, .. } in LIMIT_VARS {
+            let mut l = Limits::default();
+            *field(&mut l) = usize::MAX;
+            assert_ne!(l, Limits::default(), "{var}");
+            assert!(!seen.contains(&l), "{var} sets the field of another var");
+            seen.push(l);
+        }
+        assert_eq!(seen.len(), 7);
+    }
+
+    /// Cloudflare's Rate Limiting binding takes a period of 10 or 60 seconds only.
+    #[test]
+    fn the_rate_limiter_period_is_10_or_60() {
+        let period = |v: &str| {
+            EdgeConfig::from_vars(vars(&[
+                ("SALT_SECRET", "s"),
+                ("RATE_LIMITER_PERIOD_SECS", v),
+            ]))
+            .map(|c| c.rate_limiter_period_secs)
+        };
+        assert_eq!(period("10"), Ok(10));
+        assert_eq!(period("60"), Ok(60));
+        for bad in ["0", "1", "30", "61", "600"] {
+            let err = period(bad).unwrap_err();
+            assert_eq!(err.var, "RATE_LIMITER_PERIOD_SECS", "{err}");
+            assert!(err.reason.contains("10 or 60"), "{err}");
         }
     }
 }

@@ -191,11 +191,14 @@ async fn ingest(mut req: Request, format: Format, env: &Env, ctx: &Context) -> R
     };
 
     // Cloudflare's Rate Limiting binding, where configured: shared across isolates of a
-    // location, so it catches what one isolate's GCRA cannot see.
+    // location, so it catches what one isolate's GCRA cannot see. It says only yes or
+    // no; its count starts again within its period (`RATE_LIMITER_PERIOD_SECS`), so that
+    // is the Retry-After.
     if let Ok(limiter) = env.rate_limiter(RATE_LIMITER_BINDING) {
         let outcome = limiter.limit(format!("{key:016x}")).await?;
         if !outcome.success {
-            return Ok(reply::rate_limited(10_000));
+            let period_ms = u64::from(config.rate_limiter_period_secs) * 1000;
+            return Ok(reply::rate_limited(period_ms));
         }
     }
 

@@ -1,9 +1,17 @@
 //! The Workers glue: `#[event(fetch)]` (tracker routes) and `#[event(queue)]` (the
 //! consumer that ships Arrow batches). Only built for wasm32.
 //!
-//! Per isolate, in a thread-local (an isolate runs one request at a time on one
-//! thread): the configuration, the ingest-core pipeline (parser buffers, user-agent
-//! cache), the GCRA limiter, the daily salt, the quota book, and the direct-mode buffer.
+//! Per isolate, in a thread-local: the configuration, the ingest-core pipeline (parser
+//! buffers, user-agent cache), the GCRA limiter, the daily salt, the quota book, and the
+//! direct-mode buffer. An isolate runs on one thread, but it may interleave several
+//! requests (and queue deliveries): while one waits on I/O (reading the body, the Queue
+//! send, the Rate Limiting binding, a sink post), another runs. So the state is only
+//! ever borrowed inside synchronous closures ([`with_isolate`], the direct-mode buffer)
+//! that never await: a `RefCell` borrow held across an `.await` would make the next
+//! request's borrow panic. What a request reads before an await and acts on after it
+//! may have changed in between; the one case is the quota, decided before the Queue
+//! send and counted after it ([`crate::quota::QuotaBook`] allows for that: two
+//! interleaved requests may both be accepted just under a site's limit).
 
 mod consumer;
 mod direct;
@@ -13,7 +21,7 @@ mod sink;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ingest_core::{DailySalt, Limits, Pipeline, PipelineConfig, RateLimiter};
+use ingest_core::{DailySalt, Pipeline, PipelineConfig, RateLimiter};
 use worker::Env;
 
 use crate::config::EdgeConfig;
@@ -45,7 +53,9 @@ thread_local! {
     static ISOLATE: RefCell<Option<Isolate>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on this isolate's state, creating it from `env` on first use.
+/// Runs `f` on this isolate's state, creating it from `env` on first use. `f` is
+/// synchronous on purpose: the borrow ends before the caller's next `.await`, so
+/// interleaved requests never find the state borrowed. Never call it from inside `f`.
 fn with_isolate<R>(
     env: &Env,
     f: impl FnOnce(&mut Isolate) -> R,
@@ -56,10 +66,7 @@ fn with_isolate<R>(
             let config = read_config(env)?;
             *slot = Some(Isolate {
                 pipeline: Pipeline::new(PipelineConfig {
-                    limits: Limits {
-                        max_body_bytes: config.max_body_bytes,
-                        ..Limits::default()
-                    },
+                    limits: config.limits.clone(),
                     ..PipelineConfig::default()
                 }),
                 limiter: RateLimiter::new(config.rate_limit.clone()),

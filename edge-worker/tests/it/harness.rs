@@ -210,7 +210,7 @@ pub fn answers(url: &str) -> bool {
 
 /// The worker under `scripts/edge-dev` on `port` (and `port + 1`), against `sink_url`.
 pub struct Edge {
-    _proc: Proc,
+    proc: Proc,
     pub base: String,
 }
 
@@ -222,6 +222,20 @@ impl Edge {
         token: &str,
         direct: bool,
         vars: &[(&str, String)],
+    ) -> Edge {
+        Edge::start_with(name, port, sink_url, token, direct, vars, &[])
+    }
+
+    /// As [`Edge::start`], with the workers of the wrangler configs `others` running in
+    /// the same local runtime (`scripts/edge-dev --with-config`), sharing its queues.
+    pub fn start_with(
+        name: &str,
+        port: u16,
+        sink_url: &str,
+        token: &str,
+        direct: bool,
+        vars: &[(&str, String)],
+        others: &[PathBuf],
     ) -> Edge {
         require("node", "install nodejs (apt) and run scripts/setup-wasm");
         let dir = scratch(name);
@@ -236,6 +250,9 @@ impl Edge {
         for (k, v) in vars {
             cmd.args(["--var", &format!("{k}:{v}")]);
         }
+        for config in others {
+            cmd.arg("--with-config").arg(config);
+        }
         let mut proc = Proc::start(&format!("edge-dev {name}"), cmd, dir.join("edge-dev.log"));
         let base = format!("http://127.0.0.1:{port}");
         // The first start builds the worker (minutes on 2 cores); later ones seconds.
@@ -249,10 +266,15 @@ impl Edge {
             );
             std::thread::sleep(Duration::from_millis(500));
         }
-        Edge { _proc: proc, base }
+        Edge { proc, base }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The end of wrangler's log (the workers' console output), for assertion messages.
+    pub fn log(&self) -> String {
+        self.proc.log()
     }
 }

@@ -11,6 +11,7 @@
 //! Ports: 19300-19399 on 127.0.0.1. The tests run one at a time (they share 2 cores).
 
 mod browser;
+mod deadletter;
 mod edge;
 mod harness;
 mod retry;
