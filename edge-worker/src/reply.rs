@@ -129,12 +129,14 @@ fn rejections_json(all: &[(usize, Problem)]) -> Value {
     )
 }
 
-/// A request-level problem (malformed body, too large, too many events...).
+/// A request-level problem (malformed body, too large, too many events...): 400, 413
+/// for a body over the limit, 500 for the worker's own bug, which the request did not
+/// cause (`Error::is_caller_bug`).
 pub fn problem(err: &Error) -> Reply {
-    let status = if matches!(err, Error::BodyTooLarge { .. }) {
-        413
-    } else {
-        400
+    let status = match err {
+        Error::BodyTooLarge { .. } => 413,
+        e if e.is_caller_bug() => 500,
+        _ => 400,
     };
     Reply {
         status,
@@ -388,6 +390,21 @@ mod tests {
         });
         assert_eq!(big.status, 413);
         assert_eq!(json_of(&big)["error"]["field"], "body");
+    }
+
+    /// The worker's own bug (a salt of the wrong day) is a 500, not the client's 400.
+    #[test]
+    fn a_caller_bug_is_a_500() {
+        let r = problem(&Error::Context {
+            field: "salt".into(),
+            reason: "the salt is for another day".into(),
+        });
+        assert_eq!(r.status, 500);
+        assert_eq!(json_of(&r)["error"]["code"], "context");
+        let r = problem(&Error::Missing {
+            field: "site".into(),
+        });
+        assert_eq!(r.status, 400);
     }
 
     #[test]

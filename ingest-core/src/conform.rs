@@ -15,6 +15,7 @@ use arrow_schema::{DataType, TimeUnit};
 use crate::error::{Error, Result};
 use crate::event::{Event, Timings};
 use crate::schema;
+use crate::sites::is_canonical_site_id;
 
 fn schema_err(field: &str, reason: impl Into<String>) -> Error {
     Error::Schema {
@@ -36,7 +37,18 @@ fn schema_err(field: &str, reason: impl Into<String>) -> Error {
 /// - `received_at` may be `Timestamp(ms)` with time zone `UTC`, `+00:00` or none (Unix
 ///   ms either way).
 /// - `prop_keys` and `prop_values` must have the same length in every row.
+/// - Every `site_id` must be canonical, as the pipeline stores it (not empty, no
+///   surrounding ASCII whitespace, no ASCII uppercase letter); the first row that is
+///   not is named in the error.
 /// - A schema version in the metadata other than [`schema::VERSION`] is refused.
+///
+/// A non-canonical site id is refused rather than rewritten: the row's `visitor_id`
+/// was hashed by its producer with the site id as it sent it, so a rewritten id would
+/// be stored beside visitor ids that no event of the canonical id has — the same
+/// person counted twice that day. It would also split the site's rows, its quota
+/// count and its registry lookup between spellings. The edge (ingest-core's pipeline)
+/// only ever sends canonical ids, so such a batch comes from a broken or foreign
+/// producer, which is told which row to fix.
 pub fn conform(batch: &RecordBatch) -> Result<RecordBatch> {
     let in_schema = batch.schema();
     if let Some(v) = in_schema.metadata().get(schema::VERSION_KEY) {
@@ -79,6 +91,7 @@ pub fn conform(batch: &RecordBatch) -> Result<RecordBatch> {
         }
         cols.push(col);
     }
+    check_site_ids(cols[SITE_ID].as_string::<i32>())?;
     let keys = cols[schema::COLUMNS.len() - 2].as_list::<i32>();
     let values = cols[schema::COLUMNS.len() - 1].as_list::<i32>();
     for i in 0..rows {
@@ -94,6 +107,38 @@ pub fn conform(batch: &RecordBatch) -> Result<RecordBatch> {
         }
     }
     RecordBatch::try_new(schema::schema(), cols).map_err(|e| schema_err("batch", e.to_string()))
+}
+
+/// The index of `site_id` in [`schema::COLUMNS`].
+const SITE_ID: usize = 2;
+
+/// Every row's site id is canonical (see [`conform`]): one pass over the column's
+/// bytes, nothing copied.
+fn check_site_ids(ids: &StringArray) -> Result<()> {
+    debug_assert_eq!(schema::COLUMNS[SITE_ID], "site_id");
+    for (i, id) in ids.iter().enumerate() {
+        // A null was refused above (the column is not nullable).
+        let Some(id) = id else { continue };
+        if is_canonical_site_id(id) {
+            continue;
+        }
+        let why = if id.trim_ascii().is_empty() {
+            "is empty"
+        } else if id.trim_ascii().len() != id.len() {
+            "has leading or trailing ASCII whitespace"
+        } else {
+            "has ASCII uppercase letters"
+        };
+        return Err(schema_err(
+            "site_id",
+            format!(
+                "row {i}: the site id {why}; site ids are sent canonical (ASCII whitespace \
+                 trimmed, ASCII letters lowercased, not empty), as the visitor id was hashed \
+                 with it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// One column cast to its v1 type, or the error naming it.

@@ -10,7 +10,7 @@
 use arrow_array::RecordBatch;
 
 use crate::batch::Row;
-use crate::pipeline::country;
+use crate::pipeline::{check_context, country};
 use crate::privacy::EventIds;
 use crate::referrer::normalize_referrer_cached;
 use crate::sites::{canonical_site_id, is_canonical_site_id};
@@ -56,7 +56,7 @@ impl Pipeline {
     /// `now_ms` instead of being returned as an [`crate::Event`]; each batch the
     /// batcher hands out on the way is passed to `on_batch`. The rows are exactly
     /// those [`Pipeline::process`] followed by [`Batcher::push`] would produce, at a
-    /// fraction of the cost.
+    /// fraction of the cost, and the same `Err`s ([`Error::Context`] checked first).
     pub fn process_into(
         &mut self,
         format: Format,
@@ -66,8 +66,9 @@ impl Pipeline {
         now_ms: i64,
         on_batch: &mut dyn FnMut(RecordBatch),
     ) -> Result<Appended> {
+        check_context(ctx)?;
         let parsed = self.parser.parse(format, body, &self.config.limits)?;
-        Ok(self.process_raw_into(parsed, ctx, batcher, now_ms, on_batch))
+        Ok(self.append_checked(parsed, ctx, batcher, now_ms, on_batch))
     }
 
     /// [`Pipeline::process_into`] of a body that cannot be modified (see
@@ -82,13 +83,27 @@ impl Pipeline {
         now_ms: i64,
         on_batch: &mut dyn FnMut(RecordBatch),
     ) -> Result<Appended> {
+        check_context(ctx)?;
         let parsed = self.parser.parse_slice(format, body, &self.config.limits)?;
-        Ok(self.process_raw_into(parsed, ctx, batcher, now_ms, on_batch))
+        Ok(self.append_checked(parsed, ctx, batcher, now_ms, on_batch))
     }
 
     /// [`Pipeline::process_into`] of events parsed already (see
-    /// [`Pipeline::process_raw`]).
+    /// [`Pipeline::process_raw`]; the only `Err` is [`Error::Context`]).
     pub fn process_raw_into(
+        &mut self,
+        parsed: Parsed<'_>,
+        ctx: &RequestContext<'_>,
+        batcher: &mut Batcher,
+        now_ms: i64,
+        on_batch: &mut dyn FnMut(RecordBatch),
+    ) -> Result<Appended> {
+        check_context(ctx)?;
+        Ok(self.append_checked(parsed, ctx, batcher, now_ms, on_batch))
+    }
+
+    /// [`Pipeline::process_raw_into`] of a context [`check_context`] accepted.
+    fn append_checked(
         &mut self,
         parsed: Parsed<'_>,
         ctx: &RequestContext<'_>,

@@ -6,7 +6,9 @@ use serde::Serialize;
 ///
 /// Every variant carries the field it is about (a JSON field name such as `"url"`,
 /// `"props.plan"`, or `"body"` for the request as a whole) so a service can answer
-/// `{"field": ..., "reason": ...}` without knowing the variants.
+/// `{"field": ..., "reason": ...}` without knowing the variants. All are the
+/// client's doing (a 4xx) except [`Error::Context`], the calling service's own bug
+/// ([`Error::is_caller_bug`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -110,6 +112,17 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The caller's [`crate::RequestContext`] is inconsistent — its `salt` is not the
+    /// salt of its `received_at_ms`'s UTC day — so the request was not processed.
+    /// Not the client's fault: the service that links the crate has a bug, and should
+    /// answer a server error (5xx) and fix it. See [`Error::is_caller_bug`].
+    #[error("{field}: {reason}")]
+    Context {
+        /// The field of the [`crate::RequestContext`] that is wrong (`"salt"`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -127,7 +140,8 @@ impl Error {
             | Error::Invalid { field, .. }
             | Error::UnknownSite { field, .. }
             | Error::Schema { field, .. }
-            | Error::Encoding { field, .. } => field,
+            | Error::Encoding { field, .. }
+            | Error::Context { field, .. } => field,
         }
     }
 
@@ -147,7 +161,14 @@ impl Error {
             Error::UnknownSite { .. } => "unknown_site",
             Error::Schema { .. } => "schema",
             Error::Encoding { .. } => "encoding",
+            Error::Context { .. } => "context",
         }
+    }
+
+    /// True when the error is the calling service's bug, not the request's
+    /// ([`Error::Context`]): answer it with a 5xx, never as the client's fault.
+    pub fn is_caller_bug(&self) -> bool {
+        matches!(self, Error::Context { .. })
     }
 
     /// The error as the JSON-friendly value a service puts in its reply.

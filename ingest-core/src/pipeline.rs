@@ -9,11 +9,12 @@
 
 use std::borrow::Cow;
 
+use crate::privacy::date_string;
 use crate::referrer::{normalize_referrer_cached, SourceCache};
 use crate::sites::canonical_site_id;
 
 use crate::{
-    device_class, event_id, normalize_url, DailySalt, Error, Event, Format, Limits,
+    day_of, device_class, event_id, normalize_url, DailySalt, Error, Event, Format, Limits,
     NormalizeConfig, Parsed, Parser, RawEvent, Rejection, Result, SiteRegistry, UaCache, UaInfo,
     VisitorHasher,
 };
@@ -66,7 +67,8 @@ pub struct RequestContext<'c> {
     /// Per-request seed of the event ids (random, or derived from a request id so a
     /// retried request gets the same ids). See [`event_id`].
     pub id_seed: [u8; 16],
-    /// The daily salt of the receive day (see [`DailySalt::derive`]).
+    /// The daily salt of the receive day (see [`DailySalt::derive`]): the salt of any
+    /// other day is refused, the request unprocessed ([`Error::Context`]).
     pub salt: &'c DailySalt,
     /// Sites and their allowed hostnames; `None` accepts any site.
     pub sites: Option<&'c SiteRegistry>,
@@ -145,19 +147,34 @@ impl Pipeline {
     /// Parses `body` in `format` and processes its events. A request-level problem
     /// (see [`crate::parse`]) is an `Err`; per-event problems are in
     /// [`Outcome::rejected`]. simd-json unescapes in place, so `body` is modified.
+    ///
+    /// [`Error::Context`] (checked first, once per request) when `ctx.salt` is not
+    /// the salt of `ctx.received_at_ms`'s UTC day ([`RequestContext::salt`]).
     pub fn process<'a>(
         &mut self,
         format: Format,
         body: &'a mut [u8],
         ctx: &RequestContext<'_>,
     ) -> Result<Outcome<'a>> {
+        check_context(ctx)?;
         let parsed = self.parser.parse(format, body, &self.config.limits)?;
-        Ok(self.process_raw(parsed, ctx))
+        Ok(self.process_checked(parsed, ctx))
     }
 
     /// Processes events parsed already (e.g. a pixel query string borrowed from the
-    /// request URL, parsed with [`crate::parse_pixel`]).
-    pub fn process_raw<'a>(&mut self, parsed: Parsed<'a>, ctx: &RequestContext<'_>) -> Outcome<'a> {
+    /// request URL, parsed with [`crate::parse_pixel`]). The only `Err` is
+    /// [`Error::Context`], as for [`Pipeline::process`].
+    pub fn process_raw<'a>(
+        &mut self,
+        parsed: Parsed<'a>,
+        ctx: &RequestContext<'_>,
+    ) -> Result<Outcome<'a>> {
+        check_context(ctx)?;
+        Ok(self.process_checked(parsed, ctx))
+    }
+
+    /// [`Pipeline::process_raw`] of a context [`check_context`] accepted.
+    fn process_checked<'a>(&mut self, parsed: Parsed<'a>, ctx: &RequestContext<'_>) -> Outcome<'a> {
         let Parsed {
             events,
             mut rejected,
@@ -204,6 +221,36 @@ impl Pipeline {
             bots: 0,
         }
     }
+}
+
+/// Checks, once per request, what the caller could get wrong in `ctx`: its salt must
+/// be the salt of the UTC day of `received_at_ms`. Another day's salt — a service that
+/// derived it once and kept it past midnight — would silently give today's visitors
+/// yesterday's ids: linkable across days, which the daily salt exists to prevent, and
+/// split from the ids the same people get from an instance with the right salt. The
+/// rows' time and the salt both come from the caller, so the crate can tell, at the
+/// cost of one division and one comparison per request.
+///
+/// An error rather than a `debug_assert!`: the mistake shows only in a process that
+/// runs across midnight, which is a release build in production, where a debug
+/// assertion is compiled out; and a panic would take down a server for what one
+/// request's context got wrong. The error is [`Error::Context`]
+/// ([`Error::is_caller_bug`]): a service answers it as its own fault (5xx), not the
+/// client's. The sink and the edge derive the salt from each request's receive time
+/// ([`DailySalt::is_for`]), so they never get it.
+pub(crate) fn check_context(ctx: &RequestContext<'_>) -> Result<()> {
+    if ctx.salt.is_for(ctx.received_at_ms) {
+        return Ok(());
+    }
+    Err(Error::Context {
+        field: "salt".into(),
+        reason: format!(
+            "the salt is for {} but the request was received on {}: derive the salt of \
+             the receive day (DailySalt::derive, when DailySalt::is_for says no)",
+            ctx.salt.date(),
+            date_string(day_of(ctx.received_at_ms)),
+        ),
+    })
 }
 
 /// Per-request values copied into every row.

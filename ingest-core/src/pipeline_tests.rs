@@ -134,7 +134,10 @@ fn pixel_end_to_end() {
     // process_raw with a query borrowed from elsewhere gives the same row.
     let parsed = parse_pixel(q, &Limits::default()).unwrap();
     let mut p = Pipeline::new(PipelineConfig::default());
-    assert_eq!(p.process_raw(parsed, &ctx(CHROME)).accepted[0], *ev);
+    assert_eq!(
+        p.process_raw(parsed, &ctx(CHROME)).unwrap().accepted[0],
+        *ev
+    );
 }
 
 #[test]
@@ -388,6 +391,96 @@ fn strings<'e>(e: &'e Event<'_>) -> Vec<&'e str> {
         v.push(val);
     }
     v
+}
+
+/// A salt of another day than the request's receive time is refused before anything
+/// is parsed, by every entry point, as the caller's bug (`Error::Context`, field
+/// `salt`), and nothing reaches the batcher; a salt of the same UTC day passes at any
+/// hour of it, up to the last millisecond.
+#[test]
+fn a_salt_of_another_day_is_the_callers_bug() {
+    use crate::{BatchConfig, Batcher, DAY_MS};
+    let day_start = day_of(NOW) * DAY_MS;
+    let today = DailySalt::derive(b"test secret", day_start);
+    let body = r#"{"site":"example.com","url":"https://example.com/"}"#;
+    // The salt of the day before and of the day after: refused.
+    for (salt_at, received_at) in [(day_start - 1, day_start), (day_start, day_start + DAY_MS)] {
+        let salt = DailySalt::derive(b"test secret", salt_at);
+        let c = RequestContext {
+            received_at_ms: received_at,
+            salt: &salt,
+            ..ctx(CHROME)
+        };
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut batcher = Batcher::new(BatchConfig::default());
+        let mut batches = 0;
+        let mut on_batch = |_: arrow_array::RecordBatch| batches += 1;
+        let errors = [
+            // Checked before parsing: a malformed body is not what is reported.
+            p.process(Format::Own, &mut b"not json".to_vec(), &c)
+                .map(|_| ()),
+            p.process_raw(
+                parse_pixel("site=a.com&url=u", &Limits::default()).unwrap(),
+                &c,
+            )
+            .map(|_| ()),
+            p.process_into(
+                Format::Own,
+                &mut body.as_bytes().to_vec(),
+                &c,
+                &mut batcher,
+                received_at,
+                &mut on_batch,
+            )
+            .map(|_| ()),
+            p.process_slice_into(
+                Format::Own,
+                body.as_bytes(),
+                &c,
+                &mut batcher,
+                received_at,
+                &mut on_batch,
+            )
+            .map(|_| ()),
+            p.process_raw_into(
+                parse_pixel("site=a.com&url=u", &Limits::default()).unwrap(),
+                &c,
+                &mut batcher,
+                received_at,
+                &mut on_batch,
+            )
+            .map(|_| ()),
+        ];
+        for e in errors {
+            let e = e.unwrap_err();
+            assert!(matches!(e, Error::Context { .. }), "{e:?}");
+            assert_eq!((e.field(), e.code()), ("salt", "context"));
+            assert!(e.is_caller_bug());
+            let (salt_date, received_date) = (salt.date(), date_string(day_of(received_at)));
+            assert_ne!(salt_date, received_date);
+            assert!(
+                e.to_string().contains(&format!(
+                    "the salt is for {salt_date} but the request was received on {received_date}"
+                )),
+                "{e}"
+            );
+        }
+        assert!(batcher.is_empty());
+        assert_eq!(batches, 0);
+    }
+    // The same day's salt: accepted from its first to its last millisecond.
+    for received_at in [day_start, NOW, day_start + DAY_MS - 1] {
+        let c = RequestContext {
+            received_at_ms: received_at,
+            salt: &today,
+            ..ctx(CHROME)
+        };
+        let out = run(Format::Own, body, &c).unwrap();
+        assert_eq!(out.accepted.len(), 1);
+    }
+    // A client's error is never the caller's bug.
+    let e = run(Format::Own, "not json", &ctx(CHROME)).unwrap_err();
+    assert!(!e.is_caller_bug(), "{e:?}");
 }
 
 proptest! {

@@ -199,7 +199,7 @@ pub fn day_of(unix_ms: i64) -> i64 {
 
 /// `YYYY-MM-DD` of a day number. Years outside 0..=9999 get a sign and more digits
 /// (ISO 8601 expanded form), which no real clock gives but must not panic.
-fn date_string(day: i64) -> String {
+pub(crate) fn date_string(day: i64) -> String {
     let (y, m, d) = civil_from_days(day);
     if (0..=9999).contains(&y) {
         format!("{y:04}-{m:02}-{d:02}")

@@ -17,18 +17,23 @@
 //! Deserializing validates: an unknown plan or a malformed hostname pattern is an error
 //! at load, not at the first request.
 //!
-//! Site ids and hostnames are compared case-insensitively (stored lowercase). The
-//! pipeline stores an event's site id in the same form (ASCII whitespace trimmed,
-//! ASCII letters lowercased, other characters as sent), so a
-//! registered site's rows carry its id as the registry holds it. A pattern
+//! Site ids are stored in the canonical form the pipeline gives an event's site id
+//! (ASCII whitespace trimmed, ASCII letters lowercased, other characters as sent: one
+//! function, [`canonical_site_id`], does both), so a registered site's rows carry its
+//! id as the registry holds it. Two keys that are one id once canonicalized
+//! (`"Example.com"` and `"example.com"`) are an error at load, as is a key that is
+//! empty once trimmed: neither could ever be told apart from, or match, an event.
+//! Hostname patterns are trimmed and compared case-insensitively. A pattern
 //! `*.example.com` matches any subdomain (`a.example.com`, `a.b.example.com`) but not
 //! `example.com` itself: list both when both serve pages. The hostname checked is the
 //! normalized one (after the `www.` policy), so list hostnames in that form.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::quota::{self, Plan};
@@ -105,8 +110,12 @@ enum Pattern {
 }
 
 impl Pattern {
+    /// The pattern of a `hostnames` entry, in the form hostnames are compared in:
+    /// ASCII whitespace trimmed (as site ids are), the root's trailing dot dropped,
+    /// ASCII letters lowercased. `None` for anything that is not a hostname or a
+    /// `*.domain` wildcard.
     fn parse(p: &str) -> Option<Pattern> {
-        let p = p.trim_end_matches('.').to_ascii_lowercase();
+        let p = p.trim_ascii().trim_end_matches('.').to_ascii_lowercase();
         let (body, wild) = match p.strip_prefix("*.") {
             Some(rest) => (rest, true),
             None => (p.as_str(), false),
@@ -158,8 +167,30 @@ pub struct SiteRegistry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SitesFile {
-    #[serde(default)]
-    sites: BTreeMap<String, SiteConfig>,
+    /// The entries as the file lists them, repeated keys included: a map would keep
+    /// one of two equal JSON keys silently, [`SiteRegistry::new`] reports them.
+    #[serde(default, deserialize_with = "entries")]
+    sites: Vec<(String, SiteConfig)>,
+}
+
+/// A map's entries in file order, without merging repeated keys.
+fn entries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, SiteConfig)>, D::Error> {
+    struct Entries;
+    impl<'de> Visitor<'de> for Entries {
+        type Value = Vec<(String, SiteConfig)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of site ids to site configurations")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            // The size hint comes from the file: not trusted for an allocation.
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Entries)
 }
 
 impl TryFrom<SitesFile> for SiteRegistry {
@@ -172,48 +203,73 @@ impl TryFrom<SitesFile> for SiteRegistry {
 }
 
 impl SiteRegistry {
-    /// A registry of these sites. Site ids are lowercased. Call
-    /// [`SiteRegistry::validate`] (deserializing does it for you): an unknown plan or a
-    /// malformed hostname pattern is kept here and reported there; such a pattern never
-    /// matches.
+    /// A registry of these sites. Site ids are canonicalized as the pipeline
+    /// canonicalizes an event's site id (ASCII whitespace trimmed, ASCII letters
+    /// lowercased). Call [`SiteRegistry::validate`] (deserializing does it for you):
+    /// these problems are kept here and reported there —
+    ///
+    /// - a site id empty once trimmed (field `sites`; the entry is dropped: no event
+    ///   carries an empty site id);
+    /// - two site ids that are one once canonicalized (field `sites.<id>`; the first
+    ///   in iteration order is kept, so one site's configuration would be lost);
+    /// - an unknown plan (field `sites.<id>.plan`);
+    /// - a malformed hostname pattern (field `sites.<id>.hostnames`; it never matches).
     pub fn new(sites: impl IntoIterator<Item = (String, SiteConfig)>) -> Self {
         let mut invalid = Vec::new();
-        let sites = sites
-            .into_iter()
-            .map(|(id, config)| {
-                let id = id.to_ascii_lowercase();
-                if id.is_empty() {
-                    invalid.push(Error::invalid("sites", "a site id is empty"));
-                }
-                if quota::plan(&config.plan).is_none() {
-                    let names: Vec<&str> = quota::PLANS.iter().map(|p| p.name).collect();
-                    invalid.push(Error::invalid(
-                        format!("sites.{id}.plan"),
-                        format!(
-                            "unknown plan \"{}\" (known: {})",
-                            config.plan,
-                            names.join(", ")
-                        ),
-                    ));
-                }
-                let patterns = config
-                    .hostnames
-                    .iter()
-                    .filter_map(|h| {
-                        let p = Pattern::parse(h);
-                        if p.is_none() {
-                            invalid.push(Error::invalid(
-                                format!("sites.{id}.hostnames"),
-                                format!("\"{h}\" is not a hostname or a \"*.domain\" wildcard"),
-                            ));
-                        }
-                        p
-                    })
-                    .collect();
-                (id, Entry { config, patterns })
-            })
-            .collect();
-        SiteRegistry { sites, invalid }
+        // Each canonical id with the key it was written as (to name both in a
+        // collision).
+        let mut written_as: BTreeMap<String, String> = BTreeMap::new();
+        let mut registry = BTreeMap::new();
+        for (key, config) in sites {
+            let Some(id) = canonical_site_id(Cow::Borrowed(&key)).map(Cow::into_owned) else {
+                invalid.push(Error::invalid(
+                    "sites",
+                    format!("site id {key:?} is empty once ASCII whitespace is trimmed"),
+                ));
+                continue;
+            };
+            if let Some(first) = written_as.get(&id) {
+                invalid.push(Error::invalid(
+                    format!("sites.{id}"),
+                    format!(
+                        "site ids {first:?} and {key:?} are the same site once ASCII \
+                         whitespace is trimmed and letters are lowercased: list it once"
+                    ),
+                ));
+                continue;
+            }
+            if quota::plan(&config.plan).is_none() {
+                let names: Vec<&str> = quota::PLANS.iter().map(|p| p.name).collect();
+                invalid.push(Error::invalid(
+                    format!("sites.{id}.plan"),
+                    format!(
+                        "unknown plan \"{}\" (known: {})",
+                        config.plan,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            let patterns = config
+                .hostnames
+                .iter()
+                .filter_map(|h| {
+                    let p = Pattern::parse(h);
+                    if p.is_none() {
+                        invalid.push(Error::invalid(
+                            format!("sites.{id}.hostnames"),
+                            format!("\"{h}\" is not a hostname or a \"*.domain\" wildcard"),
+                        ));
+                    }
+                    p
+                })
+                .collect();
+            written_as.insert(id.clone(), key);
+            registry.insert(id, Entry { config, patterns });
+        }
+        SiteRegistry {
+            sites: registry,
+            invalid,
+        }
     }
 
     /// The first problem found when the registry was built, if any.
@@ -224,7 +280,8 @@ impl SiteRegistry {
         }
     }
 
-    /// The configuration of `site` (case-insensitive).
+    /// The configuration of `site` (looked up in its canonical form: case-insensitive,
+    /// surrounding ASCII whitespace ignored).
     pub fn get(&self, site: &str) -> Option<&SiteConfig> {
         self.entry(site).map(|e| &e.config)
     }
@@ -265,12 +322,11 @@ impl SiteRegistry {
         self.sites.iter().map(|(k, e)| (k.as_str(), &e.config))
     }
 
+    /// The entry of `site` in its canonical form (a canonical id, what the pipeline
+    /// passes, costs one pass over its bytes and no copy).
     fn entry(&self, site: &str) -> Option<&Entry> {
-        if site.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.sites.get(&site.to_ascii_lowercase())
-        } else {
-            self.sites.get(site)
-        }
+        self.sites
+            .get(canonical_site_id(Cow::Borrowed(site))?.as_ref())
     }
 }
 
@@ -310,5 +366,85 @@ mod tests {
         let r = SiteRegistry::new([("A.com".to_string(), cfg(&[], "free"))]);
         assert!(r.validate().is_ok());
         assert!(r.get("a.COM").is_some());
+    }
+
+    /// A key is stored as the pipeline stores an event's site id, by the same
+    /// function: a key written with spaces or capitals matches the events of its site.
+    #[test]
+    fn keys_are_canonicalized_like_event_site_ids() {
+        for key in [" example.com", "Example.COM\t", "\n EXAMPLE.com  "] {
+            let r = SiteRegistry::new([(key.to_string(), cfg(&[], "free"))]);
+            r.validate().unwrap();
+            let expected = canonical_site_id(Cow::Borrowed(key)).unwrap();
+            assert_eq!(expected, "example.com", "{key:?}");
+            assert_eq!(
+                r.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                ["example.com"]
+            );
+            assert!(r.check("example.com", "any.test").is_ok(), "{key:?}");
+        }
+        // Lookups canonicalize too.
+        let r = SiteRegistry::new([("example.com".to_string(), cfg(&[], "free"))]);
+        assert!(r.get(" Example.com ").is_some());
+        assert!(r.get("").is_none() && r.get("  ").is_none());
+    }
+
+    #[test]
+    fn a_key_empty_once_trimmed_is_refused() {
+        for key in ["", " ", "\t\r\n"] {
+            let r = SiteRegistry::new([
+                (key.to_string(), cfg(&[], "free")),
+                ("a.com".to_string(), cfg(&[], "free")),
+            ]);
+            let e = r.validate().unwrap_err();
+            assert_eq!((e.field(), e.code()), ("sites", "invalid"), "{key:?}");
+            assert!(e.to_string().contains("empty once"), "{e}");
+            // Not kept under an id no event can carry.
+            assert_eq!(r.len(), 1);
+        }
+    }
+
+    /// Two keys that are one site once canonicalized: an error naming both, not one
+    /// configuration silently dropped.
+    #[test]
+    fn keys_equal_once_canonicalized_collide() {
+        for (a, b) in [
+            ("Example.com", "example.com"),
+            ("example.com", " example.com"),
+            ("example.com", "example.com"),
+        ] {
+            let r = SiteRegistry::new([
+                (a.to_string(), cfg(&[], "growth")),
+                (b.to_string(), cfg(&[], "free")),
+            ]);
+            let e = r.validate().unwrap_err();
+            assert_eq!((e.field(), e.code()), ("sites.example.com", "invalid"));
+            let reason = e.to_string();
+            assert!(
+                reason.contains(&format!("{a:?} and {b:?}")) && reason.contains("same site"),
+                "{reason}"
+            );
+            // The first is kept (the registry is invalid, but usable as documented).
+            assert_eq!(r.len(), 1);
+            assert_eq!(r.get("example.com").unwrap().plan, "growth");
+        }
+    }
+
+    #[test]
+    fn hostname_patterns_are_trimmed_and_lowercased() {
+        let p = Pattern::parse("  Example.COM.\t").unwrap();
+        assert_eq!(p, Pattern::Exact("example.com".into()));
+        let p = Pattern::parse(" *.Example.com ").unwrap();
+        assert_eq!(p, Pattern::Suffix(".example.com".into()));
+        assert!(Pattern::parse("   ").is_none());
+        assert!(Pattern::parse(" * .example.com").is_none());
+        let r = SiteRegistry::new([(
+            "example.com".to_string(),
+            cfg(&[" Example.com", "*.EXAMPLE.com "], "free"),
+        )]);
+        r.validate().unwrap();
+        assert!(r.check("example.com", "example.com").is_ok());
+        assert!(r.check("example.com", "www.example.com").is_ok());
+        assert!(r.check("example.com", "example.org").is_err());
     }
 }

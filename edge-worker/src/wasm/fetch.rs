@@ -149,7 +149,7 @@ async fn ingest(mut req: Request, format: Format, env: &Env, ctx: &Context) -> R
         };
         let outcome = if format == Format::Pixel {
             parse_pixel(&query, &iso.pipeline.config().limits)
-                .map(|parsed| iso.pipeline.process_raw(parsed, &rctx))
+                .and_then(|parsed| iso.pipeline.process_raw(parsed, &rctx))
         } else {
             iso.pipeline.process(format, &mut body, &rctx)
         };

@@ -29,7 +29,7 @@ fn arb_timings() -> impl Strategy<Value = Timings> {
         })
 }
 
-/// Any event: every column, nulls included.
+/// Any event: every column, nulls included; the site id canonical.
 pub fn arb_event() -> impl Strategy<Value = Event<'static>> {
     (
         any::<[u8; 16]>(),
@@ -44,12 +44,14 @@ pub fn arb_event() -> impl Strategy<Value = Event<'static>> {
     )
         .prop_map(
             |(event_id, received_at_ms, s, screen_width, visitor_id, timings, sd, eng, props)| {
-                let mut s = s.into_iter().map(Cow::Owned);
+                let mut s = s.into_iter().map(Cow::<str>::Owned);
                 let mut n = || s.next().expect("19 strings");
                 Event {
                     event_id,
                     received_at_ms,
-                    site_id: n(),
+                    // A site id as the pipeline stores it, not empty (`conform` refuses
+                    // any other).
+                    site_id: Cow::Owned(format!("s{}", n().trim_ascii().to_ascii_lowercase())),
                     name: n(),
                     hostname: n(),
                     pathname: n(),

@@ -201,3 +201,58 @@ fn repeated_column_is_refused() {
     let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
     assert_eq!(schema_error(conform(&b)).0, "name");
 }
+
+/// A `site_id` that is not the pipeline's canonical form is refused, naming the first
+/// such row and what is wrong with it; ids canonical already pass, including non-ASCII
+/// capitals (the canonical form lowercases ASCII letters only) and dictionary-encoded
+/// columns.
+#[test]
+fn non_canonical_site_ids_are_refused() {
+    let sites =
+        |ids: [&str; 5]| -> ArrayRef { Arc::new(arrow_array::StringArray::from(ids.to_vec())) };
+    for (ids, row, why) in [
+        (
+            ["a.com", "a.com", "A.com", "b.com", "B.com"],
+            2,
+            "has ASCII uppercase letters",
+        ),
+        (
+            [" a.com", "a.com", "a.com", "a.com", "a.com"],
+            0,
+            "has leading or trailing ASCII whitespace",
+        ),
+        (
+            ["a.com", "a.com", "a.com", "a.com", "a.com\n"],
+            4,
+            "has leading or trailing ASCII whitespace",
+        ),
+        (["a.com", "", "a.com", "a.com", "a.com"], 1, "is empty"),
+        (["a.com", "a.com", "a.com", " \t", "a.com"], 3, "is empty"),
+    ] {
+        let (field, reason) = schema_error(conform(&edit(&[("site_id", Some(sites(ids)))])));
+        assert_eq!(field, "site_id");
+        assert!(
+            reason.starts_with(&format!("row {row}: the site id {why};")),
+            "{ids:?}: {reason}"
+        );
+    }
+    let ok = ["a.com", "bücher.example", "Übung.example", "x", "a b"];
+    assert!(conform(&edit(&[("site_id", Some(sites(ok)))])).is_ok());
+    let mut dict = StringDictionaryBuilder::<Int32Type>::new();
+    for s in ["a.com", "a.com", "a.com", "Example.com", "a.com"] {
+        dict.append_value(s);
+    }
+    let (field, reason) = schema_error(conform(&edit(&[(
+        "site_id",
+        Some(Arc::new(dict.finish())),
+    )])));
+    assert_eq!(field, "site_id");
+    assert!(reason.starts_with("row 3:"), "{reason}");
+    // `batch_to_events` reads only what `conform` accepts.
+    assert_eq!(
+        batch_to_events(&edit(&[("site_id", Some(sites(["A.com"; 5])))]))
+            .unwrap_err()
+            .field(),
+        "site_id"
+    );
+}

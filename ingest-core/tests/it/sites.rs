@@ -89,3 +89,43 @@ fn unknown_plan_and_bad_patterns_fail_at_load() {
             .is_err()
     );
 }
+
+/// Both file formats go through the same canonicalization of keys: a key written with
+/// spaces and capitals is its site, and two keys that are one site are refused at
+/// load, naming the site and both keys (a JSON document's repeated key included, which
+/// a map would have merged silently).
+#[test]
+fn keys_are_canonical_and_colliding_keys_fail_at_load() {
+    let r: SiteRegistry = toml::from_str(
+        "[sites.\" Shop.Example \"]\nplan = \"free\"\nhostnames = [\" Shop.Example\"]\n",
+    )
+    .unwrap();
+    assert!(r.check("shop.example", "shop.example").is_ok());
+    let r: SiteRegistry =
+        serde_json::from_str(r#"{"sites": {" Shop.Example ": {"plan": "free"}}}"#).unwrap();
+    assert_eq!(r.iter().next().unwrap().0, "shop.example");
+
+    let toml_err = toml::from_str::<SiteRegistry>(
+        "[sites.\"Example.com\"]\nplan = \"growth\"\n[sites.\"example.com\"]\nplan = \"free\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    let json_err = serde_json::from_str::<SiteRegistry>(
+        r#"{"sites": {"Example.com": {"plan": "growth"}, "example.com": {"plan": "free"}}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    for e in [&toml_err, &json_err] {
+        assert!(
+            e.contains("sites.example.com") && e.contains(r#""Example.com" and "example.com""#),
+            "{e}"
+        );
+    }
+    let e = serde_json::from_str::<SiteRegistry>(
+        r#"{"sites": {"a.com": {"plan": "growth"}, "a.com": {"plan": "free"}}}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains(r#""a.com" and "a.com""#), "{e}");
+    let e = toml::from_str::<SiteRegistry>("[sites.\"  \"]\nplan = \"free\"\n").unwrap_err();
+    assert!(e.to_string().contains("empty once"), "{e}");
+}

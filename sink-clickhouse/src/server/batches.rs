@@ -10,6 +10,19 @@
 //!   ids; a count that differs from the body's record batches is a 400
 //!   (`field: "x-batch-ids"`). `X-Batch-Id` is ignored when this header is present;
 //! - `X-Batch-Id: id`: one id for the whole body (as before `X-Batch-Ids`).
+//!
+//! Every record batch is checked by [`ingest_core::conform`] before anything is
+//! stored; one that fails refuses the whole body (400, code `schema`, naming the
+//! column). That includes a `site_id` that is not canonical — empty, with surrounding
+//! ASCII whitespace, or with ASCII capitals: it is refused, not rewritten, since its
+//! row's `visitor_id` was hashed with it (see `conform`). The edge sends canonical ids
+//! only; on a 400 it posts the messages of the body one by one and dead-letters only
+//! the one refused alone.
+//!
+//! Posted site ids are not checked against the sites file (the edge checked them
+//! against its own registry); they are only counted for the quotas
+//! (`Quotas::record`), keyed by the id as stored. Being canonical, that is the key
+//! the registry's lookup and the store's month-to-date counts use.
 
 use std::sync::Arc;
 

@@ -114,10 +114,12 @@ impl ApiError {
         }
     }
 
-    /// 400 from an ingest-core error (413 for a body over the limit).
+    /// 400 from an ingest-core error (413 for a body over the limit; 500 for the
+    /// sink's own bug, which the request did not cause: `Error::is_caller_bug`).
     pub fn bad_input(e: &ingest_core::Error) -> Self {
         let status = match e {
             ingest_core::Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            e if e.is_caller_bug() => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError {
@@ -167,5 +169,35 @@ impl IntoResponse for ApiError {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bug of the sink's own (a salt of the wrong day) is a 500; the client's
+    /// errors stay 4xx.
+    #[test]
+    fn a_caller_bug_is_a_500_and_bad_input_a_4xx() {
+        let bug = ApiError::bad_input(&ingest_core::Error::Context {
+            field: "salt".into(),
+            reason: "the salt is for another day".into(),
+        });
+        assert_eq!(bug.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            (bug.problem.field.as_str(), bug.problem.code),
+            ("salt", "context")
+        );
+        let schema = ApiError::bad_input(&ingest_core::Error::Schema {
+            field: "site_id".into(),
+            reason: "row 0".into(),
+        });
+        assert_eq!(schema.status, StatusCode::BAD_REQUEST);
+        let big = ApiError::bad_input(&ingest_core::Error::BodyTooLarge {
+            limit: 1,
+            actual: 2,
+        });
+        assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

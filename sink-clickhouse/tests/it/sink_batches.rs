@@ -2,8 +2,12 @@
 //! token, batch ids (`X-Batch-Id`, and `X-Batch-Ids` one per record batch) stored once,
 //! the body limits, the IPC decode limits, damaged bodies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_array::cast::AsArray;
+use arrow_array::{RecordBatch, StringArray};
+use ingest_core::{read_ipc, write_ipc};
 use serde_json::Value;
 
 use super::sink_embedded::read_parquet;
@@ -245,4 +249,85 @@ fn damaged_arrow_bodies_are_a_400_never_a_500() {
         assert!(status.as_u16() < 500, "byte {i}: {status}");
     }
     assert_eq!(post(body, "good").status(), 202);
+}
+
+/// The record batch of [`load::arrow`]`(0, 10)` with row `row`'s site id set to `site`.
+fn batch_with_site(row: usize, site: &str) -> RecordBatch {
+    let batch = read_ipc(&load::arrow(0, 10).0, 10).unwrap().remove(0);
+    let col = batch.schema().index_of("site_id").unwrap();
+    let ids: StringArray = batch
+        .column(col)
+        .as_string::<i32>()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| if i == row { Some(site) } else { s })
+        .collect();
+    let mut cols = batch.columns().to_vec();
+    cols[col] = Arc::new(ids);
+    RecordBatch::try_new(batch.schema(), cols).unwrap()
+}
+
+/// A posted batch whose `site_id` is not canonical (capitals, surrounding whitespace,
+/// empty) is refused whole — 400 `schema` naming `site_id` and the row — and nothing of
+/// it is stored, even beside a good record batch under `X-Batch-Ids` (the edge then
+/// posts the two alone). The good batch alone is stored, its site ids as sent.
+#[test]
+fn non_canonical_site_ids_are_refused() {
+    let sink = Sink::start(&["--flush-interval", "200ms"]);
+    let refused = |r: reqwest::blocking::Response, row: usize, why: &str| {
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["error"]["field"], "site_id", "{v}");
+        assert_eq!(v["error"]["code"], "schema", "{v}");
+        let reason = v["error"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("row {row}: the site id {why}")),
+            "{v}"
+        );
+    };
+    for (i, (row, site, why)) in [
+        (3, "Site3.example", "has ASCII uppercase letters"),
+        (
+            0,
+            " site0.example",
+            "has leading or trailing ASCII whitespace",
+        ),
+        (
+            9,
+            "site2.example\t",
+            "has leading or trailing ASCII whitespace",
+        ),
+        (5, "", "is empty"),
+        (1, "  ", "is empty"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = write_ipc(&[batch_with_site(row, site)]).unwrap();
+        refused(post_batch(&sink, body, &format!("bad-{i}")), row, why);
+    }
+    let good = read_ipc(&load::arrow(0, 10).0, 10).unwrap().remove(0);
+    let bad = batch_with_site(7, "SITE0.example");
+    let r = reqwest::blocking::Client::new()
+        .post(sink.url("/v1/batches"))
+        .bearer_auth(TOKEN)
+        .header("x-batch-ids", "good,bad")
+        .body(write_ipc(&[good.clone(), bad]).unwrap())
+        .send()
+        .unwrap();
+    refused(r, 7, "has ASCII uppercase letters");
+    assert_eq!(sink.metric("sink_events_accepted_total"), 0.0);
+
+    let r = post_batch(&sink, write_ipc(&[good]).unwrap(), "good");
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().unwrap()["accepted"], 10);
+    sink.wait_until("rows loaded", Duration::from_secs(10), || {
+        sink.metric("sink_loaded_rows_total") == 10.0
+    });
+    let v = read_parquet(&sink.data_dir().join("parquet"));
+    assert_eq!(v["duckdb"]["rows"], 10);
+    let (_, tally) = load::arrow(0, 10);
+    let per_site: std::collections::BTreeMap<String, u64> =
+        serde_json::from_value(v["duckdb"]["per_site"].clone()).unwrap();
+    assert_eq!(per_site, tally.per_site);
 }
