@@ -238,11 +238,20 @@ impl Pipeline {
 /// ([`Error::is_caller_bug`]): a service answers it as its own fault (5xx), not the
 /// client's. The sink and the edge derive the salt from each request's receive time
 /// ([`DailySalt::is_for`]), so they never get it.
+#[inline]
 pub(crate) fn check_context(ctx: &RequestContext<'_>) -> Result<()> {
     if ctx.salt.is_for(ctx.received_at_ms) {
         return Ok(());
     }
-    Err(Error::Context {
+    Err(salt_of_another_day(ctx))
+}
+
+/// The error of [`check_context`], out of line: kept out of the callers' code, whose
+/// inlining it changed (`profile --path full` ran ≈ 3% slower with it inline).
+#[cold]
+#[inline(never)]
+fn salt_of_another_day(ctx: &RequestContext<'_>) -> Error {
+    Error::Context {
         field: "salt".into(),
         reason: format!(
             "the salt is for {} but the request was received on {}: derive the salt of \
@@ -250,7 +259,7 @@ pub(crate) fn check_context(ctx: &RequestContext<'_>) -> Result<()> {
             ctx.salt.date(),
             date_string(day_of(ctx.received_at_ms)),
         ),
-    })
+    }
 }
 
 /// Per-request values copied into every row.
