@@ -9,9 +9,9 @@
 //! | `BATCH_TOKEN` | secret | none (required to ship batches) | bearer token of `/v1/batches` (the sink's `--batch-token`) |
 //! | `SALT_SECRET` | secret | none (required) | secret of the daily visitor salt; the same as the sink's, so both compute the same `visitor_id` |
 //! | `SITES` | var (JSON) | none: any site | `{"sites": {"example.com": {"hostnames": ["example.com"], "plan": "growth"}}}` (ingest-core's `SiteRegistry`) |
-//! | `SITE_USAGE` | var (JSON) | none: 0 | month-to-date usage known before this isolate started, per site: `{"example.com": {"month_to_date": 12345, "over_since_ms": 1763000000000}}` |
+//! | `SITE_USAGE` | var (JSON) | none: 0 | month-to-date usage known before this isolate started, per site: `{"example.com": {"month_to_date": 12345, "over_since_ms": 1763000000000}}`; keys are canonicalized like site ids (trimmed, ASCII-lowercased), two keys of one site refused |
 //! | `RATE_LIMIT` | var (JSON) | `{"rate_per_sec":10,"burst":100,"max_keys":100000}` | ingest-core's GCRA per isolate, in events per second per client |
-//! | `MAX_BODY_BYTES` | var | `131072` (128 KiB) | a request body over it is refused (413), by `Content-Length` before reading or while reading one without it; the default keeps a full request's events, encoded, well within a Queue `sendBatch` (256 KB) |
+//! | `MAX_BODY_BYTES` | var | `131072` (128 KiB; 1024–262144) | a request body over it is refused (413), by `Content-Length` before reading or while reading one without it; the default keeps a full request's events, encoded, well within a Queue `sendBatch` (256 KB) |
 //! | `DIRECT_FLUSH_MS` | var | `1000` | direct mode: a micro-batch is posted at most this long after its first event |
 //! | `DIRECT_MAX_ROWS` | var | `1000` | direct mode: a micro-batch is posted as soon as it holds this many events |
 //! | `QUEUE_RETRY_BASE_SECS` | var | `10` | queue mode: delay before redelivering messages whose post failed, doubled per attempt ([`crate::retry`]) |
@@ -24,7 +24,7 @@
 //!
 //! | name | default | bounds | what is over it |
 //! |---|---|---|---|
-//! | `MAX_EVENTS_PER_REQUEST` | `100` | 1–1000 | the request (400, `body`, `too_many_events`): array elements or NDJSON lines |
+//! | `MAX_EVENTS_PER_REQUEST` | `100` | 1–1000, and at most `RATE_LIMIT`'s `burst` while that limiter is on (a request of more events than the burst is never admitted) | the request (400, `body`, `too_many_events`): array elements or NDJSON lines |
 //! | `MAX_URL_BYTES` | `2048` | 64–16384 | the event (`url`, `too_long`) |
 //! | `MAX_REFERRER_BYTES` | `2048` | 64–16384 | the event (`referrer`, `too_long`) |
 //! | `MAX_NAME_BYTES` | `120` | 16–1024 | the event (`name`, `too_long`) |
@@ -85,7 +85,13 @@ struct LimitVar {
 
 /// The limit vars; the module docs' table says what each refuses and why its bounds
 /// are where they are.
-const LIMIT_VARS: [LimitVar; 7] = [
+const LIMIT_VARS: [LimitVar; 8] = [
+    LimitVar {
+        var: "MAX_BODY_BYTES",
+        min: 1024,
+        max: 256 * 1024,
+        field: |l| &mut l.max_body_bytes,
+    },
     LimitVar {
         var: "MAX_EVENTS_PER_REQUEST",
         min: 1,
@@ -180,7 +186,7 @@ pub struct EdgeConfig {
     pub salt_secret: String,
     /// Known sites; `None` accepts any site (no quota applies then).
     pub sites: Option<SiteRegistry>,
-    /// Month-to-date usage per (lowercase) site id known at start.
+    /// Month-to-date usage per (canonical) site id known at start.
     pub usage: HashMap<String, UsageSeed>,
     /// The per-isolate GCRA limiter.
     pub rate_limit: RateLimitConfig,
@@ -219,16 +225,16 @@ impl EdgeConfig {
                 )
             }
         };
-        let usage: HashMap<String, UsageSeed> = match get("SITE_USAGE") {
+        let usage = match get("SITE_USAGE") {
             None => HashMap::new(),
-            Some(json) => serde_json::from_str::<HashMap<String, UsageSeed>>(&json)
-                .map_err(|e| ConfigError {
-                    var: "SITE_USAGE",
-                    reason: format!("expected {{\"site\": {{\"month_to_date\": n}}}}: {e}"),
-                })?
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
+            Some(json) => usage_seeds(
+                serde_json::from_str::<HashMap<String, UsageSeed>>(&json).map_err(|e| {
+                    ConfigError {
+                        var: "SITE_USAGE",
+                        reason: format!("expected {{\"site\": {{\"month_to_date\": n}}}}: {e}"),
+                    }
+                })?,
+            )?,
         };
         let rate_limit = match get("RATE_LIMIT") {
             None => RateLimitConfig::default(),
@@ -267,7 +273,7 @@ impl EdgeConfig {
             });
         }
         let mut limits = Limits {
-            max_body_bytes: number(&get, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             ..Limits::default()
         };
         for LimitVar {
@@ -285,6 +291,12 @@ impl EdgeConfig {
                     reason: format!("{value}: {min} to {max} expected"),
                 });
             }
+        }
+        if let Some(why) = rate_limit.refuses_requests_of(limits.max_events_per_request) {
+            return Err(ConfigError {
+                var: "MAX_EVENTS_PER_REQUEST",
+                reason: format!("{why} (RATE_LIMIT's \"burst\")"),
+            });
         }
         Ok(EdgeConfig {
             retry: Backoff {
@@ -314,6 +326,33 @@ impl EdgeConfig {
             }),
         }
     }
+}
+
+/// The usage seeds keyed by canonical site id ([`ingest_core::canonical_site`], the
+/// form of the events' `site_id` and of the `SITES` keys), so that `" Example.com"`
+/// seeds the site `example.com`; a key empty once trimmed, or two keys that are one
+/// site, are refused (which count would be meant cannot be known).
+fn usage_seeds(raw: HashMap<String, UsageSeed>) -> Result<HashMap<String, UsageSeed>, ConfigError> {
+    let mut out: HashMap<String, (String, UsageSeed)> = HashMap::with_capacity(raw.len());
+    for (key, seed) in raw {
+        let Some(site) = ingest_core::canonical_site(&key).map(|s| s.into_owned()) else {
+            return Err(ConfigError {
+                var: "SITE_USAGE",
+                reason: format!("{key:?} is not a site id (empty once trimmed)"),
+            });
+        };
+        if let Some((other, _)) = out.get(&site) {
+            return Err(ConfigError {
+                var: "SITE_USAGE",
+                reason: format!("{other:?} and {key:?} are the same site ({site:?})"),
+            });
+        }
+        out.insert(site, (key, seed));
+    }
+    Ok(out
+        .into_iter()
+        .map(|(site, (_, seed))| (site, seed))
+        .collect())
 }
 
 fn number<T: std::str::FromStr>(
@@ -385,6 +424,7 @@ mod tests {
                 r#"{"Example.com":{"month_to_date":5,"over_since_ms":7}}"#,
             ),
             ("RATE_LIMIT", r#"{"rate_per_sec":2,"burst":3}"#),
+            ("MAX_EVENTS_PER_REQUEST", "3"),
             ("DIRECT_FLUSH_MS", "250"),
             ("QUEUE_RETRY_BASE_SECS", "5"),
             ("QUEUE_RETRY_MAX_SECS", "600"),
@@ -435,6 +475,8 @@ mod tests {
     fn limit_vars_set_the_pipeline_limits() {
         let c = EdgeConfig::from_vars(vars(&[
             ("SALT_SECRET", "s"),
+            // A burst that admits the largest request (see the test below).
+            ("RATE_LIMIT", r#"{"rate_per_sec":10,"burst":250}"#),
             ("MAX_BODY_BYTES", "65536"),
             ("MAX_EVENTS_PER_REQUEST", "250"),
             ("MAX_URL_BYTES", "4096"),
@@ -466,7 +508,13 @@ mod tests {
     #[test]
     fn limit_vars_are_bounded() {
         let limits = |var: &str, value: String| {
-            EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), (var, &value)])).map(|c| c.limits)
+            EdgeConfig::from_vars(vars(&[
+                ("SALT_SECRET", "s"),
+                // A burst that admits the largest MAX_EVENTS_PER_REQUEST.
+                ("RATE_LIMIT", r#"{"rate_per_sec":10,"burst":1000}"#),
+                (var, &value),
+            ]))
+            .map(|c| c.limits)
         };
         for LimitVar {
             var,
@@ -488,7 +536,7 @@ mod tests {
                 );
             }
         }
-        // The table covers the seven vars the docs list, each on its own field.
+        // The table covers the eight vars the docs list, each on its own field.
         let mut seen = Vec::new();
         for LimitVar { var, field, .. } in LIMIT_VARS {
             let mut l = Limits::default();
@@ -497,7 +545,51 @@ mod tests {
             assert!(!seen.contains(&l), "{var} sets the field of another var");
             seen.push(l);
         }
-        assert_eq!(seen.len(), 7);
+        assert_eq!(seen.len(), 8);
+    }
+
+    /// A request of more events than the GCRA's burst is never admitted: a
+    /// configuration that allows such requests is refused, naming the var.
+    #[test]
+    fn events_per_request_over_the_burst_is_refused() {
+        let cfg = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("SALT_SECRET", "s")];
+            all.extend_from_slice(pairs);
+            EdgeConfig::from_vars(vars(&all))
+        };
+        let err = cfg(&[("MAX_EVENTS_PER_REQUEST", "101")]).unwrap_err();
+        assert_eq!(err.var, "MAX_EVENTS_PER_REQUEST", "{err}");
+        assert!(err.reason.contains("burst is 100"), "{err}");
+        let err = cfg(&[("RATE_LIMIT", r#"{"rate_per_sec":10,"burst":50}"#)]).unwrap_err();
+        assert_eq!(
+            err.var, "MAX_EVENTS_PER_REQUEST",
+            "the default 100 over 50: {err}"
+        );
+        assert!(cfg(&[("MAX_EVENTS_PER_REQUEST", "100")]).is_ok());
+        // No limiter, no such bound.
+        let off = cfg(&[
+            ("RATE_LIMIT", r#"{"rate_per_sec":0,"burst":1}"#),
+            ("MAX_EVENTS_PER_REQUEST", "1000"),
+        ]);
+        assert_eq!(off.unwrap().limits.max_events_per_request, 1000);
+    }
+
+    /// `SITE_USAGE` keys are canonical site ids, as `SITES` keys and events' ids are.
+    #[test]
+    fn usage_seeds_are_keyed_by_canonical_site_id() {
+        let usage = |json: &str| {
+            EdgeConfig::from_vars(vars(&[("SALT_SECRET", "s"), ("SITE_USAGE", json)]))
+                .map(|c| c.usage)
+        };
+        let u = usage(r#"{" Example.COM\t": {"month_to_date": 7}}"#).unwrap();
+        assert_eq!(u.keys().collect::<Vec<_>>(), ["example.com"]);
+        assert_eq!(u["example.com"].month_to_date, 7);
+        let err = usage(r#"{"a.com": {}, "A.com ": {}}"#).unwrap_err();
+        assert_eq!(err.var, "SITE_USAGE");
+        assert!(err.reason.contains("same site"), "{err}");
+        let err = usage(r#"{" ": {"month_to_date": 1}}"#).unwrap_err();
+        assert_eq!(err.var, "SITE_USAGE");
+        assert!(err.reason.contains("empty"), "{err}");
     }
 
     /// Cloudflare's Rate Limiting binding takes a period of 10 or 60 seconds only.

@@ -53,6 +53,29 @@ impl Default for RateLimitConfig {
     }
 }
 
+impl RateLimitConfig {
+    /// Whether the limiter refuses anything: a positive, finite rate.
+    pub fn is_enabled(&self) -> bool {
+        self.rate_per_sec.is_finite() && self.rate_per_sec > 0.0
+    }
+
+    /// Why a request of `max_events` events (a service's most per request, each event
+    /// one cell) could never be admitted, if so: a request of more cells than the burst
+    /// is refused whatever the key's history ([`RateLimiter::check_n`]), so a client
+    /// sending one would be answered 429 forever. Services check their configuration
+    /// with it at start-up.
+    pub fn refuses_requests_of(&self, max_events: usize) -> Option<String> {
+        let burst = self.burst.max(1);
+        (self.is_enabled() && max_events > burst as usize).then(|| {
+            format!(
+                "a request may carry {max_events} events but the rate limiter's burst is \
+                 {burst}: a request of more events than the burst is never admitted; \
+                 raise the burst to at least {max_events}, or lower the events per request"
+            )
+        })
+    }
+}
+
 /// The answer of [`RateLimiter::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -385,5 +408,27 @@ mod tests {
         let mut r = rl(1.0, 1, 4);
         assert!(r.check(1, 10_000).is_allowed());
         assert!(!r.check(1, 5_000).is_allowed());
+    }
+
+    #[test]
+    fn a_request_larger_than_the_burst_is_a_configuration_error() {
+        let cfg = RateLimitConfig::default();
+        assert_eq!(cfg.refuses_requests_of(100), None, "the defaults fit");
+        let why = cfg
+            .refuses_requests_of(101)
+            .expect("101 events > burst 100");
+        assert!(why.contains("101") && why.contains("burst is 100"), "{why}");
+        // Indeed never admitted, however long the key has been idle.
+        let mut l = RateLimiter::new(cfg.clone());
+        assert!(matches!(
+            l.check_n(1, 101, 1_000_000),
+            Decision::Deny { .. }
+        ));
+        let off = RateLimitConfig {
+            rate_per_sec: 0.0,
+            ..cfg
+        };
+        assert!(!off.is_enabled());
+        assert_eq!(off.refuses_requests_of(10_000), None, "a disabled limiter");
     }
 }

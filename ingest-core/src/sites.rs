@@ -38,6 +38,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Error, Result};
 use crate::quota::{self, Plan};
 
+/// A site id in the canonical form the pipeline stores (see [`canonical_site_id`]):
+/// ASCII whitespace trimmed, ASCII letters lowercased; `None` when nothing is left. For
+/// services that key their own tables by site id (e.g. the edge's usage seeds), so
+/// that their keys match the events' `site_id`.
+pub fn canonical_site(site: &str) -> Option<Cow<'_, str>> {
+    canonical_site_id(Cow::Borrowed(site))
+}
+
 /// The canonical form of an event's site id, the one hashed into `visitor_id` and
 /// stored in `site_id`: ASCII whitespace trimmed, ASCII letters lowercased (as
 /// [`SiteRegistry::new`] stores its ids); other characters are kept as sent, since

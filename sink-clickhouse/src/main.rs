@@ -133,6 +133,14 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         (s, Some(u))
     };
     let max_body = usize::try_from(a.max_body_bytes).unwrap_or(usize::MAX);
+    let rate_limit = ingest_core::RateLimitConfig {
+        rate_per_sec: a.client_rate,
+        burst: a.client_burst,
+        max_keys: a.client_max_keys,
+    };
+    if let Some(why) = rate_limit.refuses_requests_of(a.max_events_per_request) {
+        return Err(format!("--max-events-per-request / --client-burst: {why}"));
+    }
     let state = Arc::new(
         AppState::new(
             HttpConfig {
@@ -161,11 +169,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
             metrics.clone(),
             health.clone(),
             quotas.clone(),
-            ingest_core::RateLimitConfig {
-                rate_per_sec: a.client_rate,
-                burst: a.client_burst,
-                max_keys: a.client_max_keys,
-            },
+            rate_limit,
             secret,
         )
         .map_err(|e| e.to_string())?,

@@ -155,7 +155,15 @@ async fn ingest(mut req: Request, format: Format, env: &Env, ctx: &Context) -> R
         };
         let outcome = match outcome {
             Ok(o) => o,
-            Err(e) => return Step::Done(reply::problem(&e)),
+            Err(e) => {
+                if e.is_caller_bug() {
+                    // The worker's own bug (a salt of another day), not the request's.
+                    worker::console_error!(
+                        "the pipeline refused the worker's request context: {e}"
+                    );
+                }
+                return Step::Done(reply::problem(&e));
+            }
         };
         // Cells are events (as in the sink): a batch of 50 costs 50. A request whose
         // events were all rejected still costs one, so junk is rate-limited too.

@@ -277,7 +277,7 @@ fn queue_mode_hostile_bodies() {
     use std::sync::Arc;
 
     let _serial = serial();
-    let sink = Sink::start("hostile", 19344, TOKEN);
+    let sink = Sink::start("hostile", 19348, TOKEN);
     // A body limit of 256 KiB, so one event can be over the Queue's 128 KB message
     // limit once serialized.
     let vars = [("MAX_BODY_BYTES", "262144".to_owned())];

@@ -296,8 +296,14 @@ async fn ingest(
             // Read in place: the parser copies only events its fast path cannot take.
             .process_slice_into(format, body, &ctx, batcher, now, &mut |b| spilled.push(b))
             .map_err(|e| {
-                m.received.get_or_create(&RouteLabel { route }).inc();
-                m.reject(e.code(), 1);
+                if e.is_caller_bug() {
+                    // The sink's own bug (a salt of another day), not the request's:
+                    // logged, and not counted as a rejected event.
+                    tracing::error!(error = %e, "the pipeline refused the sink's request context");
+                } else {
+                    m.received.get_or_create(&RouteLabel { route }).inc();
+                    m.reject(e.code(), 1);
+                }
                 ApiError::bad_input(&e)
             })?;
         let total = out.accepted + out.rejected.len() + out.bots;

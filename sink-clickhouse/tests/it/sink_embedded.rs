@@ -187,9 +187,60 @@ fn api_replies_statuses_and_json_errors() {
     }
 }
 
+/// Requests of more events than the rate limiter's burst could never be admitted
+/// (429 forever): the sink refuses to start with such flags, and says why.
+#[test]
+fn events_per_request_over_the_burst_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("sink-burst-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sink-clickhouse"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--salt-secret", "s"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--client-rate", "20", "--client-burst", "100"])
+        .args(["--max-events-per-request", "101"])
+        .env_remove("CLICKHOUSE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning sink-clickhouse");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the sink") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("the sink started with 101 events per request and a burst of 100");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("the sink's output");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains("--max-events-per-request") && text.contains("burst is 100"),
+        "{text}"
+    );
+}
+
 #[test]
 fn rate_limit_answers_429_with_retry_after() {
-    let sink = Sink::start(&["--client-rate", "1", "--client-burst", "5"]);
+    let sink = Sink::start(&[
+        "--client-rate",
+        "1",
+        "--client-burst",
+        "5",
+        "--max-events-per-request",
+        "5",
+    ]);
     let http = reqwest::blocking::Client::new();
     let ev = "{\"site\":\"a.com\",\"url\":\"https://a.com/\"}\n";
     let send = || {

@@ -129,7 +129,9 @@ fn status_page_shows_the_metrics_figures_and_charts() {
     });
     assert_eq!(run.acked.rows, 200 * 50, "refused: {:?}", run.refused);
 
-    // Let the loader catch up so `rows loaded` is stable too.
+    // Let the loader catch up so `rows loaded` is stable too, and the loaded
+    // segments' deletion (it follows the last insert's answer: the spool gauges move
+    // just after `rows loaded` does).
     let t0 = std::time::Instant::now();
     let metrics = loop {
         let text = reqwest::blocking::get(sink.url("/metrics"))
@@ -137,7 +139,9 @@ fn status_page_shows_the_metrics_figures_and_charts() {
             .text()
             .unwrap();
         let m = metric_sums(&text);
-        if m.get("sink_loaded_rows_total").copied() == Some(10_000.0) {
+        if m.get("sink_loaded_rows_total").copied() == Some(10_000.0)
+            && m.get("sink_spool_segments").copied() == Some(0.0)
+        {
             break m;
         }
         assert!(
