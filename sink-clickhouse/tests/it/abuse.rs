@@ -33,7 +33,14 @@ fn post(http: &reqwest::blocking::Client, sink: &Sink, xff: &str, n: usize) -> u
 #[test]
 fn spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_key() {
     // No --trusted-proxy: the peer (127.0.0.1) is the key whatever the headers say.
-    let sink = Sink::start(&["--client-rate", "0.1", "--client-burst", "5"]);
+    let sink = Sink::start(&[
+        "--client-rate",
+        "0.1",
+        "--client-burst",
+        "5",
+        "--max-events-per-request",
+        "5",
+    ]);
     let http = reqwest::blocking::Client::new();
     assert_eq!(post(&http, &sink, "198.51.100.1", 5), 202);
     for i in 2..30 {
@@ -49,6 +56,8 @@ fn behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_key() {
         "--client-rate",
         "0.1",
         "--client-burst",
+        "5",
+        "--max-events-per-request",
         "5",
         "--trusted-proxy",
         "127.0.0.1/32,10.0.0.0/8",
