@@ -120,14 +120,9 @@ impl QuotaBook {
     }
 }
 
-/// The site's recorded crossing, or none while its usage is within `plan`'s limit: a
-/// site back under it (a plan upgraded at a deploy) has not crossed the new limit yet.
+/// The site's recorded crossing as it stands for its usage ([`QuotaState::for_usage`]).
 fn crossing(entry: &Entry, plan: &Plan) -> QuotaState {
-    if entry.usage > plan.monthly_events {
-        entry.state
-    } else {
-        QuotaState::default()
-    }
+    entry.state.for_usage(entry.usage, plan)
 }
 
 /// Events per site of a request, in the order the sites first appear (a request holds

@@ -70,6 +70,21 @@ pub struct QuotaState {
     pub over_since_ms: Option<i64>,
 }
 
+impl QuotaState {
+    /// This recorded state as it stands for a site with `usage` events this month on
+    /// `plan`: the crossing recorded, or none while the usage is within the plan's limit
+    /// — a site back under it (its plan upgraded) has not crossed the new limit yet, and
+    /// its grace period starts anew when it does. The edge's and the sink's quota books
+    /// both read their state through this.
+    pub fn for_usage(self, usage: u64, plan: &Plan) -> QuotaState {
+        if usage > plan.monthly_events {
+            self
+        } else {
+            QuotaState::default()
+        }
+    }
+}
+
 /// The answer of [`check_quota`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotaDecision {
@@ -256,6 +271,28 @@ mod tests {
 
     fn ms(y: i64, m: u32, d: u32) -> i64 {
         days_from_civil(y, m, d) * DAY_MS
+    }
+
+    /// A recorded crossing stands while the usage is over the plan's limit and is
+    /// forgotten when it is back within it (an upgraded plan).
+    #[test]
+    fn a_crossing_stands_only_over_the_limit() {
+        let free = plan("free").unwrap();
+        let crossed = QuotaState {
+            over_since_ms: Some(7),
+        };
+        assert_eq!(crossed.for_usage(free.monthly_events + 1, free), crossed);
+        assert_eq!(
+            crossed.for_usage(free.monthly_events, free),
+            QuotaState::default()
+        );
+        let bigger = plan("growth").unwrap();
+        assert!(bigger.monthly_events > free.monthly_events + 1);
+        assert_eq!(
+            crossed.for_usage(free.monthly_events + 1, bigger),
+            QuotaState::default(),
+            "over free's limit but within growth's"
+        );
     }
 
     #[test]

@@ -47,13 +47,14 @@ impl Usage {
         self.base.get(site).copied().unwrap_or(0) + self.local.get(site).copied().unwrap_or(0)
     }
 
-    /// The site's recorded crossing, or none while its count is within `plan`'s limit:
-    /// a site back under it (a plan upgrade) has not crossed the new limit yet.
+    /// The site's recorded crossing as it stands for its count
+    /// ([`QuotaState::for_usage`]).
     fn crossing(&self, site: &str, used: u64, plan: &Plan) -> QuotaState {
-        match self.states.get(site) {
-            Some(st) if used > plan.monthly_events => *st,
-            _ => QuotaState::default(),
-        }
+        self.states
+            .get(site)
+            .copied()
+            .unwrap_or_default()
+            .for_usage(used, plan)
     }
 }
 
