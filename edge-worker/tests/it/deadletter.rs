@@ -13,7 +13,6 @@
 //! test hook. The consumer is needed: locally (miniflare) a queue without a consumer
 //! drops what it is sent, so nothing sent to the DLQ could be seen otherwise.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use ingest_core::{batch_to_events, read_ipc};
 
-use crate::harness::{http, scratch, serial, wait_for, Edge};
+use crate::harness::{http, scratch, serial, wait_for, Edge, Incoming};
 use crate::sink::{Row, Sink};
 
 const TOKEN: &str = "deadletter-test-token";
@@ -84,61 +83,6 @@ impl ScriptedProxy {
     }
 }
 
-/// A request read off a connection: path, the headers we keep, body.
-struct Incoming {
-    reader: BufReader<TcpStream>,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Incoming {
-    // One request per connection (answered with `Connection: close`).
-    fn read(conn: TcpStream) -> Option<Incoming> {
-        let mut reader = BufReader::new(conn);
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
-        let (mut headers, mut len) = (Vec::new(), 0usize);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((&h, ""));
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            if k == "content-length" {
-                len = v.parse().unwrap_or(0);
-            }
-            headers.push((k, v));
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).ok()?;
-        Some(Incoming {
-            reader,
-            path,
-            headers,
-            body,
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn answer(self, status: u16, retry_after: Option<u32>) {
-        let mut conn = self.reader.into_inner();
-        let extra = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
-        let _ = write!(
-            conn,
-            "HTTP/1.1 {status} Scripted\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-    }
-}
-
 fn relay(conn: TcpStream, sink_url: &str, posts: &Mutex<Vec<Post>>, script: &Script) {
     let Some(req) = Incoming::read(conn) else {
         return;
@@ -178,19 +122,7 @@ fn relay(conn: TcpStream, sink_url: &str, posts: &Mutex<Vec<Post>>, script: &Scr
     let action = script(index, &paths);
     let recorded = match action {
         Action::Forward => {
-            let keep = ["authorization", "x-batch-id", "x-batch-ids", "content-type"];
-            let hs: Vec<(&str, &str)> = req
-                .headers
-                .iter()
-                .filter(|(k, _)| keep.contains(&k.as_str()))
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let reply = http(
-                "POST",
-                &format!("{sink_url}{}", req.path),
-                &hs,
-                Some(&req.body),
-            );
+            let reply = req.forward(sink_url);
             req.answer(reply.status, None);
             Action::Answer(reply.status, None)
         }

@@ -2,7 +2,8 @@
 //! small blocking HTTP helpers. Every process is started in its own process group and
 //! stopped (SIGTERM, then SIGKILL) by that group's id when its guard is dropped.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -276,5 +277,80 @@ impl Edge {
     /// The end of wrangler's log (the workers' console output), for assertion messages.
     pub fn log(&self) -> String {
         self.proc.log()
+    }
+}
+
+/// A request read off a connection by a test proxy: path, headers, body (the
+/// proxies in `retry` and `deadletter` stand between the worker and the sink).
+pub struct Incoming {
+    pub reader: BufReader<TcpStream>,
+    pub path: String,
+    /// Every header, its name lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    // One request per connection (answered with `Connection: close`).
+    pub fn read(conn: TcpStream) -> Option<Incoming> {
+        let mut reader = BufReader::new(conn);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+        let (mut headers, mut len) = (Vec::new(), 0usize);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap_or((&h, ""));
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            if k == "content-length" {
+                len = v.parse().unwrap_or(0);
+            }
+            headers.push((k, v));
+        }
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).ok()?;
+        Some(Incoming {
+            reader,
+            path,
+            headers,
+            body,
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn answer(self, status: u16, retry_after: Option<u32>) {
+        let mut conn = self.reader.into_inner();
+        let extra = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status} Scripted\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    /// Posts the request to the same path of `sink_url` with the headers the sink reads
+    /// (the token, the batch ids, the content type), and returns the sink's reply.
+    pub fn forward(&self, sink_url: &str) -> Reply {
+        let keep = ["authorization", "x-batch-id", "x-batch-ids", "content-type"];
+        let hs: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http(
+            "POST",
+            &format!("{sink_url}{}", self.path),
+            &hs,
+            Some(&self.body),
+        )
     }
 }

@@ -6,13 +6,12 @@
 //! `POST /v1/batches` to the sink, but answers the first one `502` whatever the sink
 //! said, and records the batch ids it saw.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::harness::{http, serial, wait_for, Edge};
+use crate::harness::{http, serial, wait_for, Edge, Incoming};
 use crate::sink::Sink;
 
 const TOKEN: &str = "retry-test-token";
@@ -45,55 +44,21 @@ impl FailingProxy {
     }
 }
 
-// One request per connection (answered with `Connection: close`): all a relay for the
-// worker's posts needs; the forwarding itself uses the tests' HTTP client.
+// The first post is answered 502 whatever the sink said; every later one gets the
+// sink's answer.
 fn relay(conn: TcpStream, sink_url: &str, seen: &Mutex<Vec<(String, u16, u16)>>) {
-    let mut reader = BufReader::new(conn);
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
+    let Some(req) = Incoming::read(conn) else {
         return;
-    }
-    let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
-    let mut headers = Vec::new();
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap_or((&h, ""));
-        let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
-        match k.to_ascii_lowercase().as_str() {
-            "content-length" => len = v.parse().unwrap_or(0),
-            "authorization" | "x-batch-id" | "x-batch-ids" | "content-type" => headers.push((k, v)),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; len];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let hs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let reply = http("POST", &format!("{sink_url}{path}"), &hs, Some(&body));
-    let batch_id = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("x-batch-id"))
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    };
+    let reply = req.forward(sink_url);
+    let batch_id = req.header("x-batch-id").unwrap_or_default().to_owned();
     let given = {
         let mut s = seen.lock().unwrap();
         let given = if s.is_empty() { 502 } else { reply.status };
         s.push((batch_id, reply.status, given));
         given
     };
-    let mut conn = reader.into_inner();
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {given} Relayed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    req.answer(given, None);
 }
 
 #[test]
