@@ -5,6 +5,9 @@
 //! (Native format, LZ4 framing, dedup tokens) or, with no ClickHouse configured,
 //! writes Parquet files. See the crate README for the flags and the API.
 #![warn(missing_docs)]
+// One `unsafe` block: the cache prefetch hint of the loader's gathers
+// (`clickhouse/native/ordered.rs`).
+#![deny(unsafe_code)]
 
 pub mod clickhouse;
 pub mod config;

@@ -155,18 +155,26 @@ fn sort_rows(keys: &[Vec<u64>], rows: usize, cmp: impl Fn(usize, usize) -> Order
             (min, 64 - (max - min).leading_zeros())
         })
         .collect();
-    if ranges.iter().map(|&(_, bits)| bits).sum::<u32>() <= 128 {
-        let mut packed: Vec<(u128, u32)> = (0..rows)
-            .map(|r| {
-                let key = keys
-                    .iter()
-                    .zip(&ranges)
-                    .fold(0u128, |acc, (k, &(min, bits))| {
-                        (acc << bits) | u128::from(k[r] - min)
-                    });
-                (key, r as u32)
+    let key_bits: u32 = ranges.iter().map(|&(_, bits)| bits).sum();
+    let pack = |r: usize| {
+        keys.iter()
+            .zip(&ranges)
+            .fold(0u128, |acc, (k, &(min, bits))| {
+                (acc << bits) | u128::from(k[r] - min)
             })
+    };
+    // The row number in the low bits where it fits beside the key: one `u128` a row
+    // to sort, half the bytes of a (key, row) pair, ties ordered by the row as well.
+    let row_bits = usize::BITS - rows.saturating_sub(1).leading_zeros();
+    if key_bits + row_bits <= 128 {
+        let mut packed: Vec<u128> = (0..rows)
+            .map(|r| (pack(r) << row_bits) | r as u128)
             .collect();
+        packed.sort_unstable();
+        let mask = (1u128 << row_bits) - 1;
+        packed.into_iter().map(|k| (k & mask) as u32).collect()
+    } else if key_bits <= 128 {
+        let mut packed: Vec<(u128, u32)> = (0..rows).map(|r| (pack(r), r as u32)).collect();
         packed.sort_unstable();
         packed.into_iter().map(|(_, r)| r).collect()
     } else {

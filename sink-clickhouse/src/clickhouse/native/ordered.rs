@@ -31,10 +31,46 @@ pub(super) fn gather_strings(
         return;
     }
     out.reserve(order.len() + bytes / rows.max(1) * order.len());
-    for &(p, r) in order {
+    for (k, &(p, r)) in order.iter().enumerate() {
+        // The offsets of the row `2 * AHEAD` on are asked for (their line comes in
+        // while the next rows are copied), then the bytes of the row `AHEAD` on, whose
+        // offsets were asked for that way.
+        if let Some(&(p2, r2)) = order.get(k + 2 * AHEAD) {
+            prefetch(cols[p2].0, r2);
+        }
+        if let Some(&(p1, r1)) = order.get(k + AHEAD) {
+            let (offsets, data) = cols[p1];
+            prefetch(data, offsets[r1] as usize);
+        }
         let (offsets, data) = cols[p];
         put_value(out, data, offsets[r] as usize, offsets[r + 1] as usize);
     }
+}
+
+/// Rows the gathers look ahead. They read rows at random over a whole chunk (a few
+/// megabytes a column at 100,000 rows), so most reads miss the caches; without a hint
+/// each copy waited for its own miss. `encoders`' `clickhouse_native_records_key_order`
+/// (sort, gather and encode of 100,000 rows), alternating runs: 39.0–44.8 ms without,
+/// 33.4–35.3 ms with 8 rows of look-ahead (4, 16 and 32 were no better).
+const AHEAD: usize = 8;
+
+/// Asks the CPU to bring `items[at]`'s cache line in; nothing when `at` is out of
+/// bounds, or on other targets than x86_64.
+#[inline(always)]
+fn prefetch<T>(items: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(item) = items.get(at) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint: it writes no memory and no register, and it
+        // cannot fault (the pointer is in bounds anyway). SSE, which it needs, is in
+        // every x86_64 target's baseline.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(item).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (items, at);
 }
 
 /// Bytes per row of a ClickHouse type written as fixed-width values, and whether a
@@ -103,7 +139,10 @@ fn gather_values<const W: usize>(
     order: &[(usize, usize)],
 ) {
     out.reserve(order.len() * W);
-    for &(p, r) in order {
+    for (k, &(p, r)) in order.iter().enumerate() {
+        if let Some(&(p1, r1)) = order.get(k + AHEAD) {
+            prefetch(parts, starts[p1].1 + r1 * W);
+        }
         let at = starts[p].1 + r * W;
         let v: [u8; W] = parts[at..at + W].try_into().expect("W bytes");
         out.extend_from_slice(&v);

@@ -158,11 +158,19 @@ fn order_equals_the_naive_sort_of_the_rows() {
     }
 }
 
-/// Keys too wide to pack in 128 bits are sorted by comparison, to the same order.
+/// Keys too wide to pack in 128 bits are sorted by comparison, and keys too wide to
+/// carry the row number beside them in 128 bits as (key, row) pairs, to the same order.
 #[test]
 fn wide_keys_are_compared_column_by_column() {
     let packed = SortKey {
         elems: vec![Elem::UInt("visitor_id".into()), Elem::Str("site_id".into())],
+    };
+    // 128 bits of key (visitors span the whole u64 range): no room for the row.
+    let pairs = SortKey {
+        elems: vec![
+            Elem::UInt("visitor_id".into()),
+            Elem::UInt("visitor_id".into()),
+        ],
     };
     let wide = SortKey {
         elems: vec![
@@ -183,6 +191,10 @@ fn wide_keys_are_compared_column_by_column() {
         let w = global(&parts, &wide.order(&parts).unwrap());
         assert_eq!(p, want, "seed {seed}");
         assert_eq!(w, want, "seed {seed}");
+        let mut by_visitor: Vec<usize> = (0..rows.len()).collect();
+        by_visitor.sort_by_key(|&r| (rows[r].3, r));
+        let two = global(&parts, &pairs.order(&parts).unwrap());
+        assert_eq!(two, by_visitor, "seed {seed}");
     }
 }
 
