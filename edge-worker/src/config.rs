@@ -9,7 +9,7 @@
 //! | `BATCH_TOKEN` | secret | none (required to ship batches) | bearer token of `/v1/batches` (the sink's `--batch-token`) |
 //! | `SALT_SECRET` | secret | none (required) | secret of the daily visitor salt; the same as the sink's, so both compute the same `visitor_id` |
 //! | `SITES` | var (JSON) | none: any site | `{"sites": {"example.com": {"hostnames": ["example.com"], "plan": "growth"}}}` (ingest-core's `SiteRegistry`) |
-//! | `SITE_USAGE` | var (JSON) | none: 0 | month-to-date usage known before this isolate started, per site: `{"example.com": {"month_to_date": 12345, "over_since_ms": 1763000000000}}`; keys are canonicalized like site ids (trimmed, ASCII-lowercased), two keys of one site refused |
+//! | `SITE_USAGE` | var (JSON) | none: 0 | month-to-date usage known before this isolate started, per site: `{"example.com": {"month_to_date": 12345, "over_since_ms": 1763000000000}}`; keys are canonicalized like site ids (trimmed, ASCII-lowercased), two keys of one site (or one key twice) refused |
 //! | `RATE_LIMIT` | var (JSON) | `{"rate_per_sec":10,"burst":100,"max_keys":100000}` | ingest-core's GCRA per isolate, in events per second per client |
 //! | `MAX_BODY_BYTES` | var | `131072` (128 KiB; 1024–262144) | a request body over it is refused (413), by `Content-Length` before reading or while reading one without it; the default keeps a full request's events, encoded, well within a Queue `sendBatch` (256 KB) |
 //! | `DIRECT_FLUSH_MS` | var | `1000` | direct mode: a micro-batch is posted at most this long after its first event |

@@ -218,6 +218,14 @@ fn usage_seeds_are_keyed_by_canonical_site_id() {
     let err = usage(r#"{" ": {"month_to_date": 1}}"#).unwrap_err();
     assert_eq!(err.var, "SITE_USAGE");
     assert!(err.reason.contains("empty"), "{err}");
+    // The same key twice: a map would keep the second count without a word.
+    let err =
+        usage(r#"{"a.com": {"month_to_date": 1}, "a.com": {"month_to_date": 2}}"#).unwrap_err();
+    assert_eq!(err.var, "SITE_USAGE");
+    assert!(err.reason.contains("\"a.com\" is given twice"), "{err}");
+    // Not an object at all.
+    let err = usage("[]").unwrap_err();
+    assert_eq!(err.var, "SITE_USAGE");
 }
 
 /// Cloudflare's Rate Limiting binding takes a period of 10 or 60 seconds only.

@@ -2,9 +2,11 @@
 //! starting point of its quota book.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use ingest_core::QuotaState;
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
 
@@ -32,18 +34,44 @@ impl UsageSeed {
 
 /// `SITE_USAGE`'s JSON, keyed by canonical site id ([`seeds`]).
 pub(super) fn read(json: &str) -> Result<HashMap<String, UsageSeed>, ConfigError> {
-    let raw: HashMap<String, UsageSeed> = serde_json::from_str(json).map_err(|e| ConfigError {
+    let Members(raw) = serde_json::from_str(json).map_err(|e| ConfigError {
         var: "SITE_USAGE",
         reason: format!("expected {{\"site\": {{\"month_to_date\": n}}}}: {e}"),
     })?;
     seeds(raw)
 }
 
+/// The object's members in the order written, a repeated key kept: a map keeps one of
+/// two equal JSON keys without a word, and [`seeds`] must see both to refuse them.
+struct Members(Vec<(String, UsageSeed)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of site ids to usage")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                // The size hint comes from the var: not trusted for an allocation.
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
 /// The usage seeds keyed by canonical site id ([`ingest_core::canonical_site`], the
 /// form of the events' `site_id` and of the `SITES` keys), so that `" Example.com"`
 /// seeds the site `example.com`; a key empty once trimmed, or two keys that are one
-/// site, are refused (which count would be meant cannot be known).
-fn seeds(raw: HashMap<String, UsageSeed>) -> Result<HashMap<String, UsageSeed>, ConfigError> {
+/// site (the same key twice included), are refused (which count would be meant cannot
+/// be known).
+fn seeds(raw: Vec<(String, UsageSeed)>) -> Result<HashMap<String, UsageSeed>, ConfigError> {
     let mut out: HashMap<String, (String, UsageSeed)> = HashMap::with_capacity(raw.len());
     for (key, seed) in raw {
         let Some(site) = ingest_core::canonical_site(&key).map(|s| s.into_owned()) else {
@@ -53,9 +81,14 @@ fn seeds(raw: HashMap<String, UsageSeed>) -> Result<HashMap<String, UsageSeed>, 
             });
         };
         if let Some((other, _)) = out.get(&site) {
+            let reason = if *other == key {
+                format!("{key:?} is given twice")
+            } else {
+                format!("{other:?} and {key:?} are the same site ({site:?})")
+            };
             return Err(ConfigError {
                 var: "SITE_USAGE",
-                reason: format!("{other:?} and {key:?} are the same site ({site:?})"),
+                reason,
             });
         }
         out.insert(site, (key, seed));
