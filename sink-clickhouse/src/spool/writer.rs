@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch_ids::BatchIds;
 use super::batch_ids::MAX_IDS_PER_REQUEST;
 use super::record::{
-    encode_record, RecordKind, SegmentHeader, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN,
+    record_head, RecordKind, SegmentHeader, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN,
 };
 use super::segment::segment_path;
 use super::{fsync_dir, ipc, AppendError, Appended, BatchPart, Shared};
@@ -230,7 +230,9 @@ impl Writer {
     fn round(&mut self, round: Vec<Msg>) -> bool {
         let mut events = Vec::new();
         let mut event_waiters = Vec::new();
-        let mut buf = Vec::new();
+        // The round's record: its header, then its payload (written together, not
+        // copied into one buffer).
+        let mut record: Option<(Vec<u8>, ipc::Payload)> = None;
         // Posted requests with their outcome per part, answered after the round's fsync
         // (or with its error). A part whose id an earlier part of this round carries is
         // "already stored" only once that part is, so it waits for the fsync too.
@@ -308,8 +310,8 @@ impl Writer {
                     } else {
                         RecordKind::RoundWithIds
                     };
-                    let r = rows_u32(rows);
-                    encode_record(&mut buf, kind, r, &ids, payload.as_bytes());
+                    let head = record_head(kind, rows_u32(rows), &ids, payload.as_bytes());
+                    record = Some((head, payload));
                     records += 1;
                 }
                 Err(e) => {
@@ -333,8 +335,8 @@ impl Writer {
             }
             new_ids.clear();
         }
-        if !buf.is_empty() {
-            let res = self.write_round(&buf, rows, records);
+        if let Some((head, payload)) = &record {
+            let res = self.write_round(&[head, payload.as_bytes()], rows, records);
             if res.is_ok() {
                 let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
                 for id in &refs {
@@ -375,12 +377,15 @@ impl Writer {
         close
     }
 
-    fn write_round(&mut self, buf: &[u8], rows: u64, records: u32) -> io::Result<()> {
+    /// Appends `parts` (a round's record) to the open segment, one after the other,
+    /// and fsyncs it.
+    fn write_round(&mut self, parts: &[&[u8]], rows: u64, records: u32) -> io::Result<()> {
         if self.open.is_none() {
             self.open = Some(self.create()?);
         }
         let o = self.open.as_mut().expect("just opened");
-        let res = o.file.write_all(buf).and_then(|()| o.file.sync_data());
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let res = write_all_vectored(&mut o.file, parts).and_then(|()| o.file.sync_data());
         if let Err(e) = res {
             tracing::error!(error = %e, segment = o.id, "spool write failed; cutting the round and sealing");
             // After a failed fsync the page cache state is unknown: cut back to the last
@@ -398,16 +403,14 @@ impl Writer {
             }
             return Err(e);
         }
-        o.len += buf.len() as u64;
+        o.len += len as u64;
         o.rows += rows;
         o.records += records;
         o.written = Instant::now();
-        self.shared
-            .bytes
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.shared.bytes.fetch_add(len as u64, Ordering::Relaxed);
         self.shared
             .written_bytes
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            .fetch_add(len as u64, Ordering::Relaxed);
         self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         let since_open = self.shared.opened.elapsed().as_micros();
         self.shared.last_round_us.store(
@@ -516,6 +519,23 @@ fn batch_bytes(b: &RecordBatch) -> usize {
                 .unwrap_or_else(|_| c.get_array_memory_size())
         })
         .sum()
+}
+
+/// `Write::write_all` of `parts` in order, with vectored writes (one `writev` for the
+/// whole round, unless the kernel takes less). `write_all_vectored` is not stable.
+fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn rows_u32(rows: u64) -> u32 {

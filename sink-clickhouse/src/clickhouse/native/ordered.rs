@@ -55,21 +55,21 @@ pub(super) fn gather_strings(
 const AHEAD: usize = 8;
 
 /// Asks the CPU to bring `items[at]`'s cache line in; nothing when `at` is out of
-/// bounds, or on other targets than x86_64.
+/// bounds, or on targets other than x86_64 with SSE.
 #[inline(always)]
 fn prefetch<T>(items: &[T], at: usize) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
     if let Some(item) = items.get(at) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: a prefetch is a hint: it writes no memory and no register, and it
-        // cannot fault (the pointer is in bounds anyway). SSE, which it needs, is in
-        // every x86_64 target's baseline.
+        // cannot fault (the pointer is in bounds anyway). SSE, which it needs, is on
+        // (the `cfg` above: every x86_64 target but the soft-float ones).
         #[allow(unsafe_code)]
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(item).cast());
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     let _ = (items, at);
 }
 

@@ -244,3 +244,29 @@ fn times_order_as_the_encoded_values() {
     assert_eq!(by(Elem::UInt("site_id".into())), None);
     assert_eq!(by(Elem::Str("nope".into())), None);
 }
+
+/// At the edge of the packed sort: 127 bits of key leave room for the row number of
+/// two rows (one bit) but not of four (two bits); both ways give the order of the keys, ties in
+/// row order.
+#[test]
+fn the_row_number_is_packed_only_where_it_fits() {
+    let naive = |keys: &[Vec<u64>]| {
+        let mut rows: Vec<u32> = (0..keys[0].len() as u32).collect();
+        rows.sort_by_key(|&r| (keys[0][r as usize], keys[1][r as usize], r));
+        rows
+    };
+    let cmp = |keys: &[Vec<u64>]| {
+        let keys = keys.to_vec();
+        move |a: usize, b: usize| (keys[0][a], keys[1][a]).cmp(&(keys[0][b], keys[1][b]))
+    };
+    // 63 bits in the first column, 64 in the second.
+    let two = vec![vec![(1 << 63) - 1, 0], vec![0, u64::MAX]];
+    assert_eq!(sort_rows(&two, 2, cmp(&two)), naive(&two));
+    assert_eq!(sort_rows(&two, 2, cmp(&two)), [1, 0]);
+    let four = vec![
+        vec![(1 << 63) - 1, 0, (1 << 63) - 1, 0],
+        vec![0, u64::MAX, 0, u64::MAX],
+    ];
+    assert_eq!(sort_rows(&four, 4, cmp(&four)), naive(&four));
+    assert_eq!(sort_rows(&four, 4, cmp(&four)), [1, 3, 0, 2]);
+}
