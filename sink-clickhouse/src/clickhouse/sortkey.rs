@@ -143,8 +143,10 @@ impl SortKey {
 }
 
 /// Row numbers `0..rows` sorted by `keys` (ties by row number). Where the key columns'
-/// ranges fit in 128 bits together, each row's key is packed into one `u128` and the
-/// pairs sorted as integers; otherwise the rows are sorted by comparing column by column.
+/// ranges and the row number fit in 128 bits together (for schema v1 always: ≈ 76 bits
+/// of key), each row becomes one `u128` — the key's columns, then the row number in the
+/// low bits, which orders ties — and those are sorted as integers; otherwise the rows
+/// are sorted by comparing column by column.
 fn sort_rows(keys: &[Vec<u64>], rows: usize, cmp: impl Fn(usize, usize) -> Ordering) -> Vec<u32> {
     let ranges: Vec<(u64, u32)> = keys
         .iter()
@@ -156,27 +158,22 @@ fn sort_rows(keys: &[Vec<u64>], rows: usize, cmp: impl Fn(usize, usize) -> Order
         })
         .collect();
     let key_bits: u32 = ranges.iter().map(|&(_, bits)| bits).sum();
-    let pack = |r: usize| {
-        keys.iter()
-            .zip(&ranges)
-            .fold(0u128, |acc, (k, &(min, bits))| {
-                (acc << bits) | u128::from(k[r] - min)
-            })
-    };
-    // The row number in the low bits where it fits beside the key: one `u128` a row
-    // to sort, half the bytes of a (key, row) pair, ties ordered by the row as well.
     let row_bits = usize::BITS - rows.saturating_sub(1).leading_zeros();
     if key_bits + row_bits <= 128 {
         let mut packed: Vec<u128> = (0..rows)
-            .map(|r| (pack(r) << row_bits) | r as u128)
+            .map(|r| {
+                let key = keys
+                    .iter()
+                    .zip(&ranges)
+                    .fold(0u128, |acc, (k, &(min, bits))| {
+                        (acc << bits) | u128::from(k[r] - min)
+                    });
+                (key << row_bits) | r as u128
+            })
             .collect();
         packed.sort_unstable();
         let mask = (1u128 << row_bits) - 1;
         packed.into_iter().map(|k| (k & mask) as u32).collect()
-    } else if key_bits <= 128 {
-        let mut packed: Vec<(u128, u32)> = (0..rows).map(|r| (pack(r), r as u32)).collect();
-        packed.sort_unstable();
-        packed.into_iter().map(|(_, r)| r).collect()
     } else {
         let mut idx: Vec<u32> = (0..rows as u32).collect();
         idx.sort_unstable_by(|&a, &b| cmp(a as usize, b as usize).then(a.cmp(&b)));

@@ -11,6 +11,21 @@ use crate::support::sink::Sink;
 
 const EV: &str = "{\"site\":\"a.com\",\"url\":\"https://a.com/\"}\n";
 
+/// A sink whose clients get a burst of 5 events and 0.1 more a second (a request may
+/// carry the whole burst), with `extra` flags.
+fn limited_sink(extra: &[&str]) -> Sink {
+    let mut args = vec![
+        "--client-rate",
+        "0.1",
+        "--client-burst",
+        "5",
+        "--max-events-per-request",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    Sink::start(&args)
+}
+
 fn post(http: &reqwest::blocking::Client, sink: &Sink, xff: &str, n: usize) -> u16 {
     let r = http
         .post(sink.url("/e"))
@@ -33,14 +48,7 @@ fn post(http: &reqwest::blocking::Client, sink: &Sink, xff: &str, n: usize) -> u
 #[test]
 fn spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_key() {
     // No --trusted-proxy: the peer (127.0.0.1) is the key whatever the headers say.
-    let sink = Sink::start(&[
-        "--client-rate",
-        "0.1",
-        "--client-burst",
-        "5",
-        "--max-events-per-request",
-        "5",
-    ]);
+    let sink = limited_sink(&[]);
     let http = reqwest::blocking::Client::new();
     assert_eq!(post(&http, &sink, "198.51.100.1", 5), 202);
     for i in 2..30 {
@@ -52,16 +60,7 @@ fn spoofed_forwarded_for_from_an_untrusted_peer_does_not_change_the_key() {
 
 #[test]
 fn behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_key() {
-    let sink = Sink::start(&[
-        "--client-rate",
-        "0.1",
-        "--client-burst",
-        "5",
-        "--max-events-per-request",
-        "5",
-        "--trusted-proxy",
-        "127.0.0.1/32,10.0.0.0/8",
-    ]);
+    let sink = limited_sink(&["--trusted-proxy", "127.0.0.1/32,10.0.0.0/8"]);
     let http = reqwest::blocking::Client::new();
     let send = |xff: &str, n: usize| {
         http.post(sink.url("/e"))

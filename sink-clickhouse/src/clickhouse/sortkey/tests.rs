@@ -158,15 +158,15 @@ fn order_equals_the_naive_sort_of_the_rows() {
     }
 }
 
-/// Keys too wide to pack in 128 bits are sorted by comparison, and keys too wide to
-/// carry the row number beside them in 128 bits as (key, row) pairs, to the same order.
+/// Keys too wide to pack in 128 bits, alone or with the row number beside them, are
+/// sorted by comparison, to the same order.
 #[test]
 fn wide_keys_are_compared_column_by_column() {
     let packed = SortKey {
         elems: vec![Elem::UInt("visitor_id".into()), Elem::Str("site_id".into())],
     };
     // 128 bits of key (visitors span the whole u64 range): no room for the row.
-    let pairs = SortKey {
+    let no_room = SortKey {
         elems: vec![
             Elem::UInt("visitor_id".into()),
             Elem::UInt("visitor_id".into()),
@@ -193,7 +193,7 @@ fn wide_keys_are_compared_column_by_column() {
         assert_eq!(w, want, "seed {seed}");
         let mut by_visitor: Vec<usize> = (0..rows.len()).collect();
         by_visitor.sort_by_key(|&r| (rows[r].3, r));
-        let two = global(&parts, &pairs.order(&parts).unwrap());
+        let two = global(&parts, &no_room.order(&parts).unwrap());
         assert_eq!(two, by_visitor, "seed {seed}");
     }
 }
@@ -246,8 +246,8 @@ fn times_order_as_the_encoded_values() {
 }
 
 /// At the edge of the packed sort: 127 bits of key leave room for the row number of
-/// two rows (one bit) but not of four (two bits); both ways give the order of the keys, ties in
-/// row order.
+/// two rows (one bit) but not of four (two bits, sorted by comparison); both ways give
+/// the order of the keys, ties in row order.
 #[test]
 fn the_row_number_is_packed_only_where_it_fits() {
     let naive = |keys: &[Vec<u64>]| {
