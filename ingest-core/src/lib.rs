@@ -55,7 +55,7 @@ pub use quota::{
 };
 mod sites;
 mod strcol;
-pub use sites::{canonical_site, SiteConfig, SiteRegistry};
+pub use sites::{canonical_site, map_entries, SiteConfig, SiteRegistry};
 mod batch;
 mod conform;
 pub use batch::{event_bytes, events_to_batch, BatchConfig, Batcher};

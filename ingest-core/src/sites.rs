@@ -177,20 +177,30 @@ pub struct SiteRegistry {
 struct SitesFile {
     /// The entries as the file lists them, repeated keys included: a map would keep
     /// one of two equal JSON keys silently, [`SiteRegistry::new`] reports them.
-    #[serde(default, deserialize_with = "entries")]
+    #[serde(default, deserialize_with = "map_entries")]
     sites: Vec<(String, SiteConfig)>,
 }
 
-/// A map's entries in file order, without merging repeated keys.
-fn entries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, SiteConfig)>, D::Error> {
-    struct Entries;
-    impl<'de> Visitor<'de> for Entries {
-        type Value = Vec<(String, SiteConfig)>;
+/// A JSON object's members in the order written, a repeated key kept: a map keeps one
+/// of two equal keys without a word, where a configuration must refuse them (what
+/// would be meant cannot be known). For `#[serde(deserialize_with = ...)]`: the sites
+/// file's `sites`, and the edge's `SITE_USAGE`.
+pub fn map_entries<'de, D, V>(d: D) -> std::result::Result<Vec<(String, V)>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+        type Value = Vec<(String, V)>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of site ids to site configurations")
+            f.write_str("a map of site ids")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            // The size hint comes from the file: not trusted for an allocation.
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            // The size hint comes from the input: not trusted for an allocation.
             let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
             while let Some(entry) = map.next_entry()? {
                 out.push(entry);
@@ -198,7 +208,7 @@ fn entries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, SiteConfig)>,
             Ok(out)
         }
     }
-    d.deserialize_map(Entries)
+    d.deserialize_map(Entries(std::marker::PhantomData))
 }
 
 impl TryFrom<SitesFile> for SiteRegistry {

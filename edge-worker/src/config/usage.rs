@@ -2,11 +2,9 @@
 //! starting point of its quota book.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use ingest_core::QuotaState;
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::ConfigError;
 
@@ -41,30 +39,11 @@ pub(super) fn read(json: &str) -> Result<HashMap<String, UsageSeed>, ConfigError
     seeds(raw)
 }
 
-/// The object's members in the order written, a repeated key kept: a map keeps one of
-/// two equal JSON keys without a word, and [`seeds`] must see both to refuse them.
-struct Members(Vec<(String, UsageSeed)>);
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = Members;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of site ids to usage")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                // The size hint comes from the var: not trusted for an allocation.
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-                while let Some(entry) = map.next_entry()? {
-                    out.push(entry);
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(Entries)
-    }
-}
+/// The object's members in the order written, a repeated key kept, for [`seeds`] to
+/// refuse ([`ingest_core::map_entries`]).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Members(#[serde(deserialize_with = "ingest_core::map_entries")] Vec<(String, UsageSeed)>);
 
 /// The usage seeds keyed by canonical site id ([`ingest_core::canonical_site`], the
 /// form of the events' `site_id` and of the `SITES` keys), so that `" Example.com"`
