@@ -5,7 +5,8 @@ use ingest_core::{DailySalt, Format, Pipeline, PipelineConfig, RequestContext};
 use libfuzzer_sys::fuzz_target;
 
 const IP: &str = "198.51.100.77";
-const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0 QQUNIQUEQQ";
+const UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0 QQUNIQUEQQ";
 
 fuzz_target!(|data: &[u8]| {
     let salt = DailySalt::derive(b"fuzz", 1_700_000_000_000);
@@ -30,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
                 // only a leak from the context counts.
                 let from_body = |s: &str| data.windows(s.len()).any(|w| w == s.as_bytes());
                 assert!(from_body(IP) || !row.contains(IP), "IP leaked into a row");
-                assert!(from_body("QQUNIQUEQQ") || !row.contains("QQUNIQUEQQ"), "UA leaked");
+                assert!(
+                    from_body("QQUNIQUEQQ") || !row.contains("QQUNIQUEQQ"),
+                    "UA leaked"
+                );
             }
         }
     }

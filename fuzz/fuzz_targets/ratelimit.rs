@@ -17,7 +17,11 @@ fuzz_target!(|input: Input| {
     let rate = f64::from(input.rate.max(1));
     let burst = u32::from(input.burst.max(1));
     let max_keys = usize::from(input.max_keys.max(1));
-    let mut limiter = RateLimiter::new(RateLimitConfig { rate_per_sec: rate, burst, max_keys });
+    let mut limiter = RateLimiter::new(RateLimitConfig {
+        rate_per_sec: rate,
+        burst,
+        max_keys,
+    });
     let mut now = 1_000_000i64;
     let start = now;
     let mut admitted_key0 = 0u64;
@@ -37,6 +41,9 @@ fuzz_target!(|input: Input| {
     let elapsed_s = (now - start) as f64 / 1000.0;
     let bound = rate * elapsed_s + f64::from(burst);
     if max_keys >= 8 {
-        assert!(admitted_key0 as f64 <= bound + 1e-6, "{admitted_key0} > {bound}");
+        assert!(
+            admitted_key0 as f64 <= bound + 1e-6,
+            "{admitted_key0} > {bound}"
+        );
     }
 });

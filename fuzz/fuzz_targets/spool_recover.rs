@@ -1,7 +1,7 @@
 //! Spool segment recovery from arbitrary bytes: a valid segment (header + records made
 //! by the sink's own record encoder) is damaged — truncated, overwritten, bytes inserted
 //! or appended — or replaced by arbitrary bytes, written to a file, and scanned by the
-//! sink's recovery code (`segment::scan`, `SegmentReader`, `valid_record_after`).
+//! sink's recovery code (`segment::scan`, `SegmentReader`, `records_after`).
 //!
 //! Checked against an oracle written here from the format description in
 //! `sink-clickhouse/src/spool/record.rs` (not from its code): recovery never panics,
@@ -52,6 +52,9 @@ enum Input {
     Damaged {
         id: u64,
         created_at_ms: i64,
+        /// Written in format version 1 (records not bound to the segment), as before
+        /// session 26; else the current version.
+        version_1: bool,
         records: Vec<Rec>,
         damage: Vec<Damage>,
     },
@@ -74,9 +77,12 @@ fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// A record starting at `at` in `b`, if it is complete and its checksum holds.
-fn oracle_record(b: &[u8], at: usize) -> Option<OracleRec> {
-    // magic "PVR1", body length, CRC32C(kind, reserved, rows, body), kind, 3 reserved, rows
+/// A record starting at `at` in `b`, if it is complete and its checksum holds; `bound`
+/// is what the checksum covers before the record's bytes (the segment id's eight
+/// bytes in format version 2, nothing in version 1).
+fn oracle_record(b: &[u8], at: usize, bound: &[u8]) -> Option<OracleRec> {
+    // magic "PVR1", body length, CRC32C(bound, kind, reserved, rows, body), kind,
+    // 3 reserved, rows
     if b.len() < at + 20 || le32(b, at) != 0x3152_5650 {
         return None;
     }
@@ -85,7 +91,11 @@ fn oracle_record(b: &[u8], at: usize) -> Option<OracleRec> {
         return None;
     }
     let end = at.checked_add(20)?.checked_add(len as usize)?;
-    if end > b.len() || crc32c::crc32c(&b[at + 12..end]) != le32(b, at + 8) {
+    if end > b.len() {
+        return None;
+    }
+    let covered: Vec<u8> = bound.iter().chain(&b[at + 12..end]).copied().collect();
+    if crc32c::crc32c(&covered) != le32(b, at + 8) {
         return None;
     }
     let kind = b[at + 12];
@@ -126,15 +136,25 @@ fn oracle_record(b: &[u8], at: usize) -> Option<OracleRec> {
     })
 }
 
+/// What a segment's record checksums cover before each record: the segment id's bytes
+/// (header bytes 16..24) in format version 2, nothing in version 1.
+fn bound(b: &[u8]) -> &[u8] {
+    if le32(b, 8) == 2 {
+        &b[16..24]
+    } else {
+        &[]
+    }
+}
+
 /// The valid prefix by the format description: header, then records until the first
 /// that is not a complete checksummed record. `None` when the header is bad.
 fn oracle(b: &[u8]) -> Option<Vec<OracleRec>> {
-    if b.len() < 32 || &b[..8] != b"PVSPOOL1" || le32(b, 8) != 1 {
+    if b.len() < 32 || &b[..8] != b"PVSPOOL1" || !matches!(le32(b, 8), 1 | 2) {
         return None;
     }
     let mut out = Vec::new();
     let mut at = 32;
-    while let Some(r) = oracle_record(b, at) {
+    while let Some(r) = oracle_record(b, at, bound(b)) {
         at = r.end;
         out.push(r);
     }
@@ -154,10 +174,15 @@ fuzz_target!(|input: Input| {
         Input::Damaged {
             id,
             created_at_ms,
+            version_1,
             records,
             damage,
         } => {
-            let mut seg = SegmentHeader { id, created_at_ms }.encode().to_vec();
+            let mut header = SegmentHeader::new(id, created_at_ms);
+            if version_1 {
+                header.version = 1;
+            }
+            let mut seg = header.encode().to_vec();
             let mut spans = Vec::new();
             for r in records.iter().take(16) {
                 let start = seg.len();
@@ -169,7 +194,14 @@ fuzz_target!(|input: Input| {
                 let ids: Vec<&[u8]> = (r.batch_ids.iter().take(most))
                     .map(|i| &i[..i.len().min(255)])
                     .collect();
-                encode_record(&mut seg, kind, r.rows, &ids, &r.payload);
+                encode_record(
+                    &mut seg,
+                    header.record_seed(),
+                    kind,
+                    r.rows,
+                    &ids,
+                    &r.payload,
+                );
                 spans.push(start..seg.len());
             }
             let clean = seg.clone();
@@ -228,13 +260,11 @@ fuzz_target!(|input: Input| {
                 assert_eq!(offset as usize, valid_len);
                 // "Is there a good record after the damage?" (mid-file damage vs torn
                 // tail), answered by brute force over every later offset.
-                let later =
-                    (valid_len + 1..bytes.len()).any(|at| oracle_record(&bytes, at).is_some());
-                assert_eq!(
-                    segment::valid_record_after(&path, offset).expect("rescan"),
-                    later,
-                    "valid record after the damage"
-                );
+                let later = (valid_len + 1..bytes.len())
+                    .any(|at| oracle_record(&bytes, at, bound(&bytes)).is_some());
+                let seed = scan.header.expect("good header").record_seed();
+                let after = segment::records_after(&path, offset, seed).expect("rescan");
+                assert_eq!(after.records > 0, later, "valid record after the damage");
             }
             // Every intact original record is kept, at its own place.
             assert!(recs.len() >= original.len(), "an intact record was dropped");

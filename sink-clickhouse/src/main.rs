@@ -99,6 +99,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         segment_idle_min_rows: a.flush_idle_rows,
         batch_ids_keep: a.batch_ids_keep,
         compress_above_bytes: a.spool_compress_above,
+        recycle: a.spool_recycle as usize,
     })
     .map_err(|e| format!("opening the spool: {e}"))?;
     tracing::info!(

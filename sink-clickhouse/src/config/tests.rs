@@ -29,6 +29,7 @@ fn defaults_match_the_documented_table() {
     assert!(s.clickhouse.clickhouse_sort_inserts);
     assert_eq!((s.flush_rows, s.flush_bytes), (100_000, 64 << 20));
     assert_eq!(s.spool_compress_above, 256 << 20);
+    assert_eq!(s.spool_recycle, 2);
     assert_eq!(s.insert_rows, DEFAULT_INSERT_ROWS);
     assert_eq!(s.flush_interval, Duration::from_secs(1));
     assert_eq!(s.flush_idle, Duration::from_millis(25));

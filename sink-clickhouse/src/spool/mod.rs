@@ -4,7 +4,9 @@
 //! dedup token), `batch-ids` (see [`batch_ids`]), `next-segment` (segment ids reserved),
 //! `insert-rows` (the chunk size each segment is cut with, see [`insert_rows`]), and
 //! segment files `<20-digit id>.open` (the one being written) / `.seg` (sealed, ready
-//! to load), with a `.cut` beside a sealed one the loader cuts in halves.
+//! to load), with a `.cut` beside a sealed one the loader cuts in halves, and
+//! `<id>.free`: the files of loaded segments kept to be written over by the next ones
+//! (at most `--spool-recycle`, [`Spool::delete`]).
 //! Damaged sealed segments move to `<data-dir>/quarantine/`.
 //!
 //! The rules (DESIGN.md, "The spool, precisely") and where they are kept:
@@ -69,6 +71,10 @@ pub struct SpoolConfig {
     /// backlog: the destination down or slower than the traffic), and written as they
     /// are below it (`0`: always compressed). See [`Spool::compress_records`].
     pub compress_above_bytes: u64,
+    /// The files of loaded segments kept to be written over by the next segments, at
+    /// most this many (`0`: deleted). Their bytes are not the spool's
+    /// ([`Spool::bytes`]): they are disk in use beside it, up to this many segments.
+    pub recycle: usize,
 }
 
 /// Why an append failed. The HTTP layer answers 503 for all of them.
@@ -143,9 +149,17 @@ pub(crate) struct Shared {
     pub(crate) first_segment: u64,
     /// The chunk size of each segment, settled by the first loader ([`Spool::insert_rows`]).
     pub(crate) insert_rows: std::sync::OnceLock<InsertRows>,
+    /// Loaded segments' files kept for the writer to reuse (`<id>.free`, at most
+    /// [`SpoolConfig::recycle`]).
+    pub(crate) recycled: Mutex<Vec<PathBuf>>,
 }
 
 impl Shared {
+    /// A kept file for the next segment, if there is one.
+    pub(crate) fn take_recycled(&self) -> Option<PathBuf> {
+        self.recycled.lock().expect("recycled files").pop()
+    }
+
     /// [`Spool::quiet_for`], for the writer's ticks and the handles alike.
     pub(crate) fn quiet_for(&self) -> Duration {
         let last = Duration::from_micros(self.last_round_us.load(Ordering::Relaxed));
@@ -209,7 +223,9 @@ impl Spool {
         fs::create_dir_all(&cfg.quarantine_dir)?;
         let mut ids = BatchIds::open(&cfg.dir, cfg.batch_ids_keep)?;
         let (rec, bytes, found_next) = recover::recover(&cfg, &mut ids)?;
-        let (spool_id, next_id) = recover::identity(&cfg.dir, &rec, found_next)?;
+        let (recycled, after_recycled) = recover::recycled(&cfg)?;
+        let (spool_id, next_id) =
+            recover::identity(&cfg.dir, &rec, found_next.max(after_recycled))?;
         remove_stale_cuts(&cfg.dir)?;
         let shared = Arc::new(Shared {
             cfg,
@@ -228,6 +244,7 @@ impl Spool {
             }),
             first_segment: next_id,
             insert_rows: std::sync::OnceLock::new(),
+            recycled: Mutex::new(recycled),
         });
         let (tx, rx) = mpsc::channel(4096);
         writer::start(shared.clone(), rx, ids, next_id, tx.clone())?;
@@ -441,10 +458,20 @@ impl Spool {
 
     /// Deletes a fully loaded segment, then its cut if it has one (that order: a
     /// segment without its cut would be loaded whole on a replay), and fsyncs the
-    /// directory.
+    /// directory. While fewer than `--spool-recycle` files are kept, the segment's file
+    /// is kept (renamed `<id>.free`) for the writer to write the next segment over.
     pub fn delete(&self, seg: &Sealed) -> io::Result<()> {
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
-        fs::remove_file(&seg.path)?;
+        {
+            let mut kept = self.shared.recycled.lock().expect("recycled files");
+            if kept.len() < self.shared.cfg.recycle {
+                let to = seg.path.with_extension(RECYCLED_EXT);
+                fs::rename(&seg.path, &to)?;
+                kept.push(to);
+            } else {
+                fs::remove_file(&seg.path)?;
+            }
+        }
         remove_if_there(&cut_path(&seg.path))?;
         fsync_dir(&self.shared.cfg.dir)?;
         // Saturating: the loader deletes segments concurrently.
@@ -469,6 +496,9 @@ impl Spool {
 }
 
 /// Where the cut of the segment at `seg_path` is recorded.
+/// File name suffix of a loaded segment's file kept for reuse.
+pub const RECYCLED_EXT: &str = "free";
+
 fn cut_path(seg_path: &Path) -> PathBuf {
     seg_path.with_extension(segment::CUT_EXT)
 }

@@ -3,12 +3,13 @@
 //! ```text
 //! segment header (32 bytes):
 //!   magic  b"PVSPOOL1"
-//!   u32 LE format version (1) | u32 LE reserved (0)
-//!   u64 LE segment id         | i64 LE created at (Unix ms)
+//!   u32 LE format version (2; 1 still read) | u32 LE reserved (0)
+//!   u64 LE segment id                       | i64 LE created at (Unix ms)
 //! record:
 //!   u32 LE magic 0x3152_5650 ("PVR1")
 //!   u32 LE body length (bytes after this 20-byte header)
-//!   u32 LE CRC32C of kind, reserved, rows and body
+//!   u32 LE CRC32C of the segment id (u64 LE; version 2 only), kind, reserved, rows
+//!          and body
 //!   u8 kind (1 = events of one group-commit round, 2 = one posted batch,
 //!            3 = one round holding posted batches with ids)
 //!   3 bytes reserved (0)
@@ -27,6 +28,14 @@
 //! than that quarantines a segment holding a kind-3 record (nothing is lost; move the
 //! segment back after upgrading).
 //!
+//! Version 2 (session 26) binds every record to its segment: the segment id goes under
+//! the checksum first. The writer reuses the files of loaded segments
+//! (`--spool-recycle`, `Spool::delete`) and writes over what they held; the
+//! records of a file's earlier segment then never verify as this one's, so a torn
+//! tail over them is still found (and cut) as a torn tail, never read as records.
+//! A version-1 segment (written before) reads as it always did: its records' CRC has
+//! no segment id.
+//!
 //! Hand-written rather than a crate: the format must be exactly what the recovery
 //! rules in DESIGN.md talk about (length + checksum + payload, torn tail detection),
 //! and it is a few dozen lines.
@@ -34,7 +43,9 @@
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"PVSPOOL1";
 /// Segment format version written in the header.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest segment format version still read (records not bound to the segment).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Size of the segment header.
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// Magic at the start of every record.
@@ -76,14 +87,36 @@ pub struct SegmentHeader {
     pub id: u64,
     /// Creation time, Unix ms.
     pub created_at_ms: i64,
+    /// Format version ([`FORMAT_VERSION`] for a segment written now).
+    pub version: u32,
 }
 
 impl SegmentHeader {
+    /// The header of a segment written now (the current format version).
+    pub fn new(id: u64, created_at_ms: i64) -> Self {
+        SegmentHeader {
+            id,
+            created_at_ms,
+            version: FORMAT_VERSION,
+        }
+    }
+
+    /// What this segment's record checksums start from ([`record_head`],
+    /// [`RecordHeader::verify`]): the CRC32C of the segment id from version 2, nothing
+    /// (0) in version 1.
+    pub fn record_seed(&self) -> u32 {
+        if self.version >= 2 {
+            record_seed(self.id)
+        } else {
+            0
+        }
+    }
+
     /// The 32 header bytes.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[..8].copy_from_slice(SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[16..24].copy_from_slice(&self.id.to_le_bytes());
         b[24..32].copy_from_slice(&self.created_at_ms.to_le_bytes());
         b
@@ -94,32 +127,48 @@ impl SegmentHeader {
         if b.len() < SEGMENT_HEADER_LEN || &b[..8] != SEGMENT_MAGIC {
             return None;
         }
-        if u32::from_le_bytes(b[8..12].try_into().ok()?) != FORMAT_VERSION {
+        let version = u32::from_le_bytes(b[8..12].try_into().ok()?);
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return None;
         }
         Some(SegmentHeader {
             id: u64::from_le_bytes(b[16..24].try_into().ok()?),
             created_at_ms: i64::from_le_bytes(b[24..32].try_into().ok()?),
+            version,
         })
     }
+}
+
+/// Where the checksums of segment `id`'s records start in the current format: the
+/// CRC32C of the id (u64 LE).
+pub fn record_seed(id: u64) -> u32 {
+    crc32c::crc32c(&id.to_le_bytes())
 }
 
 /// Most batch ids one [`RecordKind::RoundWithIds`] record holds (the writer starts a
 /// new round past it).
 pub const MAX_IDS_PER_RECORD: usize = u16::MAX as usize;
 
-/// Appends one framed record to `out`. Ids (each at most 255 bytes, at most
+/// Appends one framed record to `out`, its checksum started from `seed` (the segment's
+/// [`SegmentHeader::record_seed`]). Ids (each at most 255 bytes, at most
 /// [`MAX_IDS_PER_RECORD`]) are written for [`RecordKind::Batch`] (at most one) and
 /// [`RecordKind::RoundWithIds`]; ignored for [`RecordKind::Events`].
-pub fn encode_record(out: &mut Vec<u8>, kind: RecordKind, rows: u32, ids: &[&[u8]], ipc: &[u8]) {
-    out.extend_from_slice(&record_head(kind, rows, ids, ipc));
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    seed: u32,
+    kind: RecordKind,
+    rows: u32,
+    ids: &[&[u8]],
+    ipc: &[u8],
+) {
+    out.extend_from_slice(&record_head(seed, kind, rows, ids, ipc));
     out.extend_from_slice(ipc);
 }
 
 /// The bytes of the record [`encode_record`] frames, up to its payload `ipc` (header and
 /// ids; the length and CRC cover the payload too): written before the payload, the two
 /// are the record, without copying the payload into one buffer with its header.
-pub fn record_head(kind: RecordKind, rows: u32, ids: &[&[u8]], ipc: &[u8]) -> Vec<u8> {
+pub fn record_head(seed: u32, kind: RecordKind, rows: u32, ids: &[&[u8]], ipc: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + 8);
     out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
     out.extend_from_slice(&[0u8; 8]); // length and crc, patched below
@@ -146,7 +195,7 @@ pub fn record_head(kind: RecordKind, rows: u32, ids: &[&[u8]], ipc: &[u8]) -> Ve
         }
     }
     let body_len = (out.len() + ipc.len() - RECORD_HEADER_LEN) as u32;
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[12..]), ipc);
+    let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &out[12..]), ipc);
     out[4..8].copy_from_slice(&body_len.to_le_bytes());
     out[8..12].copy_from_slice(&crc.to_le_bytes());
     out
@@ -189,10 +238,12 @@ impl RecordHeader {
         })
     }
 
-    /// Checks the body against the CRC and splits it into (kind, batch ids, payload).
-    /// `None` for a mismatch, an unknown kind or an id list running past the body.
-    pub fn verify<'b>(&self, body: &'b [u8]) -> Option<Verified<'b>> {
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&self.crc_prefix), body);
+    /// Checks the body against the CRC, started from `seed` (the segment's
+    /// [`SegmentHeader::record_seed`]), and splits it into (kind, batch ids, payload).
+    /// `None` for a mismatch (a record of another segment among them), an unknown kind
+    /// or an id list running past the body.
+    pub fn verify<'b>(&self, seed: u32, body: &'b [u8]) -> Option<Verified<'b>> {
+        let crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &self.crc_prefix), body);
         if crc != self.crc {
             return None;
         }
@@ -228,14 +279,15 @@ impl RecordHeader {
 mod tests {
     use super::*;
 
-    /// The bytes of a record, pinned (its CRC-32C computed apart from this crate): the
-    /// encoder and the verifier are tested together below, and a change to both would
-    /// pass there while older spools stopped reading.
+    /// The bytes of a version-1 record, pinned (its CRC-32C computed apart from this
+    /// crate): the encoder and the verifier are tested together below, and a change to
+    /// both would pass there while older spools stopped reading.
     #[test]
-    fn a_record_s_bytes_are_pinned() {
+    fn a_version_1_record_s_bytes_are_pinned() {
         let mut out = Vec::new();
         encode_record(
             &mut out,
+            0,
             RecordKind::RoundWithIds,
             9,
             &[b"ab", b"c"],
@@ -252,19 +304,70 @@ mod tests {
         ];
         assert_eq!(out, want);
         assert_eq!(
-            record_head(RecordKind::RoundWithIds, 9, &[b"ab", b"c"], b"xyz"),
+            record_head(0, RecordKind::RoundWithIds, 9, &[b"ab", b"c"], b"xyz"),
             want[..27]
         );
+        let h = RecordHeader::decode(want[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
+        assert!(h.verify(0, &want[RECORD_HEADER_LEN..]).is_some());
+    }
+
+    /// The same record in segment 42 of a version-2 spool: its CRC-32C (computed apart,
+    /// a bitwise CRC-32C in Python) is that of the id's eight bytes, then the same
+    /// bytes as above. Only those four bytes differ from version 1.
+    #[test]
+    fn a_version_2_record_s_bytes_are_pinned() {
+        let header = SegmentHeader::new(42, 0);
+        let mut out = Vec::new();
+        encode_record(
+            &mut out,
+            header.record_seed(),
+            RecordKind::RoundWithIds,
+            9,
+            &[b"ab", b"c"],
+            b"xyz",
+        );
+        let want: [u8; 30] = [
+            80, 86, 82, 49, // magic
+            10, 0, 0, 0, // body length
+            100, 231, 220, 183, // CRC-32C of the segment id, then of what follows
+            3, 0, 0, 0, // kind, reserved
+            9, 0, 0, 0, // rows
+            2, 0, 2, 97, 98, 1, 99, // two ids: "ab", "c"
+            120, 121, 122, // payload
+        ];
+        assert_eq!(out, want);
+    }
+
+    /// A record verifies only in its own segment: a file reused for another segment
+    /// holds the records of the one before, and those must read as damage.
+    #[test]
+    fn a_record_verifies_in_its_segment_only() {
+        let (mine, other) = (SegmentHeader::new(7, 0), SegmentHeader::new(8, 0));
+        let mut out = Vec::new();
+        encode_record(
+            &mut out,
+            mine.record_seed(),
+            RecordKind::Events,
+            5,
+            &[],
+            b"p",
+        );
+        let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
+        let body = &out[RECORD_HEADER_LEN..];
+        assert!(h.verify(mine.record_seed(), body).is_some());
+        assert!(h.verify(other.record_seed(), body).is_none());
+        // Nor as a version-1 record.
+        assert!(h.verify(0, body).is_none());
     }
 
     #[test]
     fn record_round_trip() {
         let mut out = Vec::new();
-        encode_record(&mut out, RecordKind::Batch, 7, &[b"abc"], b"payload");
+        encode_record(&mut out, 3, RecordKind::Batch, 7, &[b"abc"], b"payload");
         let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
         assert_eq!(h.rows, 7);
         assert_eq!(h.body_len as usize, out.len() - RECORD_HEADER_LEN);
-        let (k, ids, ipc) = h.verify(&out[RECORD_HEADER_LEN..]).unwrap();
+        let (k, ids, ipc) = h.verify(3, &out[RECORD_HEADER_LEN..]).unwrap();
         assert_eq!(
             (k, ids, ipc),
             (RecordKind::Batch, vec![&b"abc"[..]], &b"payload"[..])
@@ -276,9 +379,9 @@ mod tests {
         let long = [b'x'; 255];
         for ids in [vec![], vec![&b"a"[..]], vec![&b"one"[..], &long[..], b"3"]] {
             let mut out = Vec::new();
-            encode_record(&mut out, RecordKind::RoundWithIds, 9, &ids, b"payload");
+            encode_record(&mut out, 0, RecordKind::RoundWithIds, 9, &ids, b"payload");
             let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
-            let (k, got, ipc) = h.verify(&out[RECORD_HEADER_LEN..]).unwrap();
+            let (k, got, ipc) = h.verify(0, &out[RECORD_HEADER_LEN..]).unwrap();
             assert_eq!(
                 (k, got, ipc),
                 (RecordKind::RoundWithIds, ids, &b"payload"[..])
@@ -286,21 +389,23 @@ mod tests {
         }
         // An id list claiming more than the body holds is refused, CRC or not.
         let mut out = Vec::new();
-        encode_record(&mut out, RecordKind::RoundWithIds, 1, &[b"abc"], b"");
+        encode_record(&mut out, 0, RecordKind::RoundWithIds, 1, &[b"abc"], b"");
         let body_len = out.len() - RECORD_HEADER_LEN;
         out.truncate(out.len() - 1);
         let crc = crc32c::crc32c(&out[12..]);
         out[4..8].copy_from_slice(&((body_len - 1) as u32).to_le_bytes());
         out[8..12].copy_from_slice(&crc.to_le_bytes());
         let h = RecordHeader::decode(out[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
-        assert!(h.verify(&out[RECORD_HEADER_LEN..]).is_none());
+        assert!(h.verify(0, &out[RECORD_HEADER_LEN..]).is_none());
     }
 
     #[test]
     fn any_flipped_bit_is_detected() {
         let mut out = Vec::new();
+        let seed = record_seed(11);
         encode_record(
             &mut out,
+            seed,
             RecordKind::RoundWithIds,
             3,
             &[b"id"],
@@ -311,20 +416,29 @@ mod tests {
             c[i / 8] ^= 1 << (i % 8);
             let ok = RecordHeader::decode(c[..RECORD_HEADER_LEN].try_into().unwrap())
                 .filter(|h| h.body_len as usize == c.len() - RECORD_HEADER_LEN)
-                .and_then(|h| h.verify(&c[RECORD_HEADER_LEN..]).map(|_| ()));
+                .and_then(|h| h.verify(seed, &c[RECORD_HEADER_LEN..]).map(|_| ()));
             assert!(ok.is_none(), "flip of bit {i} not detected");
         }
     }
 
     #[test]
     fn segment_header_round_trip() {
-        let h = SegmentHeader {
-            id: 42,
-            created_at_ms: 1_700_000_000_000,
-        };
+        let h = SegmentHeader::new(42, 1_700_000_000_000);
+        assert_eq!(h.version, FORMAT_VERSION);
         assert_eq!(SegmentHeader::decode(&h.encode()), Some(h));
         let mut b = h.encode();
         b[0] = b'X';
         assert_eq!(SegmentHeader::decode(&b), None);
+        // Version 1 is still read, its records' checksums not seeded; others are not.
+        let v1 = SegmentHeader { version: 1, ..h };
+        assert_eq!(SegmentHeader::decode(&v1.encode()), Some(v1));
+        assert_eq!(v1.record_seed(), 0);
+        assert_eq!(h.record_seed(), record_seed(42));
+        for version in [0, FORMAT_VERSION + 1] {
+            assert_eq!(
+                SegmentHeader::decode(&SegmentHeader { version, ..h }.encode()),
+                None
+            );
+        }
     }
 }

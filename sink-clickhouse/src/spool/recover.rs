@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use super::batch_ids::BatchIds;
 use super::record;
 use super::segment::{parse_name, records_after, scan, segment_path, AfterDamage};
-use super::{cut_path, fsync_dir, remove_if_there, write_durably, Recovered, SpoolConfig};
+use super::{
+    cut_path, fsync_dir, remove_if_there, write_durably, Recovered, SpoolConfig, RECYCLED_EXT,
+};
 
 /// The spool id and the first segment id to use, given the segments recovered (`rec`,
 /// and the id after the highest one found, `found_next`).
@@ -105,6 +107,49 @@ pub(super) fn quarantine_file(cfg: &SpoolConfig, path: &Path, reason: &str) -> i
     Ok(to)
 }
 
+/// The loaded segments' files kept for reuse (`<id>.free`): the first
+/// `--spool-recycle` of them are kept, the others deleted. Returns them with the id
+/// after the highest their names and headers hold: a kept file's records verify with
+/// its old segment's id, which must never name a new segment (were the `next-segment`
+/// file lost).
+pub(super) fn recycled(cfg: &SpoolConfig) -> io::Result<(Vec<PathBuf>, u64)> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(&cfg.dir)? {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == RECYCLED_EXT) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    let mut next = 0u64;
+    let mut kept = Vec::new();
+    let mut removed = false;
+    for path in found {
+        let named = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok());
+        let mut head = [0u8; record::SEGMENT_HEADER_LEN];
+        let header = fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .ok()
+            .and_then(|()| record::SegmentHeader::decode(&head));
+        for id in [named, header.map(|h| h.id)].into_iter().flatten() {
+            next = next.max(id.saturating_add(1));
+        }
+        if kept.len() < cfg.recycle && header.is_some() {
+            kept.push(path);
+        } else {
+            fs::remove_file(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        fsync_dir(&cfg.dir)?;
+    }
+    Ok((kept, next))
+}
+
 /// Scans every segment: keeps good ones (sealing the newest), cuts a torn tail of the
 /// newest, quarantines the rest. Returns (report, bytes on disk, next segment id).
 pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Recovered, u64, u64)> {
@@ -141,17 +186,23 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
     // its CRC32C and name a batch not yet sent. Event strings are stored raw, so a
     // client could plant such bytes, but they count only if damage then falls right
     // before them, and the id must be one the edge will use — its queue's message ids.
-    // Not a case worth a certain duplicate; records that carried their segment and
-    // index under the checksum would close it, at a format change.)
+    // Not a case worth a certain duplicate. Since format version 2 the checksum covers
+    // the segment id too, which such bytes would have to match as well; the record's
+    // index it does not cover.)
     let mut scans = Vec::with_capacity(segs.len());
     let mut sealed_ids = std::collections::VecDeque::new();
     let mut unsealed_ids = Vec::new();
-    for (_, sealed, path) in &segs {
+    for (id, sealed, path) in &segs {
         let mut s = scan(path)?;
+        // With its header unreadable, a segment is taken to be of the current format
+        // and of the id its name says.
+        let seed = s
+            .header
+            .map_or_else(|| record::record_seed(*id), |h| h.record_seed());
         let mut after = match s.bad {
             // Best effort: a read error past the damage (another bad sector) must not
             // keep the sink from starting; the segment is then quarantined whole.
-            Some((off, _)) => records_after(path, off).unwrap_or_else(|e| {
+            Some((off, _)) => records_after(path, off, seed).unwrap_or_else(|e| {
                 tracing::error!(segment = %path.display(), error = %e, "reading past the damage failed; the segment is quarantined whole");
                 AfterDamage {
                     unreadable: true,
@@ -225,10 +276,11 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
                 // Damage before records that verify is not a torn tail: the whole
                 // segment is quarantined (DESIGN.md: "anywhere else it MUST quarantine
                 // the segment"), as the loader does with a damaged sealed one, rather
-                // than the records that verify kept. Records carry neither their
-                // segment nor their index, so a record found past damage by searching
-                // for one cannot be told from bytes inside a damaged payload that
-                // happen to frame one, nor the records lost in the damage counted; and
+                // than the records that verify kept. Records carry no index (nor,
+                // before format version 2, their segment), so a record found past
+                // damage by searching for one cannot be told from bytes inside a
+                // damaged payload that happen to frame one, nor the records lost in
+                // the damage counted; and
                 // an operator replaying the file by hand gets every byte the sink
                 // wrote. Nothing is deleted, and the ids of the records that verify
                 // are remembered (above).

@@ -138,7 +138,7 @@ impl SegmentReader {
         if read_full(&mut self.file, &mut body)? < body.len() {
             return bad("short record body");
         }
-        let Some((kind, ids, ipc)) = header.verify(&body) else {
+        let Some((kind, ids, ipc)) = header.verify(self.header.record_seed(), &body) else {
             return bad("record checksum mismatch or bad framing");
         };
         let batch_ids = ids.into_iter().map(<[u8]>::to_vec).collect();
@@ -268,9 +268,11 @@ pub struct AfterDamage {
 /// tried until one verifies, then the records are followed by their lengths, and
 /// past a further bad spot the search goes on byte by byte. The bytes of a record that
 /// verifies are not searched (a payload holding bytes that frame a record is not read
-/// as one); those of damaged ones are. None found in the newest `.open` segment: the
-/// damage is a torn tail.
-pub fn records_after(path: &Path, offset: u64) -> io::Result<AfterDamage> {
+/// as one); those of damaged ones are. A record verifies with `seed`, the segment's
+/// [`SegmentHeader::record_seed`](super::record::SegmentHeader::record_seed): in a
+/// reused file, the records of its earlier segment do not. None found in the newest
+/// `.open` segment: the damage is a torn tail.
+pub fn records_after(path: &Path, offset: u64, seed: u32) -> io::Result<AfterDamage> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(offset + 1))?;
     let mut rest = Vec::new();
@@ -286,7 +288,7 @@ pub fn records_after(path: &Path, offset: u64) -> io::Result<AfterDamage> {
                 let end = i + RECORD_HEADER_LEN + h.body_len as usize;
                 if let Some((_, ids, _)) = rest
                     .get(i + RECORD_HEADER_LEN..end)
-                    .and_then(|body| h.verify(body))
+                    .and_then(|body| h.verify(seed, body))
                 {
                     found.records += 1;
                     found.rows += u64::from(h.rows);
@@ -299,12 +301,6 @@ pub fn records_after(path: &Path, offset: u64) -> io::Result<AfterDamage> {
         i += 1;
     }
     Ok(found)
-}
-
-/// True when a complete, checksummed record starts anywhere after `offset`: the damage
-/// at `offset` is then in the middle of the file, not a torn tail.
-pub fn valid_record_after(path: &Path, offset: u64) -> io::Result<bool> {
-    Ok(records_after(path, offset)?.records > 0)
 }
 
 #[cfg(test)]

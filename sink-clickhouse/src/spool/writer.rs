@@ -63,8 +63,13 @@ pub(super) enum Msg {
 
 struct Open {
     id: u64,
+    /// What its records' checksums start from ([`SegmentHeader::record_seed`]).
+    seed: u32,
     file: File,
     len: u64,
+    /// The file's length when it was taken from the recycled ones (0 for a new file):
+    /// past `len`, up to it, are the bytes of the segment it held before.
+    reused_len: u64,
     rows: u64,
     records: u32,
     opened: Instant,
@@ -230,9 +235,10 @@ impl Writer {
     fn round(&mut self, round: Vec<Msg>) -> bool {
         let mut events = Vec::new();
         let mut event_waiters = Vec::new();
-        // The round's record: its header, then its payload (written together, not
-        // copied into one buffer).
-        let mut record: Option<(Vec<u8>, ipc::Payload)> = None;
+        // The round's record: its kind and payload (written with its header, not copied
+        // into one buffer with it; the header is made once the segment it goes to is
+        // known, its checksum bound to that segment).
+        let mut record: Option<(RecordKind, ipc::Payload)> = None;
         // Posted requests with their outcome per part, answered after the round's fsync
         // (or with its error). A part whose id an earlier part of this round carries is
         // "already stored" only once that part is, so it waits for the fsync too.
@@ -304,14 +310,12 @@ impl Writer {
             let compress = self.shared.compress_records();
             match joined.and_then(|b| ipc::encode_payload(&[b], compress)) {
                 Ok(payload) => {
-                    let ids: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
-                    let kind = if ids.is_empty() {
+                    let kind = if new_ids.is_empty() {
                         RecordKind::Events
                     } else {
                         RecordKind::RoundWithIds
                     };
-                    let head = record_head(kind, rows_u32(rows), &ids, payload.as_bytes());
-                    record = Some((head, payload));
+                    record = Some((kind, payload));
                     records += 1;
                 }
                 Err(e) => {
@@ -335,10 +339,10 @@ impl Writer {
             }
             new_ids.clear();
         }
-        if let Some((head, payload)) = &record {
-            let res = self.write_round(&[head, payload.as_bytes()], rows, records);
+        if let Some((kind, payload)) = &record {
+            let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
+            let res = self.write_round(*kind, &refs, payload.as_bytes(), rows, records);
             if res.is_ok() {
-                let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
                 for id in &refs {
                     self.ids.remember(id);
                 }
@@ -377,15 +381,24 @@ impl Writer {
         close
     }
 
-    /// Appends `parts` (a round's record) to the open segment, one after the other,
-    /// and fsyncs it.
-    fn write_round(&mut self, parts: &[&[u8]], rows: u64, records: u32) -> io::Result<()> {
+    /// Appends a round's record (its header, then `payload`) to the open segment and
+    /// fsyncs it.
+    fn write_round(
+        &mut self,
+        kind: RecordKind,
+        ids: &[&[u8]],
+        payload: &[u8],
+        rows: u64,
+        records: u32,
+    ) -> io::Result<()> {
         if self.open.is_none() {
             self.open = Some(self.create()?);
         }
         let o = self.open.as_mut().expect("just opened");
+        let head = record_head(o.seed, kind, rows_u32(rows), ids, payload);
+        let parts = [&head[..], payload];
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let res = write_all_vectored(&mut o.file, parts).and_then(|()| o.file.sync_data());
+        let res = write_all_vectored(&mut o.file, &parts).and_then(|()| o.file.sync_data());
         if let Err(e) = res {
             tracing::error!(error = %e, segment = o.id, "spool write failed; cutting the round and sealing");
             // After a failed fsync the page cache state is unknown: cut back to the last
@@ -428,31 +441,51 @@ impl Writer {
             self.reserved = reserve;
         }
         self.next_id += 1;
-        let path = segment_path(&self.shared.cfg.dir, id, false);
+        let dir = &self.shared.cfg.dir;
+        let path = segment_path(dir, id, false);
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis() as i64;
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)?;
-        file.write_all(
-            &SegmentHeader {
-                id,
-                created_at_ms: now_ms,
+        let header = SegmentHeader::new(id, now_ms);
+        // A loaded segment's file, when one is kept (`Spool::recycle`): written over,
+        // its pages already in the page cache and its blocks allocated, it costs about
+        // half the CPU of a new file (BENCHMARKS.md, session 26). Its header is
+        // rewritten and made durable before it takes the new name, so an `.open` file
+        // always names the segment its header does; the records it held do not verify
+        // as this segment's (`record`), and the seal cuts them off.
+        let reused = self.shared.take_recycled();
+        let (mut file, reused_len) = match &reused {
+            Some(free) => {
+                let mut file = OpenOptions::new().write(true).open(free)?;
+                let len = file.metadata()?.len();
+                file.write_all(&header.encode())?;
+                file.sync_data()?;
+                fs::rename(free, &path)?;
+                (file, len)
             }
-            .encode(),
-        )?;
-        file.sync_all()?;
-        fsync_dir(&self.shared.cfg.dir)?;
+            None => {
+                let file = OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(&path)?;
+                (file, 0)
+            }
+        };
+        if reused.is_none() {
+            file.write_all(&header.encode())?;
+            file.sync_all()?;
+        }
+        fsync_dir(dir)?;
         self.shared
             .bytes
             .fetch_add(SEGMENT_HEADER_LEN as u64, Ordering::Relaxed);
         Ok(Open {
             id,
+            seed: header.record_seed(),
             file,
             len: SEGMENT_HEADER_LEN as u64,
+            reused_len,
             rows: 0,
             records: 0,
             opened: Instant::now(),
@@ -478,6 +511,13 @@ impl Writer {
         let Some(o) = self.open.take() else {
             return Ok(());
         };
+        // A reused file ends where its last record does: what the segment it held
+        // before left past that is cut off (and the cut made durable) before the
+        // segment can be loaded, whose reader reads to the end of the file.
+        if o.reused_len > o.len {
+            o.file.set_len(o.len)?;
+            o.file.sync_data()?;
+        }
         // The segment's batch ids durable in the batch-ids file before it can be
         // loaded and deleted (`batch_ids`).
         self.ids.sync()?;

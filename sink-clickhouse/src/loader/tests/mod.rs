@@ -57,6 +57,7 @@ fn spool_cfg(dir: &std::path::Path) -> SpoolConfig {
         segment_idle_min_rows: 0,
         batch_ids_keep: 10,
         compress_above_bytes: 1 << 30,
+        recycle: 2,
     }
 }
 

@@ -1,6 +1,7 @@
-//! Spool unit tests: group commit, sealing, recovery from torn and corrupted files.
+//! Spool unit tests: group commit, sealing, recovery from torn and corrupted files,
+//! recycled segment files.
 //! Shared here: the test config, and helpers to write and read rows; the tests by
-//! concern in `writing`, `sealing` and `recovery`.
+//! concern in `writing`, `sealing`, `recovery` and `recycling`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use arrow_schema::{DataType, Field, Schema};
 use super::*;
 
 mod recovery;
+mod recycling;
 mod sealing;
 mod writing;
 
@@ -26,6 +28,7 @@ pub(super) fn cfg(dir: &Path) -> SpoolConfig {
         segment_idle_min_rows: 0,
         batch_ids_keep: 1000,
         compress_above_bytes: 0,
+        recycle: 2,
     }
 }
 

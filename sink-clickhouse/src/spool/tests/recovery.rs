@@ -207,15 +207,7 @@ async fn an_open_segment_torn_inside_its_header_is_removed() {
     let c = cfg(d.path());
     fs::create_dir_all(&c.dir).unwrap();
     let p = segment::segment_path(&c.dir, 5, false);
-    fs::write(
-        &p,
-        &record::SegmentHeader {
-            id: 5,
-            created_at_ms: 0,
-        }
-        .encode()[..10],
-    )
-    .unwrap();
+    fs::write(&p, &record::SegmentHeader::new(5, 0).encode()[..10]).unwrap();
     let (spool, rec) = Spool::open(c).unwrap();
     assert!(rec.quarantined.is_empty() && !p.exists());
     assert_eq!(spool.bytes(), 0);
@@ -226,13 +218,16 @@ fn arbitrary_bytes_never_panic_and_keep_only_a_valid_prefix() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("x.seg");
     let mut rng = fastrand::Rng::with_seed(7);
-    let mut good = record::SegmentHeader {
-        id: 1,
-        created_at_ms: 0,
-    }
-    .encode()
-    .to_vec();
-    record::encode_record(&mut good, record::RecordKind::Events, 1, &[], b"abc");
+    let header = record::SegmentHeader::new(1, 0);
+    let mut good = header.encode().to_vec();
+    record::encode_record(
+        &mut good,
+        header.record_seed(),
+        record::RecordKind::Events,
+        1,
+        &[],
+        b"abc",
+    );
     for _ in 0..2000 {
         let mut b = good.clone();
         match rng.u8(0..3) {
