@@ -200,8 +200,9 @@ pub struct ServeArgs {
     /// instead of deleting them (`0`: delete). Written over, a file's pages are in the
     /// page cache and its blocks allocated: the spool's writes cost about half the CPU
     /// of filling new files, and the fsyncs return sooner. The kept files take disk
-    /// beside the spool's `--spool-max-bytes`: up to this many segments
-    /// (`--flush-bytes` each at most, plus one round).
+    /// beside the spool's `--spool-max-bytes`: up to this many segments, plus the old
+    /// bytes of the file the open segment is being written over until its seal (a
+    /// segment is at most `--flush-bytes` plus one round, ≤ 64 MiB).
     #[arg(long, env = "SINK_SPOOL_RECYCLE", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]
     pub spool_recycle: u32,
     /// Refuse new events (503 + Retry-After) while the spool holds this many bytes.

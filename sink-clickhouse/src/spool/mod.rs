@@ -73,7 +73,8 @@ pub struct SpoolConfig {
     pub compress_above_bytes: u64,
     /// The files of loaded segments kept to be written over by the next segments, at
     /// most this many (`0`: deleted). Their bytes are not the spool's
-    /// ([`Spool::bytes`]): they are disk in use beside it, up to this many segments.
+    /// ([`Spool::bytes`]): they are disk in use beside it, up to this many segments and
+    /// the old bytes of the file the open segment is written over, until its seal.
     pub recycle: usize,
 }
 
@@ -151,13 +152,22 @@ pub(crate) struct Shared {
     pub(crate) insert_rows: std::sync::OnceLock<InsertRows>,
     /// Loaded segments' files kept for the writer to reuse (`<id>.free`, at most
     /// [`SpoolConfig::recycle`]).
-    pub(crate) recycled: Mutex<Vec<PathBuf>>,
+    pub(crate) recycled: Mutex<Recycled>,
+}
+
+/// The kept files ([`Shared::recycled`]).
+#[derive(Default)]
+pub(crate) struct Recycled {
+    /// Ready for the writer: renamed, the rename durable.
+    pub(crate) free: Vec<PathBuf>,
+    /// Being renamed by [`Spool::delete`] (counted against the bound until ready).
+    pub(crate) pending: usize,
 }
 
 impl Shared {
     /// A kept file for the next segment, if there is one.
     pub(crate) fn take_recycled(&self) -> Option<PathBuf> {
-        self.recycled.lock().expect("recycled files").pop()
+        self.recycled.lock().expect("recycled files").free.pop()
     }
 
     /// [`Spool::quiet_for`], for the writer's ticks and the handles alike.
@@ -244,7 +254,10 @@ impl Spool {
             }),
             first_segment: next_id,
             insert_rows: std::sync::OnceLock::new(),
-            recycled: Mutex::new(recycled),
+            recycled: Mutex::new(Recycled {
+                free: recycled,
+                pending: 0,
+            }),
         });
         let (tx, rx) = mpsc::channel(4096);
         writer::start(shared.clone(), rx, ids, next_id, tx.clone())?;
@@ -379,7 +392,9 @@ impl Spool {
         self.shared.broken.load(Ordering::Relaxed)
     }
 
-    /// Bytes of segment files on disk (open + sealed).
+    /// Bytes of the segments on disk (open + sealed): their headers and records. Not
+    /// counted: the kept files (`--spool-recycle`), and what the open segment's file
+    /// held before, past its records, until the seal cuts it off.
     pub fn bytes(&self) -> u64 {
         self.shared.bytes.load(Ordering::Relaxed)
     }
@@ -459,21 +474,34 @@ impl Spool {
     /// Deletes a fully loaded segment, then its cut if it has one (that order: a
     /// segment without its cut would be loaded whole on a replay), and fsyncs the
     /// directory. While fewer than `--spool-recycle` files are kept, the segment's file
-    /// is kept (renamed `<id>.free`) for the writer to write the next segment over.
+    /// is kept (renamed `<id>.free`) for the writer to write the next segment over —
+    /// handed to it only once the rename is durable: a file written over while a crash
+    /// could still bring back its `.seg` name would come back as a damaged segment
+    /// holding rows already loaded.
     pub fn delete(&self, seg: &Sealed) -> io::Result<()> {
         let len = fs::metadata(&seg.path).map(|m| m.len()).unwrap_or(0);
-        {
-            let mut kept = self.shared.recycled.lock().expect("recycled files");
-            if kept.len() < self.shared.cfg.recycle {
-                let to = seg.path.with_extension(RECYCLED_EXT);
-                fs::rename(&seg.path, &to)?;
-                kept.push(to);
-            } else {
-                fs::remove_file(&seg.path)?;
+        let keep = {
+            let mut r = self.shared.recycled.lock().expect("recycled files");
+            let room = r.free.len() + r.pending < self.shared.cfg.recycle;
+            r.pending += usize::from(room);
+            room
+        };
+        let kept = seg.path.with_extension(RECYCLED_EXT);
+        let removed = if keep {
+            fs::rename(&seg.path, &kept)
+        } else {
+            fs::remove_file(&seg.path)
+        }
+        .and_then(|()| remove_if_there(&cut_path(&seg.path)))
+        .and_then(|()| fsync_dir(&self.shared.cfg.dir));
+        if keep {
+            let mut r = self.shared.recycled.lock().expect("recycled files");
+            r.pending -= 1;
+            if removed.is_ok() {
+                r.free.push(kept);
             }
         }
-        remove_if_there(&cut_path(&seg.path))?;
-        fsync_dir(&self.shared.cfg.dir)?;
+        removed?;
         // Saturating: the loader deletes segments concurrently.
         let _ = self
             .shared
@@ -495,10 +523,10 @@ impl Spool {
     }
 }
 
-/// Where the cut of the segment at `seg_path` is recorded.
 /// File name suffix of a loaded segment's file kept for reuse.
 pub const RECYCLED_EXT: &str = "free";
 
+/// Where the cut of the segment at `seg_path` is recorded.
 fn cut_path(seg_path: &Path) -> PathBuf {
     seg_path.with_extension(segment::CUT_EXT)
 }

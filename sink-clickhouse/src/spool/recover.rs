@@ -194,15 +194,31 @@ pub(super) fn recover(cfg: &SpoolConfig, ids: &mut BatchIds) -> io::Result<(Reco
     let mut unsealed_ids = Vec::new();
     for (id, sealed, path) in &segs {
         let mut s = scan(path)?;
-        // With its header unreadable, a segment is taken to be of the current format
-        // and of the id its name says.
-        let seed = s
-            .header
-            .map_or_else(|| record::record_seed(*id), |h| h.record_seed());
+        // The records after damage verify with the header's seed. Should the header's
+        // id be damaged, they are looked for with the seed of the id the name says as
+        // well; with the header unreadable, with that one and with none (format 1).
+        // Never with none under a readable version-2 header: a reused file may hold
+        // a format-1 segment's records past this one's.
+        let mut seeds = match s.header {
+            Some(h) if h.version >= 2 => vec![h.record_seed(), record::record_seed(*id)],
+            Some(h) => vec![h.record_seed()],
+            None => vec![record::record_seed(*id), 0],
+        };
+        seeds.dedup();
+        let after_damage = |off: u64| -> io::Result<AfterDamage> {
+            let mut best = AfterDamage::default();
+            for &seed in &seeds {
+                let found = records_after(path, off, seed)?;
+                if found.records > best.records {
+                    best = found;
+                }
+            }
+            Ok(best)
+        };
         let mut after = match s.bad {
             // Best effort: a read error past the damage (another bad sector) must not
             // keep the sink from starting; the segment is then quarantined whole.
-            Some((off, _)) => records_after(path, off, seed).unwrap_or_else(|e| {
+            Some((off, _)) => after_damage(off).unwrap_or_else(|e| {
                 tracing::error!(segment = %path.display(), error = %e, "reading past the damage failed; the segment is quarantined whole");
                 AfterDamage {
                     unreadable: true,

@@ -392,6 +392,13 @@ impl Writer {
         records: u32,
     ) -> io::Result<()> {
         if self.open.is_none() {
+            // A failed state left a segment unsealed (its ids, or for a reused file
+            // the bytes past its records, for the recovery at the next start): no
+            // segment is opened after it, which that recovery would find newer and
+            // take the unsealed one for damage in the middle of the spool.
+            if self.shared.broken.load(Ordering::Relaxed) {
+                return Err(io::Error::other("the spool is in a failed state"));
+            }
             self.open = Some(self.create()?);
         }
         let o = self.open.as_mut().expect("just opened");
@@ -448,35 +455,44 @@ impl Writer {
             .unwrap_or(Duration::ZERO)
             .as_millis() as i64;
         let header = SegmentHeader::new(id, now_ms);
-        // A loaded segment's file, when one is kept (`Spool::recycle`): written over,
+        // A loaded segment's file, when one is kept (`Spool::delete`): written over,
         // its pages already in the page cache and its blocks allocated, it costs about
         // half the CPU of a new file (BENCHMARKS.md, session 26). Its header is
         // rewritten and made durable before it takes the new name, so an `.open` file
         // always names the segment its header does; the records it held do not verify
-        // as this segment's (`record`), and the seal cuts them off.
-        let reused = self.shared.take_recycled();
-        let (mut file, reused_len) = match &reused {
-            Some(free) => {
-                let mut file = OpenOptions::new().write(true).open(free)?;
+        // as this segment's (`record`), and the seal cuts them off. Should reusing it
+        // fail, it is removed (under either name) and a new file made instead.
+        let reused = self.shared.take_recycled().and_then(|free| {
+            let reuse = || -> io::Result<(File, u64)> {
+                let mut file = OpenOptions::new().write(true).open(&free)?;
                 let len = file.metadata()?.len();
                 file.write_all(&header.encode())?;
                 file.sync_data()?;
-                fs::rename(free, &path)?;
-                (file, len)
-            }
+                fs::rename(&free, &path)?;
+                fsync_dir(dir)?;
+                Ok((file, len))
+            };
+            reuse()
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, file = %free.display(), "reusing a loaded segment's file failed; making a new one");
+                    let _ = fs::remove_file(&free);
+                    let _ = fs::remove_file(&path);
+                })
+                .ok()
+        });
+        let (file, reused_len) = match reused {
+            Some(r) => r,
             None => {
-                let file = OpenOptions::new()
+                let mut file = OpenOptions::new()
                     .create_new(true)
                     .write(true)
                     .open(&path)?;
+                file.write_all(&header.encode())?;
+                file.sync_all()?;
+                fsync_dir(dir)?;
                 (file, 0)
             }
         };
-        if reused.is_none() {
-            file.write_all(&header.encode())?;
-            file.sync_all()?;
-        }
-        fsync_dir(dir)?;
         self.shared
             .bytes
             .fetch_add(SEGMENT_HEADER_LEN as u64, Ordering::Relaxed);

@@ -182,3 +182,22 @@ async fn a_version_1_segment_is_still_read() {
     assert_eq!(read_all(&spool), vec![7, 8]);
     spool.close().await;
 }
+
+/// A kept file that cannot be written over (here: something else took its name) is
+/// dropped, and the segment goes to a new file: the round is not failed for it.
+#[tokio::test]
+async fn a_kept_file_that_cannot_be_reused_gives_way_to_a_new_one() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    let a = three_records(&spool, [1, 2, 3]).await;
+    spool.delete(&a).unwrap();
+    let kept = with_ext(&c.dir, RECYCLED_EXT).pop().unwrap();
+    fs::remove_file(&kept).unwrap();
+    fs::create_dir(&kept).unwrap();
+    spool.append_events(batch(&[4])).await.unwrap();
+    spool.seal().await.unwrap();
+    assert_eq!(read_all(&spool), vec![4]);
+    assert!(spool.shared.recycled.lock().unwrap().free.is_empty());
+    spool.close().await;
+}
