@@ -279,63 +279,49 @@ impl RecordHeader {
 mod tests {
     use super::*;
 
-    /// The bytes of a version-1 record, pinned (its CRC-32C computed apart from this
-    /// crate): the encoder and the verifier are tested together below, and a change to
-    /// both would pass there while older spools stopped reading.
+    /// The bytes of a record, pinned in both formats (the CRC-32Cs computed apart from
+    /// this crate, a bitwise CRC-32C in Python): the encoder and the verifier are
+    /// tested together below, and a change to both would pass there while older spools
+    /// stopped reading. In version 2 (segment 42 here) the checksum is that of the
+    /// id's eight bytes, then of the same bytes as in version 1: only those four bytes
+    /// differ.
     #[test]
-    fn a_version_1_record_s_bytes_are_pinned() {
-        let mut out = Vec::new();
-        encode_record(
-            &mut out,
-            0,
-            RecordKind::RoundWithIds,
-            9,
-            &[b"ab", b"c"],
-            b"xyz",
-        );
-        let want: [u8; 30] = [
-            80, 86, 82, 49, // magic
-            10, 0, 0, 0, // body length
-            148, 129, 39, 58, // CRC-32C of what follows
-            3, 0, 0, 0, // kind, reserved
-            9, 0, 0, 0, // rows
-            2, 0, 2, 97, 98, 1, 99, // two ids: "ab", "c"
-            120, 121, 122, // payload
-        ];
-        assert_eq!(out, want);
-        assert_eq!(
-            record_head(0, RecordKind::RoundWithIds, 9, &[b"ab", b"c"], b"xyz"),
-            want[..27]
-        );
-        let h = RecordHeader::decode(want[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
-        assert!(h.verify(0, &want[RECORD_HEADER_LEN..]).is_some());
-    }
-
-    /// The same record in segment 42 of a version-2 spool: its CRC-32C (computed apart,
-    /// a bitwise CRC-32C in Python) is that of the id's eight bytes, then the same
-    /// bytes as above. Only those four bytes differ from version 1.
-    #[test]
-    fn a_version_2_record_s_bytes_are_pinned() {
-        let header = SegmentHeader::new(42, 0);
-        let mut out = Vec::new();
-        encode_record(
-            &mut out,
-            header.record_seed(),
-            RecordKind::RoundWithIds,
-            9,
-            &[b"ab", b"c"],
-            b"xyz",
-        );
-        let want: [u8; 30] = [
-            80, 86, 82, 49, // magic
-            10, 0, 0, 0, // body length
-            100, 231, 220, 183, // CRC-32C of the segment id, then of what follows
-            3, 0, 0, 0, // kind, reserved
-            9, 0, 0, 0, // rows
-            2, 0, 2, 97, 98, 1, 99, // two ids: "ab", "c"
-            120, 121, 122, // payload
-        ];
-        assert_eq!(out, want);
+    fn a_record_s_bytes_are_pinned() {
+        let v1 = SegmentHeader {
+            version: 1,
+            ..SegmentHeader::new(42, 0)
+        };
+        let v2 = SegmentHeader::new(42, 0);
+        for (header, crc) in [(v1, [148, 129, 39, 58]), (v2, [100, 231, 220, 183])] {
+            let seed = header.record_seed();
+            let mut out = Vec::new();
+            encode_record(
+                &mut out,
+                seed,
+                RecordKind::RoundWithIds,
+                9,
+                &[b"ab", b"c"],
+                b"xyz",
+            );
+            let mut want: Vec<u8> = vec![
+                80, 86, 82, 49, // magic
+                10, 0, 0, 0, // body length
+            ];
+            want.extend(crc); // CRC-32C of (the segment id and) what follows
+            want.extend([
+                3, 0, 0, 0, // kind, reserved
+                9, 0, 0, 0, // rows
+                2, 0, 2, 97, 98, 1, 99, // two ids: "ab", "c"
+                120, 121, 122, // payload
+            ]);
+            assert_eq!(out, want, "version {}", header.version);
+            assert_eq!(
+                record_head(seed, RecordKind::RoundWithIds, 9, &[b"ab", b"c"], b"xyz"),
+                want[..27]
+            );
+            let h = RecordHeader::decode(want[..RECORD_HEADER_LEN].try_into().unwrap()).unwrap();
+            assert!(h.verify(seed, &want[RECORD_HEADER_LEN..]).is_some());
+        }
     }
 
     /// A record verifies only in its own segment: a file reused for another segment
