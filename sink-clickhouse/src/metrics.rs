@@ -60,6 +60,8 @@ pub struct Metrics {
     pub spool_bytes: Gauge,
     /// Sealed segments waiting to be loaded.
     pub spool_segments: Gauge,
+    /// Bytes of loaded segments' files kept for reuse (beside `spool_bytes`).
+    pub spool_recycled_bytes: Gauge,
     /// Age of the oldest unloaded sealed segment, seconds.
     pub spool_oldest_age_seconds: Gauge,
     /// Bytes written to the spool since start.
@@ -95,6 +97,7 @@ impl Metrics {
             duplicate_batches: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_segments: Gauge::default(),
+            spool_recycled_bytes: Gauge::default(),
             spool_oldest_age_seconds: Gauge::default(),
             spool_written_bytes: Counter::default(),
             spool_fsyncs: Counter::default(),
@@ -156,6 +159,11 @@ impl Metrics {
             "spool_segments",
             "Sealed spool segments waiting to be loaded",
             m.spool_segments.clone(),
+        );
+        r.register(
+            "spool_recycled_bytes",
+            "Bytes of loaded spool segments' files kept for the next segments (--spool-recycle), beside spool_bytes",
+            m.spool_recycled_bytes.clone(),
         );
         r.register(
             "spool_oldest_age_seconds",

@@ -60,6 +60,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     m.spool_bytes.set(state.spool.bytes() as i64);
+    m.spool_recycled_bytes
+        .set(state.spool.recycled_bytes() as i64);
     let (written, rounds) = state.spool.written();
     // The counters follow the spool's totals; `fetch_max`, so that scrapes at the same
     // time (Prometheus, the status page) cannot each add the same change.

@@ -399,6 +399,22 @@ impl Spool {
         self.shared.bytes.load(Ordering::Relaxed)
     }
 
+    /// Bytes on disk of the loaded segments' files kept for the next segments
+    /// (`--spool-recycle`): disk in use beside [`Spool::bytes`].
+    pub fn recycled_bytes(&self) -> u64 {
+        let free = self
+            .shared
+            .recycled
+            .lock()
+            .expect("recycled files")
+            .free
+            .clone();
+        free.iter()
+            .filter_map(|p| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Total bytes written since start, and group-commit rounds (fsyncs).
     pub fn written(&self) -> (u64, u64) {
         (

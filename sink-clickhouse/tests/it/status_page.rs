@@ -159,6 +159,16 @@ fn status_page_shows_the_metrics_figures_and_charts() {
             .unwrap(),
     );
     assert_eq!(metrics, after, "counters moved after the load stopped");
+    // The loaded segments' files are kept for the next ones (`--spool-recycle`), and
+    // their bytes shown beside the spool's.
+    assert!(
+        metrics
+            .get("sink_spool_recycled_bytes")
+            .copied()
+            .unwrap_or(0.0)
+            > 0.0,
+        "no kept segment file in the metrics: {metrics:?}"
+    );
 
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(

@@ -41,6 +41,7 @@ async fn a_loaded_segment_s_file_is_written_over_by_the_next() {
     assert!(!a.path.exists());
     assert_eq!(with_ext(&c.dir, RECYCLED_EXT).len(), 1);
     assert_eq!(spool.bytes(), 0);
+    assert_eq!(spool.recycled_bytes(), a_len);
 
     spool.append_events(batch(&[4])).await.unwrap();
     spool.seal().await.unwrap();
@@ -49,6 +50,7 @@ async fn a_loaded_segment_s_file_is_written_over_by_the_next() {
     // The same file, taken from the kept ones and cut where its one record ends.
     assert_eq!(m.ino(), a_inode);
     assert!(with_ext(&c.dir, RECYCLED_EXT).is_empty());
+    assert_eq!(spool.recycled_bytes(), 0);
     assert!(m.len() < a_len, "{} < {a_len}", m.len());
     assert_eq!(spool.bytes(), m.len());
     assert_eq!(read_all(&spool), vec![4]);
