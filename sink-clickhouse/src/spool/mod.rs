@@ -22,6 +22,7 @@
 pub mod batch_ids;
 pub mod insert_rows;
 pub mod ipc;
+mod open;
 pub mod record;
 mod recover;
 pub mod segment;

@@ -18,11 +18,10 @@
 //! than on `/e`; BENCHMARKS.md.)
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use ingest_core::Batcher;
@@ -30,11 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::batch_ids::BatchIds;
 use super::batch_ids::MAX_IDS_PER_REQUEST;
-use super::record::{
-    record_head, RecordKind, SegmentHeader, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN,
-};
-use super::segment::segment_path;
-use super::{fsync_dir, ipc, AppendError, Appended, BatchPart, Shared};
+use super::open::Open;
+use super::record::{RecordKind, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN};
+use super::{ipc, AppendError, Appended, BatchPart, Shared};
 
 /// Stop adding to a round past this many bytes of input (bounds the round's buffer).
 const ROUND_MAX_BYTES: usize = 32 << 20;
@@ -59,54 +56,6 @@ pub(super) enum Msg {
     },
     /// Sent periodically so an idle open segment is sealed by age.
     Tick,
-}
-
-struct Open {
-    id: u64,
-    /// What its records' checksums start from ([`SegmentHeader::record_seed`]).
-    seed: u32,
-    file: File,
-    len: u64,
-    /// The file's length when it was taken from the recycled ones (0 for a new file):
-    /// past `len`, up to it, are the bytes of the segment it held before.
-    reused_len: u64,
-    rows: u64,
-    records: u32,
-    opened: Instant,
-    /// When the last round was written (fsynced) to it.
-    written: Instant,
-    /// Opened less than `segment_max_age` after a busy segment was sealed (see
-    /// [`Writer::last_busy`]): it continues a burst, and its idle seal needs no row
-    /// floor.
-    after_busy: bool,
-}
-
-impl Open {
-    /// At its size limit, in rows or bytes.
-    fn full(&self, cfg: &super::SpoolConfig) -> bool {
-        self.len >= cfg.segment_max_bytes || self.rows >= cfg.segment_max_rows
-    }
-
-    /// Sealed now, it says the traffic is no trickle: it filled, or it reached the
-    /// idle seal's row floor (single events at tens of thousands a second fill no
-    /// segment before its age, yet are no trickle). See [`Writer::last_busy`].
-    fn busy(&self, cfg: &super::SpoolConfig) -> bool {
-        self.full(cfg) || self.rows >= cfg.segment_idle_min_rows
-    }
-
-    /// Old enough, or idle long enough with rows enough, to be sealed now. The row
-    /// floor (`segment_idle_min_rows`) keeps a trickle of events in few, large inserts;
-    /// the rest of a burst — after segments that filled, or that reached the floor
-    /// before their age — is not a trickle, and is sealed at the idle time whatever its
-    /// size rather than at its age (up to `segment_max_age` later: the end of a burst
-    /// of 1,005,000 events landed ≈ 1 s after one of 1,000,000, BENCHMARKS.md sessions
-    /// 17 and 18).
-    fn seal_due(&self, cfg: &super::SpoolConfig) -> bool {
-        self.opened.elapsed() >= cfg.segment_max_age
-            || (!cfg.segment_idle.is_zero()
-                && (self.rows >= cfg.segment_idle_min_rows || self.after_busy)
-                && self.written.elapsed() >= cfg.segment_idle)
-    }
 }
 
 /// Segment ids are reserved this many at a time ([`super::recover::write_next_segment`]).
@@ -402,35 +351,26 @@ impl Writer {
             self.open = Some(self.create()?);
         }
         let o = self.open.as_mut().expect("just opened");
-        let head = record_head(o.seed, kind, rows_u32(rows), ids, payload);
-        let parts = [&head[..], payload];
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let res = write_all_vectored(&mut o.file, &parts).and_then(|()| o.file.sync_data());
-        if let Err(e) = res {
-            tracing::error!(error = %e, segment = o.id, "spool write failed; cutting the round and sealing");
-            // After a failed fsync the page cache state is unknown: cut back to the last
-            // acknowledged length and never append to this file again.
-            let undo = o.file.set_len(o.len).and_then(|()| o.file.sync_all());
-            if undo.is_err() {
-                // The failed round may be on disk whole, its requests answered with an
-                // error and its batch ids not remembered: the segment is left unsealed
-                // (not loaded), for the recovery at the next start to cut or keep the
-                // round and write its ids back.
-                self.shared.broken.store(true, Ordering::Relaxed);
-                self.open = None;
-            } else {
-                self.seal_logged();
+        let len = match o.append(kind, ids, payload, rows, records) {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::error!(error = %e, segment = o.id, "spool write failed; cutting the round and sealing");
+                // Never appended to again: cut back to the last acknowledged record.
+                if o.undo().is_err() {
+                    // The failed round may be on disk whole, its requests answered with
+                    // an error and its batch ids not remembered: the segment is left
+                    // unsealed (not loaded), for the recovery at the next start to cut
+                    // or keep the round and write its ids back.
+                    self.shared.broken.store(true, Ordering::Relaxed);
+                    self.open = None;
+                } else {
+                    self.seal_logged();
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        o.len += len as u64;
-        o.rows += rows;
-        o.records += records;
-        o.written = Instant::now();
-        self.shared.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        self.shared
-            .written_bytes
-            .fetch_add(len as u64, Ordering::Relaxed);
+        };
+        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+        self.shared.written_bytes.fetch_add(len, Ordering::Relaxed);
         self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         let since_open = self.shared.opened.elapsed().as_micros();
         self.shared.last_round_us.store(
@@ -440,6 +380,7 @@ impl Writer {
         Ok(())
     }
 
+    /// Opens the next segment ([`Open::create`]), its id reserved on disk first.
     fn create(&mut self) -> io::Result<Open> {
         let id = self.next_id;
         if id >= self.reserved {
@@ -448,68 +389,14 @@ impl Writer {
             self.reserved = reserve;
         }
         self.next_id += 1;
-        let dir = &self.shared.cfg.dir;
-        let path = segment_path(dir, id, false);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis() as i64;
-        let header = SegmentHeader::new(id, now_ms);
-        // A loaded segment's file, when one is kept (`Spool::delete`): written over,
-        // its pages already in the page cache and its blocks allocated, it costs about
-        // half the CPU of a new file (BENCHMARKS.md, session 26). Its header is
-        // rewritten and made durable before it takes the new name, so an `.open` file
-        // always names the segment its header does; the records it held do not verify
-        // as this segment's (`record`), and the seal cuts them off. Should reusing it
-        // fail, it is removed (under either name) and a new file made instead.
-        let reused = self.shared.take_recycled().and_then(|free| {
-            let reuse = || -> io::Result<(File, u64)> {
-                let mut file = OpenOptions::new().write(true).open(&free)?;
-                let len = file.metadata()?.len();
-                file.write_all(&header.encode())?;
-                file.sync_data()?;
-                fs::rename(&free, &path)?;
-                fsync_dir(dir)?;
-                Ok((file, len))
-            };
-            reuse()
-                .inspect_err(|e| {
-                    tracing::warn!(error = %e, file = %free.display(), "reusing a loaded segment's file failed; making a new one");
-                    let _ = fs::remove_file(&free);
-                    let _ = fs::remove_file(&path);
-                })
-                .ok()
-        });
-        let (file, reused_len) = match reused {
-            Some(r) => r,
-            None => {
-                let mut file = OpenOptions::new()
-                    .create_new(true)
-                    .write(true)
-                    .open(&path)?;
-                file.write_all(&header.encode())?;
-                file.sync_all()?;
-                fsync_dir(dir)?;
-                (file, 0)
-            }
-        };
+        let after_busy = self
+            .last_busy
+            .is_some_and(|t| t.elapsed() < self.shared.cfg.segment_max_age);
+        let o = Open::create(&self.shared, id, after_busy)?;
         self.shared
             .bytes
             .fetch_add(SEGMENT_HEADER_LEN as u64, Ordering::Relaxed);
-        Ok(Open {
-            id,
-            seed: header.record_seed(),
-            file,
-            len: SEGMENT_HEADER_LEN as u64,
-            reused_len,
-            rows: 0,
-            records: 0,
-            opened: Instant::now(),
-            written: Instant::now(),
-            after_busy: self
-                .last_busy
-                .is_some_and(|t| t.elapsed() < self.shared.cfg.segment_max_age),
-        })
+        Ok(o)
     }
 
     fn seal_logged(&mut self) {
@@ -527,25 +414,14 @@ impl Writer {
         let Some(o) = self.open.take() else {
             return Ok(());
         };
-        // A reused file ends where its last record does: what the segment it held
-        // before left past that is cut off (and the cut made durable) before the
-        // segment can be loaded, whose reader reads to the end of the file.
-        if o.reused_len > o.len {
-            o.file.set_len(o.len)?;
-            o.file.sync_data()?;
-        }
+        o.cut_reused_tail()?;
         // The segment's batch ids durable in the batch-ids file before it can be
         // loaded and deleted (`batch_ids`).
         self.ids.sync()?;
-        let dir = &self.shared.cfg.dir;
-        let from = segment_path(dir, o.id, false);
+        o.seal_file(&self.shared.cfg.dir)?;
         if o.records == 0 {
-            fs::remove_file(&from)?;
             self.shared.bytes.fetch_sub(o.len, Ordering::Relaxed);
-        } else {
-            fs::rename(&from, segment_path(dir, o.id, true))?;
         }
-        fsync_dir(dir)?;
         if o.busy(&self.shared.cfg) {
             self.last_busy = Some(Instant::now());
         }
@@ -575,27 +451,6 @@ fn batch_bytes(b: &RecordBatch) -> usize {
                 .unwrap_or_else(|_| c.get_array_memory_size())
         })
         .sum()
-}
-
-/// `Write::write_all` of `parts` in order, with vectored writes (one `writev` for the
-/// whole round, unless the kernel takes less). `write_all_vectored` is not stable.
-fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-    let mut rest = &mut slices[..];
-    IoSlice::advance_slices(&mut rest, 0);
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn rows_u32(rows: u64) -> u32 {
-    u32::try_from(rows).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
