@@ -27,21 +27,31 @@ async fn three_records(spool: &Spool, vals: [i32; 3]) -> Sealed {
     segs.into_iter().next().unwrap()
 }
 
+/// A spool in `d` whose one segment, three one-row records [1, 2, 3], was loaded:
+/// its file kept for reuse, and returned with the spool and its config.
+async fn one_segment_loaded(d: &Path) -> (Spool, SpoolConfig, PathBuf) {
+    let c = cfg(d);
+    let (spool, _) = Spool::open(c.clone()).unwrap();
+    let a = three_records(&spool, [1, 2, 3]).await;
+    let a_len = fs::metadata(&a.path).unwrap().len();
+    spool.delete(&a).unwrap();
+    assert!(!a.path.exists());
+    let kept = with_ext(&c.dir, RECYCLED_EXT);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(spool.bytes(), 0);
+    assert_eq!(spool.recycled_bytes(), a_len);
+    let kept = kept.into_iter().next().unwrap();
+    (spool, c, kept)
+}
+
 #[tokio::test]
 async fn a_loaded_segment_s_file_is_written_over_by_the_next() {
     let d = tempfile::tempdir().unwrap();
-    let c = cfg(d.path());
-    let (spool, _) = Spool::open(c.clone()).unwrap();
-    let a = three_records(&spool, [1, 2, 3]).await;
+    let (spool, c, kept) = one_segment_loaded(d.path()).await;
     let (a_len, a_inode) = {
-        let m = fs::metadata(&a.path).unwrap();
+        let m = fs::metadata(&kept).unwrap();
         (m.len(), m.ino())
     };
-    spool.delete(&a).unwrap();
-    assert!(!a.path.exists());
-    assert_eq!(with_ext(&c.dir, RECYCLED_EXT).len(), 1);
-    assert_eq!(spool.bytes(), 0);
-    assert_eq!(spool.recycled_bytes(), a_len);
 
     spool.append_events(batch(&[4])).await.unwrap();
     spool.seal().await.unwrap();
@@ -68,11 +78,8 @@ async fn a_loaded_segment_s_file_is_written_over_by_the_next() {
 #[tokio::test]
 async fn a_crash_in_a_reused_file_cuts_what_the_file_held_before() {
     let d = tempfile::tempdir().unwrap();
-    let c = cfg(d.path());
-    let (spool, _) = Spool::open(c.clone()).unwrap();
-    let a = three_records(&spool, [1, 2, 3]).await;
-    let a_len = fs::metadata(&a.path).unwrap().len();
-    spool.delete(&a).unwrap();
+    let (spool, c, kept) = one_segment_loaded(d.path()).await;
+    let a_len = fs::metadata(&kept).unwrap().len();
     spool.append_events(batch(&[4])).await.unwrap();
     let b_len = spool.bytes();
     // The crash: the open segment as it is on disk now, before the seal cuts it.
@@ -190,11 +197,7 @@ async fn a_version_1_segment_is_still_read() {
 #[tokio::test]
 async fn a_kept_file_that_cannot_be_reused_gives_way_to_a_new_one() {
     let d = tempfile::tempdir().unwrap();
-    let c = cfg(d.path());
-    let (spool, _) = Spool::open(c.clone()).unwrap();
-    let a = three_records(&spool, [1, 2, 3]).await;
-    spool.delete(&a).unwrap();
-    let kept = with_ext(&c.dir, RECYCLED_EXT).pop().unwrap();
+    let (spool, _, kept) = one_segment_loaded(d.path()).await;
     fs::remove_file(&kept).unwrap();
     fs::create_dir(&kept).unwrap();
     spool.append_events(batch(&[4])).await.unwrap();
