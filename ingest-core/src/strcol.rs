@@ -154,15 +154,19 @@ impl StrCol {
     }
 
     /// The column of everything appended; the builder is left empty, with capacity for
-    /// `next_rows` rows of this column's average length (its own, not the batch's:
-    /// columns differ tenfold).
+    /// `next_rows` rows of a little over this column's average length (its own, not the
+    /// batch's: columns differ tenfold).
     pub(crate) fn finish(&mut self, next_rows: usize) -> StringArray {
         if self.pending > 0 {
             self.settle();
         }
         let rows = self.offsets.len() - 1;
         let bytes = self.values.len();
+        // An eighth more than the average: a batch of the same rows whose values run a
+        // little longer (half of them) then grows nothing, where a grow copied the
+        // whole column so far (1.3% of the full path's instructions).
         let next_bytes = bytes.saturating_mul(next_rows) / rows.max(1);
+        let next_bytes = next_bytes.saturating_add(next_bytes / 8);
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(next_bytes));
         let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(next_rows + 1));
         self.offsets.push(0);
