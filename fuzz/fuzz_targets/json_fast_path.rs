@@ -1,7 +1,8 @@
 //! Any bytes as an own-format and as a Plausible body, under default and tight limits:
 //! the fast path for flat event objects (ingest-core `wire::flat`) and the simd-json
 //! path must give equal answers — the same events, the same rejections, the same
-//! request-level error.
+//! request-level error — and so must `parse_slice` (no copy; the fast path finds the
+//! NDJSON lines' ends itself).
 #![no_main]
 use ingest_core::{Format, Limits, Parser};
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
             let fast = Parser::new().parse(format, &mut a, &limits);
             let slow = Parser::simd_json_only().parse(format, &mut b, &limits);
             assert_eq!(fast, slow, "{format:?} {limits:?}");
+            let sliced = Parser::new().parse_slice(format, data, &limits);
+            assert_eq!(fast, sliced, "parse_slice: {format:?} {limits:?}");
         }
     }
 });

@@ -7,9 +7,12 @@ use std::ops::Range;
 
 use super::super::json::Num;
 
+/// Skips whitespace within a line: a raw `\n` is where the scan stops (an NDJSON
+/// line's end, which lets the caller find lines by scanning them; the rare object
+/// pretty-printed over several lines is left to simd-json).
 #[inline]
 pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+    while let Some(b' ' | b'\t' | b'\r') = b.get(i) {
         i += 1;
     }
     i
