@@ -86,7 +86,9 @@ pub(crate) fn is_canonical_site_id(site: &str) -> bool {
         [] => false,
         [first, .., last] if first.is_ascii_whitespace() || last.is_ascii_whitespace() => false,
         [only] if only.is_ascii_whitespace() => false,
-        b => !b.iter().any(u8::is_ascii_uppercase),
+        // A fold without an early exit, which the compiler vectorizes (`any`'s byte
+        // loop with a branch per byte was 2% of the full path).
+        b => !b.iter().fold(false, |up, c| up | c.is_ascii_uppercase()),
     }
 }
 
