@@ -23,6 +23,7 @@ mod pipeline;
 mod privacy;
 mod referrer;
 pub mod schema;
+mod short_eq;
 mod useragent;
 mod wire;
 

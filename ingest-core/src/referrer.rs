@@ -157,7 +157,7 @@ fn with_source_by<'a>(
     source_of: impl FnOnce(&str) -> Option<&'static str>,
 ) -> Referrer<'a> {
     match host {
-        Some(host) if host != page_hostname => {
+        Some(host) if !crate::short_eq::short_eq(host.as_bytes(), page_hostname.as_bytes()) => {
             let source = match source_of(&host) {
                 Some(name) => Cow::Borrowed(name),
                 None => host.clone(),

@@ -98,7 +98,7 @@ pub(super) fn page_url<'a>(url: &'a str, cfg: &NormalizeConfig) -> Option<PageUr
         match bytes[i] {
             b'?' | b'#' => break,
             b'/' => {
-                if dot_segment(&bytes[segment_start..i]) {
+                if dot_segment(bytes, segment_start, i) {
                     return None;
                 }
                 segment_start = i + 1;
@@ -113,7 +113,7 @@ pub(super) fn page_url<'a>(url: &'a str, cfg: &NormalizeConfig) -> Option<PageUr
         }
         i += 1;
     }
-    if dot_segment(&bytes[segment_start..i]) {
+    if dot_segment(bytes, segment_start, i) {
         return None;
     }
     let path = &url[auth.end..i];
@@ -314,8 +314,14 @@ fn scheme_len(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-fn dot_segment(segment: &[u8]) -> bool {
-    matches!(segment, b"." | b"..")
+/// Is `bytes[start..end]` `.` or `..`? One comparison for the usual longer segment
+/// (slicing each segment to match it was 0.7% of the full path).
+#[inline]
+fn dot_segment(bytes: &[u8], start: usize, end: usize) -> bool {
+    end > start
+        && end - start <= 2
+        && bytes.get(start) == Some(&b'.')
+        && bytes.get(end - 1) == Some(&b'.')
 }
 
 #[cfg(test)]

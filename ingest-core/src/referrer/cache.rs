@@ -57,7 +57,7 @@ impl SourceCache {
         let Some(slot) = self.slots.get_mut(i) else {
             return referrer_source(host);
         };
-        if slot.0.as_bytes() == b {
+        if crate::short_eq::short_eq(slot.0.as_bytes(), b) {
             return slot.1;
         }
         let source = referrer_source(host);
