@@ -65,7 +65,9 @@ fn main() -> ExitCode {
 /// runs every path once, in turn, after one untimed warm-up round: a machine whose
 /// speed drifts during the measurement (a shared VM's does) slows all paths alike
 /// instead of whichever ran in the slow stretch. Each round starts one path further
-/// on, so that no path always runs first. Checks every run returns `n` rows.
+/// on, so that no path always runs first, and every other round runs them in reverse,
+/// so that no path always runs after the same one (what one leaves behind — freed
+/// memory, cold caches — the next pays). Checks every run returns `n` rows.
 fn interleaved_medians(
     reps: usize,
     n: usize,
@@ -75,7 +77,8 @@ fn interleaved_medians(
     let k = paths.len();
     for round in 0..=reps.max(1) {
         for j in 0..k {
-            let i = (round + j) % k;
+            let step = if round % 2 == 0 { j } else { k - j };
+            let i = (round + step) % k;
             let ((name, f), t) = (&mut paths[i], &mut times[i]);
             let t0 = Instant::now();
             let rows = f();
