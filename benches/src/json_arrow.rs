@@ -2,7 +2,7 @@
 //! criterion bench `json_to_arrow` and the `json_to_arrow_events_per_s` figures of
 //! `compare`, so both measure exactly the same thing.
 //!
-//! - [`arrow_json`]: arrow-json's `ReaderBuilder::build_decoder` into 8,192-row
+//! - [`arrow_json()`]: arrow-json's `ReaderBuilder::build_decoder` into 8,192-row
 //!   batches of the 8 [`plain_schema`] columns (unknown fields skipped; no validation).
 //!   The fastest peer a Rust user has.
 //! - [`serde_json_builders`]: `serde_json` into a borrowed struct per line, then the

@@ -18,7 +18,7 @@
 //! | `QUEUE_RETRY_MAX_SECS` | var | `300` | queue mode: the longest such delay (at least the base, at most 43200) |
 //! | `RATE_LIMITER_PERIOD_SECS` | var | `10` | the `period` of the `RATE_LIMITER` binding (Cloudflare allows only 10 or 60): the `Retry-After` of a request that binding refuses |
 //!
-//! Per-request limits of ingest-core's parsers: the table in [`limits`].
+//! Per-request limits of ingest-core's parsers: the table in the `limits` module.
 //!
 //! Bindings (optional): `EVENTS` (Queue producer; its presence selects queue mode),
 //! `DEAD_LETTERS` (producer of the dead-letter queue: where the consumer puts messages

@@ -38,7 +38,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Error, Result};
 use crate::quota::{self, Plan};
 
-/// A site id in the canonical form the pipeline stores (see [`canonical_site_id`]):
+/// A site id in the canonical form the pipeline stores (see `canonical_site_id`):
 /// ASCII whitespace trimmed, ASCII letters lowercased; `None` when nothing is left. For
 /// services that key their own tables by site id (e.g. the edge's usage seeds), so
 /// that their keys match the events' `site_id`.

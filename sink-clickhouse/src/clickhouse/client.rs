@@ -312,11 +312,9 @@ impl Client {
     /// [`Client::insert`] of the rows of `parts`, in order, as one insert — the same
     /// request as for the parts concatenated, without concatenating them (the loader's
     /// chunks are many spool records). The body is streamed: encoded column by column
-    /// on a blocking thread while the server parses the column before ([`stream`]), so
-    /// the insert never holds its rows twice. A failover encodes it again for the next
-    /// URL.
-    ///
-    /// [`stream`]: super::stream
+    /// on a blocking thread while the server parses the column before (module
+    /// `clickhouse::stream`), so the insert never holds its rows twice. A failover
+    /// encodes it again for the next URL.
     pub async fn insert_parts(
         &self,
         layout: &TableLayout,

@@ -39,7 +39,7 @@ pub fn encode_native_parts(
 /// Appends one Native block holding the rows of `parts` in the given order, as
 /// (part, row) pairs (the table's sorting-key order from
 /// [`super::SortKey::order`]), column by column: strings and fixed-width columns
-/// copied straight into the block in that order ([`ordered`]), any other type gathered
+/// copied straight into the block in that order (module `ordered`), any other type gathered
 /// by arrow-select's `interleave` and then encoded as [`encode_native_parts`] would.
 pub fn encode_native_ordered(
     layout: &TableLayout,

@@ -12,7 +12,7 @@
 //! The rules (DESIGN.md, "The spool, precisely") and where they are kept:
 //! - a record is one group-commit round (posted batches and their ids included),
 //!   framed with length + CRC32C ([`record`]);
-//! - one writer thread, one `fdatasync` per round, replies after it ([`writer`]);
+//! - one writer thread, one `fdatasync` per round, replies after it (module `writer`);
 //! - creating or renaming a segment is followed by an fsync of the directory;
 //! - sealed by size, rows or age; only sealed segments are listed for loading;
 //! - recovery cuts a torn tail of the newest segment and quarantines anything else
@@ -277,7 +277,7 @@ impl Spool {
     /// Moves the rows of `rows` (one request's, checked) into the round the writer
     /// takes next, without waiting: `Ok(Some(_))` resolves once that round is fsynced.
     /// `Ok(None)` leaves `rows` as they were — the writer's queue is full, the staged
-    /// round is at [`STAGED_MAX_BYTES`] or the spool is closing — and the caller sends
+    /// round is at `STAGED_MAX_BYTES` or the spool is closing — and the caller sends
     /// them as a batch with [`Spool::append_events`] instead, which waits for room.
     ///
     /// This is the common path for `/e` and `/api/event`: a round's requests append
