@@ -129,8 +129,8 @@ fn string_columns<'e>(ev: &'e Event<'_>) -> [&'e str; 19] {
 /// engagement), kept sparse: only a row with at least one of them (web vitals come
 /// with a third of page views, scroll and engagement with engagement events) is
 /// pushed, once, as a [`NumberRow`]; a finished batch scatters those into zeroed
-/// columns and builds a validity bitmap only for a column that has both values and
-/// gaps. Eight pushes per row into eight vectors (one write stream each) were 4.8% of
+/// columns; a column without gaps gets no validity bitmap, one without values an
+/// all-null one, and only a column with both has its bitmap built from the rows. Eight pushes per row into eight vectors (one write stream each) were 4.8% of
 /// the full path; before that, rows of all eight split per column at `finish` were
 /// eight strided passes, the most cache misses of its reads.
 struct Numbers {
@@ -364,10 +364,12 @@ impl Builders {
     }
 
     /// The batch of everything appended. The builders are left empty, each with
-    /// capacity for `next` rows like this batch's (string columns: of their own
-    /// average length), so a next batch of the same shape grows none of them: sizing
+    /// capacity for `next` rows like this batch's (string columns: of a little over
+    /// their own average length; the props' columns: for as many pairs per row as
+    /// this batch had), so a next batch of the same shape grows none of them: sizing
     /// all string columns alike, and for fewer rows than a batch holds, made every
-    /// batch re-grow them, copying.
+    /// batch re-grow them, copying. (The number columns' sparse rows keep their
+    /// vector's capacity.)
     fn finish(&mut self, next: usize) -> RecordBatch {
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema::COLUMNS.len());
         let next = next.max(1);
@@ -400,11 +402,16 @@ impl Builders {
         // Non-decreasing by construction (one entry per row, after its pairs).
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
         let item = Arc::new(Field::new("item", DataType::Utf8, false));
+        // The pairs' columns are sized by pairs, not rows: sized for `next` *rows* of
+        // this batch's average pair, one event with one long prop in a round of 10⁵
+        // rows reserved hundreds of MB for the next round's props.
+        let rows = offsets.len() - 1;
+        let next_pairs = (self.prop_keys.len().saturating_mul(next) / rows.max(1)).max(1);
         for values in [&mut self.prop_keys, &mut self.prop_values] {
             cols.push(Arc::new(ListArray::new(
                 item.clone(),
                 offsets.clone(),
-                Arc::new(values.finish(next)),
+                Arc::new(values.finish(next_pairs)),
                 None,
             )));
         }
@@ -622,6 +629,20 @@ mod tests {
             assert!((3..16).contains(&rows), "{rows} rows");
             assert!((33..128).contains(&site_bytes), "{site_bytes} bytes");
         }
+        // The props' columns are sized per pair: one long prop in a 100-row batch
+        // does not reserve a long prop for each of the next batch's rows.
+        for i in 0..100u8 {
+            let mut e = ev(i);
+            e.props = if i == 7 {
+                vec![(Cow::Borrowed("k"), Cow::Owned("v".repeat(2000)))]
+            } else {
+                Vec::new()
+            };
+            assert!(b.push(&e, 0).is_none());
+        }
+        assert_eq!(b.flush().unwrap().num_rows(), 100);
+        let cap = b.builders.prop_values.capacity();
+        assert!(cap < 20_000, "{cap} bytes for the next batch's prop values");
         // A larger batch raises it; a smaller one after it does not lower it.
         assert!(batch_of(&mut b, 100).0 >= 100);
         let (rows, site_bytes) = batch_of(&mut b, 1);
@@ -674,21 +695,33 @@ mod tests {
     fn number_columns_hold_each_rows_values() {
         use arrow_array::{Array, Float32Array, UInt32Array, UInt8Array};
         let some = |i: usize, m: usize| (i % m != 0).then_some(i as u32 * 7);
-        let events: Vec<Event<'static>> = (0..300)
-            .map(|i| Event {
+        // By `i % 4`: 0 none of the eight, 1 all of them, 2 and 3 some.
+        let numbered = |i: usize| {
+            let (none, all) = (i % 4 == 0, i % 4 == 1);
+            let pick = |v: Option<u32>| {
+                if none {
+                    None
+                } else if all {
+                    v.or(Some(1))
+                } else {
+                    v
+                }
+            };
+            Event {
                 timings: Timings {
-                    ttfb_ms: Some(i as u32),
-                    fcp_ms: some(i, 2),
-                    lcp_ms: some(i, 3),
-                    inp_ms: some(i, 5),
-                    load_ms: (i % 4 == 0).then_some(9),
-                    cls: (i % 3 == 1).then_some(i as f32 / 8.0),
+                    ttfb_ms: pick(some(i, 3)),
+                    fcp_ms: pick(some(i, 2)),
+                    lcp_ms: pick(some(i, 5)),
+                    inp_ms: pick(None),
+                    load_ms: pick((i % 3 == 0).then_some(9)),
+                    cls: pick((i % 3 == 1).then_some(i as u32)).map(|v| v as f32 / 8.0),
                 },
-                scroll_depth: (i % 7 == 3).then_some((i % 101) as u8),
-                engagement_ms: None,
+                scroll_depth: pick((i % 7 == 3).then_some(i as u32 % 101)).map(|v| v as u8),
+                engagement_ms: pick((i % 6 == 2).then_some(i as u32)),
                 ..ev(1)
-            })
-            .collect();
+            }
+        };
+        let events: Vec<Event<'static>> = (0..300).map(numbered).collect();
         let cfg = BatchConfig {
             max_rows: usize::MAX,
             max_bytes: usize::MAX,
@@ -726,19 +759,50 @@ mod tests {
             ),
             (
                 "engagement_ms",
-                Arc::new(UInt32Array::from(vec![None::<u32>; events.len()])),
+                Arc::new(UInt32Array::from(
+                    events.iter().map(|e| e.engagement_ms).collect::<Vec<_>>(),
+                )),
             ),
         ];
         for (name, want) in want {
             let got = col(name);
             assert_eq!(got.to_data(), want.to_data(), "{name}");
             assert_eq!(got.null_count(), want.null_count(), "{name}");
+            assert!(
+                got.null_count() > 0 && got.null_count() < events.len(),
+                "{name}"
+            );
         }
-        // Every row has a ttfb: no bitmap, as arrow's builders leave it.
-        assert!(col("ttfb_ms").nulls().is_none());
-        assert_eq!(col("engagement_ms").null_count(), events.len());
         // The same rows pushed straight into one batch.
         assert_eq!(batch, events_to_batch(&events));
+        // A column with a value in every row has no bitmap, as arrow's builders leave
+        // it; one with none is all null; one whose only gaps are rows without any of
+        // the eight has them.
+        let ttfb_only = |every: u32| -> Vec<Event<'static>> {
+            (0..50)
+                .map(|i| Event {
+                    timings: Timings {
+                        ttfb_ms: (i % every == 0).then_some(i),
+                        ..Timings::default()
+                    },
+                    ..ev(1)
+                })
+                .collect()
+        };
+        let b = events_to_batch(&ttfb_only(1));
+        let ttfb = b.column_by_name("ttfb_ms").unwrap();
+        assert!(ttfb.nulls().is_none());
+        assert_eq!(
+            ttfb.to_data(),
+            UInt32Array::from_iter_values(0..50).to_data()
+        );
+        assert_eq!(b.column_by_name("lcp_ms").unwrap().null_count(), 50);
+        let b = events_to_batch(&ttfb_only(2));
+        let want = UInt32Array::from_iter((0..50).map(|i| (i % 2 == 0).then_some(i)));
+        assert_eq!(
+            b.column_by_name("ttfb_ms").unwrap().to_data(),
+            want.to_data()
+        );
     }
 
     #[test]

@@ -320,7 +320,7 @@ impl Scan {
             }
             more = next_member(b, &mut i)?;
         }
-        if i != b.len() && b[i] != b'\n' {
+        if !matches!(b.get(i), None | Some(b'\n')) {
             return None;
         }
         sp.url.as_ref()?;
