@@ -11,6 +11,20 @@ use super::record::{record_head, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::segment::segment_path;
 use super::{fsync_dir, Shared, SpoolConfig};
 
+/// One group-commit round's record as the writer hands it to the open segment.
+#[derive(Clone, Copy)]
+pub(super) struct RoundRecord<'a> {
+    pub kind: RecordKind,
+    /// The posted batches' ids it makes durable (in the record's header).
+    pub ids: &'a [&'a [u8]],
+    /// The encoded rows ([`super::ipc::encode_payload`]).
+    pub payload: &'a [u8],
+    /// Rows in the payload.
+    pub rows: u64,
+    /// Spool records the round counts as (what the segment's record count grows by).
+    pub records: u32,
+}
+
 pub(super) struct Open {
     pub(super) id: u64,
     /// What its records' checksums start from ([`SegmentHeader::record_seed`]).
@@ -95,17 +109,17 @@ impl Open {
         })
     }
 
-    /// Appends one record (its header, then `payload`, one `writev`) and fsyncs it;
+    /// Appends one record (its header, then its payload, one `writev`) and fsyncs it;
     /// returns the bytes it took. On an error nothing is counted, and the file may
     /// hold part of the record or all of it ([`Open::undo`]).
-    pub(super) fn append(
-        &mut self,
-        kind: RecordKind,
-        ids: &[&[u8]],
-        payload: &[u8],
-        rows: u64,
-        records: u32,
-    ) -> io::Result<u64> {
+    pub(super) fn append(&mut self, r: &RoundRecord<'_>) -> io::Result<u64> {
+        let RoundRecord {
+            kind,
+            ids,
+            payload,
+            rows,
+            records,
+        } = *r;
         let head = record_head(self.seed, kind, rows_u32(rows), ids, payload);
         let parts = [&head[..], payload];
         write_all_vectored(&mut self.file, &parts)?;

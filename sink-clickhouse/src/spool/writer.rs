@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::batch_ids::BatchIds;
 use super::batch_ids::MAX_IDS_PER_REQUEST;
-use super::open::Open;
+use super::open::{Open, RoundRecord};
 use super::record::{RecordKind, MAX_IDS_PER_RECORD, SEGMENT_HEADER_LEN};
 use super::{ipc, AppendError, Appended, BatchPart, Shared};
 
@@ -290,7 +290,13 @@ impl Writer {
         }
         if let Some((kind, payload)) = &record {
             let refs: Vec<&[u8]> = new_ids.iter().map(Vec::as_slice).collect();
-            let res = self.write_round(*kind, &refs, payload.as_bytes(), rows, records);
+            let res = self.write_round(&RoundRecord {
+                kind: *kind,
+                ids: &refs,
+                payload: payload.as_bytes(),
+                rows,
+                records,
+            });
             if res.is_ok() {
                 for id in &refs {
                     self.ids.remember(id);
@@ -330,16 +336,9 @@ impl Writer {
         close
     }
 
-    /// Appends a round's record (its header, then `payload`) to the open segment and
+    /// Appends a round's record (its header, then its payload) to the open segment and
     /// fsyncs it.
-    fn write_round(
-        &mut self,
-        kind: RecordKind,
-        ids: &[&[u8]],
-        payload: &[u8],
-        rows: u64,
-        records: u32,
-    ) -> io::Result<()> {
+    fn write_round(&mut self, record: &RoundRecord<'_>) -> io::Result<()> {
         if self.open.is_none() {
             // A failed state left a segment unsealed (its ids, or for a reused file
             // the bytes past its records, for the recovery at the next start): no
@@ -351,7 +350,7 @@ impl Writer {
             self.open = Some(self.create()?);
         }
         let o = self.open.as_mut().expect("just opened");
-        let len = match o.append(kind, ids, payload, rows, records) {
+        let len = match o.append(record) {
             Ok(len) => len,
             Err(e) => {
                 tracing::error!(error = %e, segment = o.id, "spool write failed; cutting the round and sealing");
